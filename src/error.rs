@@ -1,0 +1,64 @@
+//! The tool's own failures (bad input, environment problems) and their exit codes.
+//!
+//! A service crashing is not an `Error`: it is an event the supervisor handles. Errors are
+//! the cases where `stack` itself cannot go on; each knows its exit code (SPEC §2).
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::services::ServeError;
+
+/// Exit codes of SPEC §2.
+pub mod exit {
+    /// Everything worked.
+    pub const OK: u8 = 0;
+    /// A service failed (crashed, exited non-zero, could not start).
+    pub const SERVICE_FAILED: u8 = 1;
+    /// Invalid input: CLI usage or the stack file.
+    pub const INVALID_INPUT: u8 = 2;
+    /// Environment problem: port in use, Docker engine unreachable, image missing.
+    pub const ENVIRONMENT: u8 = 3;
+    /// A health check did not pass in time.
+    pub const HEALTH_TIMEOUT: u8 = 4;
+    /// Interrupted by Ctrl-C.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// Result alias for the tool's own failures.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A failure of `stack` itself.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A built-in service could not run.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    /// An I/O failure with the path it concerned.
+    #[error("{action} `{path}`: {source}")]
+    Io {
+        /// What was being done ("cannot read", "cannot create").
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Any other failure of the runtime itself.
+    #[error("{0}")]
+    Runtime(#[from] io::Error),
+}
+
+impl Error {
+    /// The process exit code for this error (SPEC §2).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Serve(e) => e.exit_code(),
+            Error::Io { .. } | Error::Runtime(_) => exit::ENVIRONMENT,
+        }
+    }
+
+    /// Prints the error and its hints to stderr.
+    pub fn report(&self) {
+        eprintln!("error: {self}");
+    }
+}

@@ -1,0 +1,85 @@
+//! Loading a built-in service's YAML configuration with errors that name the file, the
+//! line and column, and the field.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line and column, when known.
+    pub location: Option<(usize, usize)>,
+    /// The field path (`latency.first_token_ms`), when known.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some((line, col)) = self.location {
+            write!(f, ":{line}:{col}")?;
+        }
+        f.write_str(": ")?;
+        if let Some(field) = &self.field {
+            write!(f, "`{field}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl ConfigError {
+    /// An error about the whole file (or a value found after parsing).
+    pub fn new(path: &Path, message: impl Into<String>) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            location: None,
+            field: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads `path` as YAML into `T`; no path, or an empty file, gives `T::default()`.
+pub fn load_yaml<T: DeserializeOwned + Default>(path: Option<&Path>) -> Result<T, ConfigError> {
+    let Some(path) = path else {
+        return Ok(T::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| ConfigError::new(path, format!("cannot read: {err}")))?;
+    parse_yaml(path, &text)
+}
+
+/// Parses YAML `text` (read from `path`) into `T`; an empty document gives `T::default()`.
+pub fn parse_yaml<T: DeserializeOwned + Default>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(T::default());
+    }
+    let de = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let field = err.path().to_string();
+        let inner = err.into_inner();
+        ConfigError {
+            path: path.to_path_buf(),
+            location: inner.location().map(|l| (l.line(), l.column())),
+            field: (field != ".").then_some(field),
+            message: strip_location(&inner.to_string()),
+        }
+    })
+}
+
+/// serde_yaml appends " at line L column C" to its messages; the location is shown apart.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}

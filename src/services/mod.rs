@@ -1,0 +1,134 @@
+//! The built-in services: `stack serve context|model|gateway`.
+//!
+//! Each is a plain `router(state) -> axum::Router` plus a `serve(listener, config, shutdown)`,
+//! so it runs as a child process of the orchestrator and is testable in-process.
+
+pub mod config;
+pub mod context;
+pub mod gateway;
+pub mod http;
+pub mod metrics;
+pub mod model;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use tokio_util::sync::CancellationToken;
+
+/// The built-in service kinds.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum BuiltinKind {
+    /// The MCP context server (SPEC §4.1)
+    Context,
+    /// The mock model server (SPEC §4.2)
+    Model,
+    /// The AI gateway (SPEC §4.3)
+    Gateway,
+}
+
+impl BuiltinKind {
+    /// The name used on the command line and in the stack file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuiltinKind::Context => "context",
+            BuiltinKind::Model => "model",
+            BuiltinKind::Gateway => "gateway",
+        }
+    }
+}
+
+impl std::fmt::Display for BuiltinKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where and with what configuration a built-in service runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to bind (loopback by default).
+    pub host: IpAddr,
+    /// Port; 0 lets the OS choose.
+    pub port: u16,
+    /// The YAML configuration file, if any.
+    pub config: Option<PathBuf>,
+}
+
+/// Why a built-in service could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The configuration file is unreadable or invalid.
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// Serving failed after start.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A failure the service reports in its own words.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ServeError {
+    /// The exit code (SPEC §2): bad config → 2, cannot bind → 3.
+    pub fn exit_code(&self) -> u8 {
+        use crate::error::exit;
+        match self {
+            ServeError::Config(_) => exit::INVALID_INPUT,
+            ServeError::Bind { .. } => exit::ENVIRONMENT,
+            ServeError::Io(_) | ServeError::Other(_) => exit::SERVICE_FAILED,
+        }
+    }
+}
+
+/// Binds the listener, announces it on stdout and runs the service until `shutdown`.
+///
+/// The announcement `listening on http://ADDR` is the readiness line tests and the
+/// orchestrator may wait for.
+pub async fn run(
+    kind: BuiltinKind,
+    opts: ServeOptions,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let path = opts.config.as_deref();
+    // Load the configuration before binding, so a bad file never holds a port.
+    let service = match kind {
+        BuiltinKind::Context => Loaded::Context(context::Config::load(path)?),
+        BuiltinKind::Model => Loaded::Model(model::Config::load(path)?),
+        BuiltinKind::Gateway => Loaded::Gateway(gateway::Config::load(path)?),
+    };
+    let listener = http::bind(SocketAddr::new(opts.host, opts.port)).await?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}");
+    tracing::info!(service = %kind, %addr, version = env!("CARGO_PKG_VERSION"), "listening");
+    match service {
+        Loaded::Context(c) => context::serve(listener, c, shutdown).await,
+        Loaded::Model(c) => model::serve(listener, c, shutdown).await,
+        Loaded::Gateway(c) => gateway::serve(listener, c, shutdown).await,
+    }
+}
+
+enum Loaded {
+    Context(context::Config),
+    Model(model::Config),
+    Gateway(gateway::Config),
+}
