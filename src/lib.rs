@@ -6,7 +6,9 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod error;
+pub mod plan;
 pub mod services;
 
 use std::process::ExitCode;

@@ -1,0 +1,717 @@
+//! The stack file as written: serde types that mirror SPEC §1 field by field.
+//!
+//! These types accept every spelling the file allows (a port as `auto`, a number or a
+//! mapping; `depends_on` as a list or a map…) and reject unknown fields. They say nothing
+//! about how fields relate to each other: that is [`super::validate`]'s job. The JSON
+//! Schema printed by `stack schema` is generated from them.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::services::BuiltinKind;
+
+/// A stack file (`stack.yaml`).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "stack.yaml", description = "A `stack` stack file (SPEC §1)")]
+pub struct RawStack {
+    /// Project name; default: the folder's name. Isolates state, containers and networks.
+    pub name: Option<String>,
+    /// Default runtime of every service.
+    pub runtime: Option<RuntimeKind>,
+    /// `KEY=VALUE` file(s) feeding `${VAR}` interpolation, relative to the stack file.
+    pub env_file: Option<OneOrMany>,
+    /// The services, by name.
+    #[serde(default)]
+    pub services: IndexMap<String, RawService>,
+}
+
+/// One service as written.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    /// A built-in service, run as `stack serve <kind>`.
+    pub builtin: Option<BuiltinKind>,
+    /// The command: a list (run directly) or a string (run through `sh -c`).
+    pub command: Option<RawCommand>,
+    /// Container image (for `runtime: container`).
+    pub image: Option<String>,
+    /// Build the image from a folder with a Dockerfile (for `runtime: container`).
+    pub build: Option<RawBuild>,
+    /// `process` or `container`; default: the stack's `runtime`.
+    pub runtime: Option<RuntimeKind>,
+    /// Working folder, relative to the stack file.
+    pub cwd: Option<String>,
+    /// Shorthand for `ports: {main: …}`.
+    pub port: Option<RawPort>,
+    /// Named ports.
+    pub ports: Option<IndexMap<String, RawPort>>,
+    /// Extra environment variables.
+    pub env: Option<RawEnv>,
+    /// A built-in's configuration (SPEC §4), interpolated and handed over as a file.
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+    pub config: Option<serde_yaml::Value>,
+    /// How to tell the service is ready.
+    pub health: Option<RawHealth>,
+    /// Restart policy.
+    pub restart: Option<RestartPolicy>,
+    /// Give up after this many restarts.
+    pub max_restarts: Option<u32>,
+    /// Grace period between the stop signal and SIGKILL.
+    pub stop_timeout: Option<RawDuration>,
+    /// The signal that asks the service to stop (default `SIGTERM`).
+    pub stop_signal: Option<String>,
+    /// Services this one waits for: a list (= started) or a map to a condition.
+    pub depends_on: Option<RawDependsOn>,
+    /// Only started when one of these profiles is active (`--profile`).
+    pub profiles: Option<Vec<String>>,
+    /// Containers: run an init process as PID 1 (default true).
+    pub init: Option<bool>,
+}
+
+/// Where a service runs.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// A local process in its own process group.
+    #[default]
+    Process,
+    /// A Docker container.
+    Container,
+}
+
+impl RuntimeKind {
+    /// The name used in files and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Process => "process",
+            RuntimeKind::Container => "container",
+        }
+    }
+}
+
+/// Restart policies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    /// Never restart.
+    #[default]
+    No,
+    /// Restart after a non-zero exit or a failed liveness probe.
+    OnFailure,
+    /// Restart whenever it stops (but not when `stack` stops it).
+    Always,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The values as a list.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// A command: a list runs directly, a string runs through `sh -c`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawCommand {
+    /// `sh -c STRING`
+    Shell(String),
+    /// argv
+    Argv(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for RawCommand {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawCommand;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a command: a string (run by `sh -c`) or a list of arguments")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawCommand, E> {
+                Ok(RawCommand::Shell(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawCommand, A::Error> {
+                let mut argv = Vec::new();
+                while let Some(arg) = seq.next_element::<Scalar>()? {
+                    argv.push(arg.0);
+                }
+                Ok(RawCommand::Argv(argv))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for RawCommand {
+    fn schema_name() -> Cow<'static, str> {
+        "Command".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A string (run through `sh -c`) or a list of arguments (run directly)",
+            "oneOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": ["string", "number", "boolean"]}, "minItems": 1}
+            ]
+        })
+    }
+}
+
+/// A scalar read as a string: YAML numbers and booleans in a command or env are text.
+#[derive(Debug, Clone)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `build: ./dir` or `build: {context: ./dir, dockerfile: Dockerfile.dev}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RawBuild {
+    /// The folder sent to the engine, relative to the stack file.
+    pub context: String,
+    /// The Dockerfile inside the context.
+    pub dockerfile: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawBuild {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Long {
+            context: String,
+            dockerfile: Option<String>,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawBuild;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a folder, or {context, dockerfile}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawBuild, E> {
+                Ok(RawBuild {
+                    context: v.to_string(),
+                    dockerfile: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawBuild, A::Error> {
+                let long = Long::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawBuild {
+                    context: long.context,
+                    dockerfile: long.dockerfile,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for RawBuild {
+    fn schema_name() -> Cow<'static, str> {
+        "Build".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A folder with a Dockerfile, or {context, dockerfile}",
+            "oneOf": [
+                {"type": "string"},
+                {"type": "object", "additionalProperties": false, "required": ["context"],
+                 "properties": {"context": {"type": "string"}, "dockerfile": {"type": "string"}}}
+            ]
+        })
+    }
+}
+
+/// A port: `auto`, a number, or for containers `{host: auto|N, container: N}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawPort {
+    /// A free port chosen at `up`.
+    Auto,
+    /// A fixed port.
+    Fixed(u16),
+    /// A container port published on a host port.
+    Mapped {
+        /// The host side: `None` = auto.
+        host: Option<u16>,
+        /// The port inside the container.
+        container: u16,
+    },
+}
+
+/// Checks a port number: 1–65535.
+pub fn port_number(n: u64) -> Result<u16, String> {
+    match u16::try_from(n) {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!("{n} is not a TCP port (1–65535)")),
+    }
+}
+
+/// Reads `auto` or a port number from a string (the result of interpolation).
+fn port_from_str(v: &str) -> Result<Option<u16>, String> {
+    let t = v.trim();
+    if t == "auto" {
+        return Ok(None);
+    }
+    match t.parse::<u64>() {
+        Ok(n) => port_number(n).map(Some),
+        Err(_) => Err(format!(
+            "`{v}` is not a port: write `auto` or a number from 1 to 65535"
+        )),
+    }
+}
+
+impl<'de> Deserialize<'de> for RawPort {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawPort;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("`auto`, a port number, or {host: auto|N, container: N}")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawPort, E> {
+                port_number(v).map(RawPort::Fixed).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawPort, E> {
+                Err(E::custom(format!("{v} is not a TCP port (1–65535)")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawPort, E> {
+                Ok(port_from_str(v)
+                    .map_err(E::custom)?
+                    .map_or(RawPort::Auto, RawPort::Fixed))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawPort, A::Error> {
+                let mut host = None;
+                let mut container = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "host" => host = Some(map.next_value::<HostPort>()?.0),
+                        "container" => {
+                            let p = map.next_value::<HostPort>()?.0.ok_or_else(|| {
+                                de::Error::custom("`container` needs a port number, not `auto`")
+                            })?;
+                            container = Some(p);
+                        }
+                        other => {
+                            return Err(de::Error::unknown_field(other, &["host", "container"]));
+                        }
+                    }
+                }
+                let container = container.ok_or_else(|| de::Error::missing_field("container"))?;
+                Ok(RawPort::Mapped {
+                    host: host.flatten(),
+                    container,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `auto` (None) or a port number, inside a `{host, container}` mapping.
+struct HostPort(Option<u16>);
+
+impl<'de> Deserialize<'de> for HostPort {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match RawPort::deserialize(d)? {
+            RawPort::Auto => Ok(HostPort(None)),
+            RawPort::Fixed(p) => Ok(HostPort(Some(p))),
+            RawPort::Mapped { .. } => Err(de::Error::custom("expected `auto` or a port number")),
+        }
+    }
+}
+
+impl JsonSchema for RawPort {
+    fn schema_name() -> Cow<'static, str> {
+        "Port".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "`auto` (a free port chosen at `up`), a port number, or for containers {host: auto|N, container: N}",
+            "oneOf": [
+                {"const": "auto"},
+                {"type": "integer", "minimum": 1, "maximum": 65535},
+                {"type": "string", "pattern": "^\\$\\{"},
+                {"type": "object", "additionalProperties": false, "required": ["container"],
+                 "properties": {
+                    "host": {"oneOf": [{"const": "auto"}, {"type": "integer", "minimum": 1, "maximum": 65535}]},
+                    "container": {"type": "integer", "minimum": 1, "maximum": 65535}}}
+            ]
+        })
+    }
+}
+
+/// Environment variables: a map, or a list of `KEY=VALUE`.
+#[derive(Debug, Clone, Default)]
+pub struct RawEnv(pub Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for RawEnv {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawEnv;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of variables, or a list of KEY=VALUE")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawEnv, A::Error> {
+                let mut vars = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Option<Scalar>>()? {
+                    vars.push((k, v.map(|s| s.0).unwrap_or_default()));
+                }
+                Ok(RawEnv(vars))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawEnv, A::Error> {
+                let mut vars = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    let Some((k, v)) = item.split_once('=') else {
+                        return Err(de::Error::custom(format!("`{item}` is not KEY=VALUE")));
+                    };
+                    vars.push((k.to_string(), v.to_string()));
+                }
+                Ok(RawEnv(vars))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for RawEnv {
+    fn schema_name() -> Cow<'static, str> {
+        "Env".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Environment variables: a map, or a list of KEY=VALUE",
+            "oneOf": [
+                {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean", "null"]}},
+                {"type": "array", "items": {"type": "string", "pattern": "^[^=]+="}}
+            ]
+        })
+    }
+}
+
+/// A duration: `500ms`, `2s`, `1m30s`, or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawDuration(pub Duration);
+
+/// Parses `500ms`, `2s`, `1m30s` or a plain number of seconds.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let t = v.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_duration(t)
+        .map_err(|_| format!("`{v}` is not a duration: write e.g. `500ms`, `2s` or `1m30s`"))
+}
+
+impl<'de> Deserialize<'de> for RawDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Scalar::deserialize(d)?;
+        parse_duration(&s.0)
+            .map(RawDuration)
+            .map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for RawDuration {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A duration such as `500ms`, `2s`, `1m30s`, or a number of seconds",
+            "oneOf": [{"type": "string"}, {"type": "number", "minimum": 0}]
+        })
+    }
+}
+
+/// `depends_on`: a list (each = started) or a map from service to condition.
+#[derive(Debug, Clone, Default)]
+pub struct RawDependsOn {
+    /// Service and condition, in file order.
+    pub entries: Vec<(String, Condition)>,
+    /// Written as a map (entries are keys) rather than a list.
+    pub map: bool,
+}
+
+/// What a dependent waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Condition {
+    /// The dependency's process or container is running.
+    Started,
+    /// Its health check passes.
+    Healthy,
+    /// It ran to completion with exit code 0 (a one-shot job).
+    Completed,
+}
+
+impl Condition {
+    /// The name used in files and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::Started => "started",
+            Condition::Healthy => "healthy",
+            Condition::Completed => "completed",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Condition {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Long {
+            condition: String,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Short(String),
+            Long(Long),
+        }
+        let text = match Either::deserialize(d)? {
+            Either::Short(s) | Either::Long(Long { condition: s }) => s,
+        };
+        // docker compose spells them service_started / service_healthy /
+        // service_completed_successfully; accept those too.
+        match text.as_str() {
+            "started" | "service_started" => Ok(Condition::Started),
+            "healthy" | "service_healthy" => Ok(Condition::Healthy),
+            "completed" | "service_completed_successfully" => Ok(Condition::Completed),
+            other => Err(de::Error::custom(format!(
+                "`{other}` is not a condition: write `started`, `healthy` or `completed`"
+            ))),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawDependsOn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawDependsOn;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of services, or a map {service: started|healthy|completed}")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawDependsOn, A::Error> {
+                let mut deps = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    deps.push((name, Condition::Started));
+                }
+                Ok(RawDependsOn {
+                    entries: deps,
+                    map: false,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawDependsOn, A::Error> {
+                let mut deps = Vec::new();
+                while let Some((name, cond)) = map.next_entry::<String, Condition>()? {
+                    deps.push((name, cond));
+                }
+                Ok(RawDependsOn {
+                    entries: deps,
+                    map: true,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for RawDependsOn {
+    fn schema_name() -> Cow<'static, str> {
+        "DependsOn".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A list of services (each = started), or a map {service: started|healthy|completed}",
+            "oneOf": [
+                {"type": "array", "items": {"type": "string"}},
+                {"type": "object", "additionalProperties": {"enum": ["started", "healthy", "completed"]}}
+            ]
+        })
+    }
+}
+
+/// A health check: exactly one of `http`, `tcp`, `exec`, `log`, plus timing.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// An HTTP GET that must answer 2xx (or `status`): a path, or {path, port, status}.
+    pub http: Option<RawHttpCheck>,
+    /// A TCP connect to a named port (or a port number).
+    pub tcp: Option<RawPortRef>,
+    /// A command that must exit 0: a list, or a string run by `sh -c`.
+    pub exec: Option<RawCommand>,
+    /// A regular expression a log line must match.
+    pub log: Option<String>,
+    /// Time between probes once the service is up (probes start fast and back off to this).
+    pub interval: Option<RawDuration>,
+    /// Time one probe may take.
+    pub timeout: Option<RawDuration>,
+    /// Failures in a row that make the service unhealthy.
+    pub retries: Option<u32>,
+    /// Grace period after start during which failures do not count.
+    pub start_period: Option<RawDuration>,
+}
+
+/// `http: /health` or `http: {path, port, status}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawHttpCheck {
+    /// The request path.
+    pub path: String,
+    /// The port (name or number); default: the main port.
+    pub port: Option<RawPortRef>,
+    /// The expected status; default: any 2xx.
+    pub status: Option<u16>,
+}
+
+impl<'de> Deserialize<'de> for RawHttpCheck {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Long {
+            #[serde(default = "slash")]
+            path: String,
+            port: Option<RawPortRef>,
+            status: Option<u16>,
+        }
+        fn slash() -> String {
+            "/".to_string()
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawHttpCheck;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a path such as `/health`, or {path, port, status}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawHttpCheck, E> {
+                Ok(RawHttpCheck {
+                    path: v.to_string(),
+                    port: None,
+                    status: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawHttpCheck, A::Error> {
+                let long = Long::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawHttpCheck {
+                    path: long.path,
+                    port: long.port,
+                    status: long.status,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for RawHttpCheck {
+    fn schema_name() -> Cow<'static, str> {
+        "HttpCheck".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A path such as `/health`, or {path, port, status}",
+            "oneOf": [
+                {"type": "string"},
+                {"type": "object", "additionalProperties": false, "properties": {
+                    "path": {"type": "string"},
+                    "port": {"type": ["string", "integer"]},
+                    "status": {"type": "integer", "minimum": 100, "maximum": 599}}}
+            ]
+        })
+    }
+}
+
+/// A port named by the service (`http`) or given as a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawPortRef {
+    /// One of the service's named ports.
+    Name(String),
+    /// A port number.
+    Number(u16),
+}
+
+impl<'de> Deserialize<'de> for RawPortRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RawPortRef;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a port name or number")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawPortRef, E> {
+                match v.parse::<u64>() {
+                    Ok(n) => port_number(n).map(RawPortRef::Number).map_err(E::custom),
+                    Err(_) => Ok(RawPortRef::Name(v.to_string())),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawPortRef, E> {
+                port_number(v).map(RawPortRef::Number).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawPortRef, E> {
+                Err(E::custom(format!("{v} is not a TCP port (1–65535)")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for RawPortRef {
+    fn schema_name() -> Cow<'static, str> {
+        "PortRef".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A port name of this service (e.g. `http`) or a port number",
+            "type": ["string", "integer"]
+        })
+    }
+}

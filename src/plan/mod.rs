@@ -1,0 +1,3 @@
+//! The plan: which services run, in what order, on which ports, with what environment.
+
+pub mod graph;
