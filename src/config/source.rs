@@ -261,7 +261,7 @@ mod tests {
             p.value(&arg),
             Some(Location {
                 line: 4,
-                column: 17
+                column: 18
             })
         );
         assert_eq!(arg.to_string(), "services.api.command[1]");
