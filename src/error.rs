@@ -6,6 +6,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::config::ConfigErrors;
+use crate::plan::ports::PortInUse;
 use crate::services::ServeError;
 
 /// Exit codes of SPEC §2.
@@ -30,6 +32,28 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// A failure of `stack` itself.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The stack file is invalid (every problem, located).
+    #[error("{0}")]
+    Config(ConfigErrors),
+    /// Bad input that is not in the stack file (usage, a missing stack file…).
+    #[error("{message}")]
+    Input {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        hint: Option<String>,
+    },
+    /// Fixed ports are already taken.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    PortsInUse(Vec<PortInUse>),
+    /// An environment problem (Docker unreachable, …).
+    #[error("{message}")]
+    Environment {
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        hint: Option<String>,
+    },
     /// A built-in service could not run.
     #[error(transparent)]
     Serve(#[from] ServeError),
@@ -52,13 +76,49 @@ impl Error {
     /// The process exit code for this error (SPEC §2).
     pub fn exit_code(&self) -> u8 {
         match self {
+            Error::Config(_) | Error::Input { .. } => exit::INVALID_INPUT,
+            Error::PortsInUse(_) | Error::Environment { .. } => exit::ENVIRONMENT,
             Error::Serve(e) => e.exit_code(),
             Error::Io { .. } | Error::Runtime(_) => exit::ENVIRONMENT,
         }
     }
 
-    /// Prints the error and its hints to stderr.
+    /// Bad input with a hint.
+    pub fn input(message: impl Into<String>, hint: Option<&str>) -> Error {
+        Error::Input {
+            message: message.into(),
+            hint: hint.map(str::to_string),
+        }
+    }
+
+    /// The hint printed under the error, if any.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Input { hint, .. } | Error::Environment { hint, .. } => hint.clone(),
+            Error::PortsInUse(_) => Some(
+                "stop the process holding the port, or use `port: auto` to get a free one".into(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Prints the error and its hint to stderr.
     pub fn report(&self) {
-        eprintln!("error: {self}");
+        use std::io::IsTerminal;
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let label = crate::ui::error_label(color);
+        match self {
+            // Diagnostics carry their own labels.
+            Error::Config(errors) => eprintln!("{errors}"),
+            Error::PortsInUse(ports) => {
+                for p in ports {
+                    eprintln!("{label} {p}");
+                }
+            }
+            _ => eprintln!("{label} {self}"),
+        }
+        if let Some(hint) = self.hint() {
+            eprintln!("  = hint: {hint}");
+        }
     }
 }

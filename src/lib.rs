@@ -8,8 +8,14 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod health;
+pub mod logs;
 pub mod plan;
+pub mod procfs;
+pub mod runtime;
 pub mod services;
+pub mod supervisor;
+pub mod ui;
 
 use std::process::ExitCode;
 

@@ -1,13 +1,17 @@
 //! Command-line declarations (clap derive). Doc comments are the help text; one module
 //! per subcommand; no behaviour here beyond parsing.
 
+mod config;
 mod global;
 mod serve;
+mod up;
 
 use clap::{Parser, Subcommand};
 
+pub use config::{ConfigArgs, Format, SchemaArgs, ValidateArgs};
 pub use global::GlobalArgs;
 pub use serve::{LogFormat, ServeArgs};
+pub use up::{UpArgs, parse_duration};
 
 /// Run a local stack of services (an MCP context server, a mock model, an AI gateway and
 /// your own processes or containers) on free ports, in dependency order, with one log stream.
@@ -28,6 +32,14 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run one built-in service directly (this is what the orchestrator runs).
+    /// Start the stack: free ports, dependency order, health checks, one log stream
+    Up(UpArgs),
+    /// Check the stack file; exit 0 when valid, 2 with every problem otherwise
+    Validate(ValidateArgs),
+    /// Print the resolved stack (interpolated, defaults filled in)
+    Config(ConfigArgs),
+    /// Print the JSON Schema of the stack file
+    Schema(SchemaArgs),
+    /// Run one built-in service directly (this is what the orchestrator runs)
     Serve(ServeArgs),
 }

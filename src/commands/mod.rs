@@ -1,6 +1,11 @@
 //! One `run` per subcommand: each turns parsed arguments into work and an exit code.
 
+mod config;
+mod load;
 mod serve;
+mod up;
+
+pub use config::schema_json;
 
 use std::process::ExitCode;
 
@@ -9,7 +14,14 @@ use crate::error::Result;
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    if !matches!(cli.command, Command::Serve(_)) {
+        cli.global.init_tracing();
+    }
     match cli.command {
+        Command::Up(args) => up::run(&cli.global, args),
+        Command::Validate(args) => config::validate(&cli.global, args),
+        Command::Config(args) => config::config(&cli.global, args),
+        Command::Schema(args) => config::schema(args),
         Command::Serve(args) => serve::run(&cli.global, args),
     }
 }

@@ -441,10 +441,11 @@ pub struct RawDuration(pub Duration);
 /// Parses `500ms`, `2s`, `1m30s` or a plain number of seconds.
 pub fn parse_duration(v: &str) -> Result<Duration, String> {
     let t = v.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
-        }
+    if let Ok(secs) = t.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Ok(Duration::from_secs_f64(secs));
     }
     humantime::parse_duration(t)
         .map_err(|_| format!("`{v}` is not a duration: write e.g. `500ms`, `2s` or `1m30s`"))

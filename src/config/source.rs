@@ -227,11 +227,9 @@ impl MarkedEventReceiver for Receiver {
                         Frame::Mapping { is_key: true, .. } | Frame::Sequence { is_key: true, .. }
                     )
                 );
-                if was_key {
-                    if let Some(Frame::Mapping { key, .. }) = self.stack.last_mut() {
-                        // The collection was a key: its value comes next.
-                        *key = Some("?".to_string());
-                    }
+                if was_key && let Some(Frame::Mapping { key, .. }) = self.stack.last_mut() {
+                    // The collection was a key: its value comes next.
+                    *key = Some("?".to_string());
                 }
             }
             _ => {}

@@ -138,22 +138,22 @@ fn humanize(message: &str) -> (String, Option<String>) {
         .strip_suffix(" at line 1 column 1")
         .unwrap_or(message)
         .to_string();
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        if let Some((field, expected)) = rest.split_once('`') {
-            let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-            let hint = did_you_mean(field, candidates.iter().copied()).or_else(|| {
-                (!candidates.is_empty()).then(|| format!("known fields: {}", candidates.join(", ")))
-            });
-            return (format!("unknown field `{field}`"), hint);
-        }
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, expected)) = rest.split_once('`')
+    {
+        let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        let hint = did_you_mean(field, candidates.iter().copied()).or_else(|| {
+            (!candidates.is_empty()).then(|| format!("known fields: {}", candidates.join(", ")))
+        });
+        return (format!("unknown field `{field}`"), hint);
     }
-    if let Some(rest) = message.strip_prefix("unknown variant `") {
-        if let Some((word, expected)) = rest.split_once('`') {
-            let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-            let hint = did_you_mean(word, candidates.iter().copied())
-                .unwrap_or_else(|| format!("write one of: {}", candidates.join(", ")));
-            return (format!("`{word}` is not allowed here"), Some(hint));
-        }
+    if let Some(rest) = message.strip_prefix("unknown variant `")
+        && let Some((word, expected)) = rest.split_once('`')
+    {
+        let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        let hint = did_you_mean(word, candidates.iter().copied())
+            .unwrap_or_else(|| format!("write one of: {}", candidates.join(", ")));
+        return (format!("`{word}` is not allowed here"), Some(hint));
     }
     (message, None)
 }
@@ -329,6 +329,24 @@ fn build(cx: &mut Cx, file: &Path, dir: &Path, text: &str, opts: &LoadOptions) -
     let mut fixed_ports: BTreeMap<u16, FieldPath> = BTreeMap::new();
     for (svc, raw) in &raws {
         let Some(raw) = raw else { continue };
+        let declared = raw
+            .port
+            .iter()
+            .map(|p| ("main".to_string(), *p))
+            .chain(raw.ports.iter().flatten().map(|(n, p)| (n.clone(), *p)));
+        for (pname, p) in declared {
+            let host = match p {
+                RawPort::Fixed(h) | RawPort::Mapped { host: Some(h), .. } => h,
+                _ => continue,
+            };
+            let path = port_path(svc, raw, &pname);
+            if let Some(first) = fixed_ports.get(&host) {
+                cx.error(path, format!("port {host} is also used by `{first}`"))
+                    .hint = Some("give each service its own port, or use `auto`".into());
+            } else {
+                fixed_ports.insert(host, path);
+            }
+        }
         if let Some(s) = service(
             cx,
             dir,
@@ -338,27 +356,23 @@ fn build(cx: &mut Cx, file: &Path, dir: &Path, text: &str, opts: &LoadOptions) -
             opts.runtime.is_some(),
             &names,
         ) {
-            for p in &s.ports {
-                let Some(host) = p.host else { continue };
-                let path = port_path(svc, raw, &p.name);
-                if let Some(first) = fixed_ports.get(&host) {
-                    cx.error(path, format!("port {host} is also used by `{first}`"))
-                        .hint = Some("give each service its own port, or use `auto`".into());
-                } else {
-                    fixed_ports.insert(host, path);
-                }
-            }
             services.push(s);
         }
     }
-    if services.len() != raws.len() {
-        // Some services are invalid: relations between them would only add noise.
-        check_refs(cx, &services, &refs, false);
-        return None;
-    }
     check_dependencies(cx, &services);
-    check_refs(cx, &services, &refs, true);
-    for cycle in graph::cycles(&services) {
+    check_refs(cx, &services, &names, &refs);
+    let edges: Vec<(&str, Vec<&str>)> = raws
+        .iter()
+        .map(|(n, raw)| {
+            let deps = raw
+                .as_ref()
+                .and_then(|r| r.depends_on.as_ref())
+                .map(|d| d.entries.iter().map(|(t, _)| t.as_str()).collect())
+                .unwrap_or_default();
+            (n.as_str(), deps)
+        })
+        .collect();
+    for cycle in graph::cycles(&edges) {
         let first = &cycle[0];
         cx.key_error(
             FieldPath::service(first).key("depends_on"),
@@ -383,12 +397,16 @@ fn deserialize_fields<T: DeserializeOwned>(
     if let Ok(v) = serde_yaml::from_value::<T>(Value::Mapping(map.clone())) {
         return Some(v);
     }
+    // Report every bad field, and keep the good ones so later checks still run.
+    let mut good = Mapping::new();
     for (k, v) in map {
         let mut one = Mapping::new();
-        one.insert(k, v);
-        let _ = cx.de::<T>(path, Value::Mapping(one));
+        one.insert(k.clone(), v.clone());
+        if cx.de::<T>(path, Value::Mapping(one)).is_some() {
+            good.insert(k, v);
+        }
     }
-    None
+    serde_yaml::from_value::<T>(Value::Mapping(good)).ok()
 }
 
 /// Pass-one interpolation of every string in `value`, recording references and unset
@@ -909,14 +927,14 @@ fn health(
                 .hint = Some("write a path starting with `/`, e.g. `/health`".into());
             return None;
         }
-        if let Some(s) = http.status {
-            if !(100..=599).contains(&s) {
-                cx.error(
-                    hpath.key("http").key("status"),
-                    format!("{s} is not an HTTP status"),
-                );
-                return None;
-            }
+        if let Some(s) = http.status
+            && !(100..=599).contains(&s)
+        {
+            cx.error(
+                hpath.key("http").key("status"),
+                format!("{s} is not an HTTP status"),
+            );
+            return None;
         }
         Probe::Http {
             path: http.path.clone(),
@@ -1000,10 +1018,9 @@ fn check_dependencies(cx: &mut Cx, services: &[Service]) {
 fn check_refs(
     cx: &mut Cx,
     services: &[Service],
+    names: &[&str],
     refs: &[(String, FieldPath, Reference)],
-    complete: bool,
 ) {
-    let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
     for (consumer, path, r) in refs {
         let message = match r {
             Reference::OwnPort => match services.iter().find(|s| &s.name == consumer) {
@@ -1015,7 +1032,7 @@ fn check_refs(
             },
             Reference::Service { service, field } => {
                 match services.iter().find(|s| &s.name == service) {
-                    None if complete => Some((
+                    None if !names.contains(&service.as_str()) => Some((
                         format!("`{r}` names `{service}`, which is not a service of this stack"),
                         did_you_mean(service, names.iter().copied()),
                     )),

@@ -4,63 +4,55 @@ use std::collections::{HashMap, HashSet};
 
 use crate::config::Service;
 
-/// Every dependency cycle, each as the names along it with the first repeated at the end
-/// (`a → b → a`), each reported once.
-pub fn cycles(services: &[Service]) -> Vec<Vec<String>> {
-    let index: HashMap<&str, usize> = services
+/// Every dependency cycle among `nodes` (name and the names it depends on), each as the
+/// names along it with the first repeated at the end (`a → b → a`), each reported once.
+pub fn cycles(nodes: &[(&str, Vec<&str>)]) -> Vec<Vec<String>> {
+    let index: HashMap<&str, usize> = nodes
         .iter()
         .enumerate()
-        .map(|(i, s)| (s.name.as_str(), i))
+        .map(|(i, (n, _))| (*n, i))
         .collect();
     // 0 = unvisited, 1 = on the current path, 2 = done.
-    let mut state = vec![0u8; services.len()];
-    let mut path: Vec<usize> = Vec::new();
+    let mut state = vec![0u8; nodes.len()];
     let mut found: Vec<Vec<String>> = Vec::new();
     let mut seen: HashSet<Vec<String>> = HashSet::new();
-
-    fn visit(
-        i: usize,
-        services: &[Service],
-        index: &HashMap<&str, usize>,
-        state: &mut [u8],
-        path: &mut Vec<usize>,
-        found: &mut Vec<Vec<String>>,
-        seen: &mut HashSet<Vec<String>>,
-    ) {
-        state[i] = 1;
-        path.push(i);
-        for dep in &services[i].depends_on {
-            let Some(&j) = index.get(dep.service.as_str()) else {
+    for root in 0..nodes.len() {
+        if state[root] != 0 {
+            continue;
+        }
+        // Iterative depth-first search: (node, next edge to follow).
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        state[root] = 1;
+        while let Some(&mut (i, ref mut edge)) = stack.last_mut() {
+            let deps = &nodes[i].1;
+            if *edge == deps.len() {
+                state[i] = 2;
+                stack.pop();
                 continue;
-            };
+            }
+            let dep = deps[*edge];
+            *edge += 1;
+            let Some(&j) = index.get(dep) else { continue };
             match state[j] {
-                0 => visit(j, services, index, state, path, found, seen),
+                0 => {
+                    state[j] = 1;
+                    stack.push((j, 0));
+                }
                 1 => {
-                    let start = path.iter().position(|&k| k == j).unwrap_or(0);
-                    let mut cycle: Vec<String> = path[start..]
+                    let start = stack.iter().position(|(k, _)| *k == j).unwrap_or(0);
+                    let mut cycle: Vec<String> = stack[start..]
                         .iter()
-                        .map(|&k| services[k].name.clone())
+                        .map(|(k, _)| nodes[*k].0.to_string())
                         .collect();
-                    // The same cycle found from another entry point is reported once.
                     let mut key = cycle.clone();
                     key.sort();
                     if seen.insert(key) {
-                        cycle.push(services[j].name.clone());
+                        cycle.push(nodes[j].0.to_string());
                         found.push(cycle);
                     }
                 }
                 _ => {}
             }
-        }
-        path.pop();
-        state[i] = 2;
-    }
-
-    for i in 0..services.len() {
-        if state[i] == 0 {
-            visit(
-                i, services, &index, &mut state, &mut path, &mut found, &mut seen,
-            );
         }
     }
     found
@@ -99,4 +91,24 @@ pub fn start_order<'a>(services: &[&'a Service]) -> Vec<&'a Service> {
         }
     }
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_each_cycle_once() {
+        let nodes = vec![
+            ("a", vec!["b"]),
+            ("b", vec!["a"]),
+            ("c", vec!["c2"]),
+            ("c2", vec!["c3"]),
+            ("c3", vec!["c"]),
+            ("d", vec!["a", "x"]),
+        ];
+        let c = cycles(&nodes);
+        assert_eq!(c, vec![vec!["a", "b", "a"], vec!["c", "c2", "c3", "c"]]);
+        assert!(cycles(&[("a", vec![]), ("b", vec!["a"])]).is_empty());
+    }
 }

@@ -1,3 +1,121 @@
 //! The plan: which services run, in what order, on which ports, with what environment.
+//! Selection and ordering are pure; port assignment probes sockets (see [`ports`]).
 
 pub mod graph;
+pub mod ports;
+pub mod resolve;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+pub use resolve::{
+    ContainerImage, Launch, PortTable, ResolveError, ResolvedHealth, ResolvedPort, ResolvedProbe,
+    ServicePlan,
+};
+
+use crate::config::{Service, Stack};
+
+/// A runnable stack: services in start order with everything resolved.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The project name.
+    pub project: String,
+    /// The stack file's folder.
+    pub dir: PathBuf,
+    /// The stack file.
+    pub file: PathBuf,
+    /// Services in dependency order.
+    pub services: Vec<ServicePlan>,
+}
+
+impl Plan {
+    /// The service called `name`.
+    pub fn service(&self, name: &str) -> Option<&ServicePlan> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// `.stack/` beside the stack file.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join(".stack")
+    }
+}
+
+/// A selection that names something the stack does not have.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SelectError {
+    /// `stack up NAME` for an unknown NAME.
+    #[error("no service `{name}` in this stack{}", hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    UnknownService {
+        /// The name given.
+        name: String,
+        /// A suggestion.
+        hint: Option<String>,
+    },
+}
+
+/// The services to run: those named (all when none), enabled by the active profiles, plus
+/// everything they depend on, in start order.
+pub fn select<'a>(
+    stack: &'a Stack,
+    names: &[String],
+    profiles: &[String],
+) -> Result<Vec<&'a Service>, SelectError> {
+    for n in names {
+        if stack.service(n).is_none() {
+            let hint = crate::config::diagnostic::did_you_mean(
+                n,
+                stack.services.iter().map(|s| s.name.as_str()),
+            );
+            return Err(SelectError::UnknownService {
+                name: n.clone(),
+                hint,
+            });
+        }
+    }
+    let enabled =
+        |s: &Service| s.profiles.is_empty() || s.profiles.iter().any(|p| profiles.contains(p));
+    let mut wanted: Vec<&str> = if names.is_empty() {
+        stack
+            .services
+            .iter()
+            .filter(|s| enabled(s))
+            .map(|s| s.name.as_str())
+            .collect()
+    } else {
+        names.iter().map(String::as_str).collect()
+    };
+    // Dependencies come along, whatever their profiles.
+    let mut chosen: HashSet<&str> = HashSet::new();
+    while let Some(n) = wanted.pop() {
+        if chosen.insert(n)
+            && let Some(s) = stack.service(n)
+        {
+            wanted.extend(s.depends_on.iter().map(|d| d.service.as_str()));
+        }
+    }
+    let selected: Vec<&Service> = stack
+        .services
+        .iter()
+        .filter(|s| chosen.contains(s.name.as_str()))
+        .collect();
+    Ok(graph::start_order(&selected))
+}
+
+/// Resolves every selected service against the assigned ports.
+pub fn build(
+    stack: &Stack,
+    selected: &[&Service],
+    ports: &PortTable,
+    exe: &Path,
+) -> Result<Plan, ResolveError> {
+    let services = selected
+        .iter()
+        .map(|s| resolve::service_plan(&stack.name, &stack.dir, s, selected, ports, exe))
+        .collect::<Result<_, _>>()?;
+    Ok(Plan {
+        project: stack.name.clone(),
+        dir: stack.dir.clone(),
+        file: stack.file.clone(),
+        services,
+    })
+}

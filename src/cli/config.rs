@@ -1,0 +1,43 @@
+//! `stack validate`, `stack config`, `stack schema`.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::config::RuntimeKind;
+
+/// Check the stack file; exit 0 when valid, 2 with every problem otherwise.
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Validate as if this were the default runtime
+    #[arg(long, value_enum)]
+    pub runtime: Option<RuntimeKind>,
+}
+
+/// Print the resolved stack (interpolated, defaults filled in).
+#[derive(Debug, Clone, Args)]
+pub struct ConfigArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Yaml)]
+    pub format: Format,
+    /// Resolve as if this were the default runtime
+    #[arg(long, value_enum)]
+    pub runtime: Option<RuntimeKind>,
+}
+
+/// Output formats of `stack config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// YAML
+    Yaml,
+    /// JSON
+    Json,
+}
+
+/// Print the JSON Schema of the stack file (generated from the types).
+#[derive(Debug, Clone, Args)]
+pub struct SchemaArgs {
+    /// Write it to this file instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}

@@ -1,0 +1,41 @@
+//! `stack up`.
+
+use clap::Args;
+
+use crate::config::RuntimeKind;
+
+/// Start the stack: free ports, dependency order, health checks, one log stream.
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Only these services (and what they depend on)
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+    /// Detach once every service is healthy, leaving a supervisor in the background
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Wait until every service is healthy, then detach (implies `-d`)
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up when services are not healthy after this long (e.g. `60s`, `2m`)
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Option<std::time::Duration>,
+    /// Default runtime for services that do not set one
+    #[arg(long, value_enum)]
+    pub runtime: Option<RuntimeKind>,
+    /// Enable services of this profile (repeatable; also `STACK_PROFILES=a,b`)
+    #[arg(
+        long = "profile",
+        value_name = "PROFILE",
+        env = "STACK_PROFILES",
+        value_delimiter = ','
+    )]
+    pub profiles: Vec<String>,
+    /// Print the `ps --json` document instead of the table once healthy
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `500ms`, `2s`, `1m30s` or a number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::raw::parse_duration(s)
+}

@@ -1,0 +1,56 @@
+//! `stack validate`, `stack config`, `stack schema`.
+
+use std::process::ExitCode;
+
+use crate::cli::{ConfigArgs, Format, GlobalArgs, SchemaArgs, ValidateArgs};
+use crate::config::raw::RawStack;
+use crate::error::{Error, Result};
+
+pub(crate) fn validate(global: &GlobalArgs, args: ValidateArgs) -> Result<ExitCode> {
+    let loaded = super::load::stack(global, args.runtime)?;
+    if !global.quiet {
+        let n = loaded.stack.services.len();
+        eprintln!(
+            "{} is valid: project `{}`, {n} {}",
+            loaded.warnings.file.display(),
+            loaded.stack.name,
+            if n == 1 { "service" } else { "services" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn config(global: &GlobalArgs, args: ConfigArgs) -> Result<ExitCode> {
+    let loaded = super::load::stack(global, args.runtime)?;
+    let text = match args.format {
+        Format::Yaml => serde_yaml::to_string(&loaded.stack)
+            .map_err(|e| Error::input(format!("cannot print the stack: {e}"), None))?,
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&loaded.stack)
+                .map_err(|e| Error::input(format!("cannot print the stack: {e}"), None))?;
+            s.push('\n');
+            s
+        }
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The JSON Schema of the stack file.
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(RawStack);
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+}
+
+pub(crate) fn schema(args: SchemaArgs) -> Result<ExitCode> {
+    let text = schema_json();
+    match args.output {
+        Some(path) => std::fs::write(&path, text).map_err(|source| Error::Io {
+            action: "cannot write",
+            path,
+            source,
+        })?,
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,321 @@
+//! Service logs: every stdout/stderr line, with its timestamp and stream, appended to
+//! `.stack/logs/<service>.log`. Capture never waits for a reader: the screen follows the
+//! files at its own pace ([`Follower`]), so a slow terminal slows only the display.
+//!
+//! A line in the file is `<RFC 3339 UTC, µs> <stream> <text>`, where stream is `out`,
+//! `err` or `stack` (the supervisor's own notes: restarts and their reasons).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{Notify, watch};
+
+/// Which stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// Standard output.
+    Out,
+    /// Standard error.
+    Err,
+    /// A note from `stack` itself.
+    Stack,
+}
+
+impl Stream {
+    /// The tag written in the file.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Stream::Out => "out",
+            Stream::Err => "err",
+            Stream::Stack => "stack",
+        }
+    }
+
+    fn from_tag(tag: &str) -> Option<Stream> {
+        match tag {
+            "out" => Some(Stream::Out),
+            "err" => Some(Stream::Err),
+            "stack" => Some(Stream::Stack),
+            _ => None,
+        }
+    }
+}
+
+/// Lines longer than this are split.
+const MAX_LINE: usize = 64 * 1024;
+
+/// The log file of one service, shared by its capture tasks and its supervisor actor.
+#[derive(Debug, Clone)]
+pub struct LogFile {
+    inner: Arc<Mutex<BufWriter<File>>>,
+    path: PathBuf,
+    /// Woken after every write batch (shared by all services: the display waits on it).
+    notify: Arc<Notify>,
+    /// Lines matching the log health pattern flip this to true.
+    matched: Option<(Arc<regex::Regex>, watch::Sender<bool>)>,
+}
+
+impl LogFile {
+    /// Creates (truncates) the log file at `path`.
+    pub fn create(path: &Path, notify: Arc<Notify>) -> io::Result<LogFile> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(LogFile {
+            inner: Arc::new(Mutex::new(BufWriter::with_capacity(256 * 1024, file))),
+            path: path.to_path_buf(),
+            notify,
+            matched: None,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Watches for a line matching `pattern`; the receiver turns true at the first match.
+    pub fn watch_for(&mut self, pattern: regex::Regex) -> watch::Receiver<bool> {
+        let (tx, rx) = watch::channel(false);
+        self.matched = Some((Arc::new(pattern), tx));
+        rx
+    }
+
+    /// Resets the log-pattern watch (a restarted service must match again).
+    pub fn reset_match(&self) {
+        if let Some((_, tx)) = &self.matched {
+            tx.send_replace(false);
+        }
+    }
+
+    /// Appends one note from `stack` itself.
+    pub fn note(&self, text: &str) {
+        self.write_lines(Stream::Stack, &[text.as_bytes()]);
+    }
+
+    /// Writes complete lines (without their newline), all stamped with the same time.
+    fn write_lines(&self, stream: Stream, lines: &[&[u8]]) {
+        if lines.is_empty() {
+            return;
+        }
+        let stamp = timestamp_now();
+        if let Some((re, tx)) = &self.matched
+            && !*tx.borrow()
+        {
+            let hit = lines
+                .iter()
+                .any(|l| re.is_match(&String::from_utf8_lossy(l)));
+            if hit {
+                tx.send_replace(true);
+            }
+        }
+        let Ok(mut w) = self.inner.lock() else {
+            return;
+        };
+        let mut result = Ok(());
+        for line in lines {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            result = result
+                .and_then(|()| w.write_all(stamp.as_bytes()))
+                .and_then(|()| w.write_all(b" "))
+                .and_then(|()| w.write_all(stream.tag().as_bytes()))
+                .and_then(|()| w.write_all(b" "))
+                .and_then(|()| w.write_all(line))
+                .and_then(|()| w.write_all(b"\n"));
+        }
+        if let Err(err) = result.and_then(|()| w.flush()) {
+            tracing::warn!(path = %self.path.display(), %err, "cannot write log");
+        }
+        drop(w);
+        self.notify.notify_one();
+    }
+}
+
+/// Now, as written in log files: `2026-11-24T10:00:00.123456Z`.
+pub fn timestamp_now() -> String {
+    Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+/// Copies `reader` (a child's stdout or stderr) into `log`, line by line, until EOF.
+pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, log: LogFile) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        let mut lines: Vec<&[u8]> = Vec::new();
+        let mut start = 0;
+        while let Some(i) = memchr(&pending[start..]) {
+            lines.push(&pending[start..start + i]);
+            start += i + 1;
+        }
+        // A line with no end in sight is cut, so memory stays bounded.
+        while pending.len() - start >= MAX_LINE {
+            lines.push(&pending[start..start + MAX_LINE]);
+            start += MAX_LINE;
+        }
+        log.write_lines(stream, &lines);
+        pending.drain(..start);
+    }
+    if !pending.is_empty() {
+        log.write_lines(stream, &[&pending]);
+    }
+}
+
+fn memchr(s: &[u8]) -> Option<usize> {
+    s.iter().position(|b| *b == b'\n')
+}
+
+/// One parsed line of a log file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Line {
+    /// The service.
+    pub service: String,
+    /// When it was read, as written (RFC 3339 UTC).
+    pub time: String,
+    /// Its stream.
+    pub stream: Stream,
+    /// The text.
+    pub text: String,
+}
+
+/// Parses one line of a log file.
+pub fn parse_line(service: &str, raw: &str) -> Option<Line> {
+    let (time, rest) = raw.split_once(' ')?;
+    let (tag, text) = rest.split_once(' ').unwrap_or((rest, ""));
+    Some(Line {
+        service: service.to_string(),
+        time: time.to_string(),
+        stream: Stream::from_tag(tag)?,
+        text: text.to_string(),
+    })
+}
+
+/// Reads a log file from a byte offset, one complete line at a time: the display's view
+/// of a file others are still writing.
+#[derive(Debug)]
+pub struct Follower {
+    /// The service.
+    pub service: String,
+    path: PathBuf,
+    offset: u64,
+}
+
+impl Follower {
+    /// Follows `path` from `offset`.
+    pub fn new(service: &str, path: &Path, offset: u64) -> Follower {
+        Follower {
+            service: service.to_string(),
+            path: path.to_path_buf(),
+            offset,
+        }
+    }
+
+    /// The complete lines written since the last call.
+    pub fn read_new(&mut self) -> Vec<Line> {
+        let Ok(mut file) = File::open(&self.path) else {
+            return Vec::new();
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len < self.offset {
+            // Truncated: a new run started.
+            self.offset = 0;
+        }
+        if len == self.offset || file.seek(SeekFrom::Start(self.offset)).is_err() {
+            return Vec::new();
+        }
+        let mut bytes = Vec::new();
+        if file
+            .take(len - self.offset)
+            .read_to_end(&mut bytes)
+            .is_err()
+        {
+            return Vec::new();
+        }
+        let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        self.offset += complete as u64;
+        BufReader::new(&bytes[..complete])
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| parse_line(&self.service, &l))
+            .collect()
+    }
+}
+
+/// The last `n` lines of a service's log file.
+pub fn tail(service: &str, path: &Path, n: usize) -> Vec<Line> {
+    let Ok(text) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .filter_map(|l| parse_line(service, l))
+        .collect()
+}
+
+/// The log file of `service` under `state_dir`.
+pub fn path(state_dir: &Path, service: &str) -> PathBuf {
+    state_dir.join("logs").join(format!("{service}.log"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn captures_every_line_with_stream_and_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("logs/api.log");
+        let log = LogFile::create(&path, Arc::new(Notify::new())).expect("create");
+        let input: &[u8] = b"one\ntwo\r\nthree";
+        capture(input, Stream::Err, log.clone()).await;
+        log.note("restarting");
+        let lines = tail("api", &path, 10);
+        let texts: Vec<_> = lines.iter().map(|l| (l.stream, l.text.as_str())).collect();
+        assert_eq!(
+            texts,
+            vec![
+                (Stream::Err, "one"),
+                (Stream::Err, "two"),
+                (Stream::Err, "three"),
+                (Stream::Stack, "restarting")
+            ]
+        );
+        assert_eq!(lines[0].time.len(), "2026-11-24T10:00:00.123456Z".len());
+        let mut f = Follower::new("api", &path, 0);
+        assert_eq!(f.read_new().len(), 4);
+        assert!(f.read_new().is_empty());
+    }
+
+    #[tokio::test]
+    async fn splits_endless_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.log");
+        let log = LogFile::create(&path, Arc::new(Notify::new())).expect("create");
+        let input = vec![b'a'; MAX_LINE * 2 + 10];
+        capture(&input[..], Stream::Out, log).await;
+        let lines = tail("x", &path, 10);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(
+            lines.iter().map(|l| l.text.len()).sum::<usize>(),
+            input.len()
+        );
+    }
+}

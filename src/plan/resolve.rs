@@ -1,0 +1,411 @@
+//! Turning a validated stack plus assigned ports into runnable service plans: pass-two
+//! interpolation (per consumer), the injected environment, concrete health probes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::interpolate::{Reference, ServiceField, resolve_refs};
+use crate::config::{
+    Condition, HealthCheck, Image, Probe, RestartPolicy, RuntimeKind, Service, ServiceKind,
+    StopSignal, env_key,
+};
+use crate::services::BuiltinKind;
+
+/// The host every process-facing address uses.
+pub const LOOPBACK: &str = "127.0.0.1";
+/// How a container reaches a process on the host.
+pub const HOST_GATEWAY: &str = "host.docker.internal";
+
+/// Host and container port numbers of one declared port.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ResolvedPort {
+    /// Its name.
+    pub name: String,
+    /// The port on 127.0.0.1.
+    pub host: u16,
+    /// The port inside the container (equal to `host` for processes).
+    pub container: u16,
+}
+
+/// How a service is started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launch {
+    /// A local process.
+    Process {
+        /// The argument vector (a string command is `sh -c …`).
+        argv: Vec<String>,
+    },
+    /// A container.
+    Container {
+        /// The image to run.
+        image: ContainerImage,
+        /// The command, when it overrides the image's.
+        command: Option<Vec<String>>,
+    },
+}
+
+/// The image of a container service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerImage {
+    /// `stack`'s own image, built from its executable.
+    Builtin,
+    /// A reference, pulled when missing.
+    Reference(String),
+    /// Built from a folder.
+    Build {
+        /// The context folder.
+        context: PathBuf,
+        /// The Dockerfile.
+        dockerfile: Option<String>,
+    },
+}
+
+/// A health probe with concrete addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolvedProbe {
+    /// GET `url`.
+    Http {
+        /// The full URL on 127.0.0.1.
+        url: String,
+        /// Expected status; `None` = 2xx.
+        status: Option<u16>,
+    },
+    /// Connect to 127.0.0.1:port.
+    Tcp {
+        /// The host port.
+        port: u16,
+    },
+    /// Run a command (inside the container for containers).
+    Exec {
+        /// The argument vector.
+        argv: Vec<String>,
+    },
+    /// A log line matching this pattern.
+    Log {
+        /// The pattern.
+        pattern: String,
+    },
+}
+
+/// A health check ready to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedHealth {
+    /// What to probe.
+    pub probe: ResolvedProbe,
+    /// The configured timing.
+    pub timing: HealthCheck,
+}
+
+/// Everything needed to start, watch and stop one service.
+#[derive(Debug, Clone)]
+pub struct ServicePlan {
+    /// Its name.
+    pub name: String,
+    /// Process or container.
+    pub runtime: RuntimeKind,
+    /// How to start it.
+    pub launch: Launch,
+    /// Which built-in, if any.
+    pub builtin: Option<BuiltinKind>,
+    /// A built-in's configuration file contents (YAML), written under `.stack/run/`.
+    pub builtin_config: Option<String>,
+    /// The full environment to add (injected variables, then the service's own).
+    pub env: Vec<(String, String)>,
+    /// The working folder.
+    pub cwd: PathBuf,
+    /// Its ports.
+    pub ports: Vec<ResolvedPort>,
+    /// Its health check.
+    pub health: Option<ResolvedHealth>,
+    /// Restart policy.
+    pub restart: RestartPolicy,
+    /// Restarts allowed.
+    pub max_restarts: Option<u32>,
+    /// Grace period after the stop signal.
+    pub stop_timeout: std::time::Duration,
+    /// The stop signal.
+    pub stop_signal: StopSignal,
+    /// What it waits for.
+    pub depends_on: Vec<(String, Condition)>,
+    /// Containers: init as PID 1.
+    pub init: bool,
+}
+
+impl ServicePlan {
+    /// The main port: `main`, else the first.
+    pub fn main_port(&self) -> Option<&ResolvedPort> {
+        self.ports
+            .iter()
+            .find(|p| p.name == "main")
+            .or_else(|| self.ports.first())
+    }
+
+    /// `http://127.0.0.1:<main host port>`.
+    pub fn url(&self) -> Option<String> {
+        self.main_port()
+            .map(|p| format!("http://{LOOPBACK}:{}", p.host))
+    }
+}
+
+/// A reference that cannot be resolved in this plan.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("`{service}`: {message}")]
+pub struct ResolveError {
+    /// The consumer.
+    pub service: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The resolved ports of every planned service.
+pub type PortTable = HashMap<String, Vec<ResolvedPort>>;
+
+/// The address of `target` as `consumer` sees it (SPEC §1): a process sees 127.0.0.1 and
+/// the host port; a container sees another container by name on the stack network and a
+/// process through the host gateway.
+fn address(
+    consumer: RuntimeKind,
+    target_name: &str,
+    target_runtime: RuntimeKind,
+    port: &ResolvedPort,
+) -> (String, u16) {
+    match (consumer, target_runtime) {
+        (RuntimeKind::Process, _) => (LOOPBACK.to_string(), port.host),
+        (RuntimeKind::Container, RuntimeKind::Container) => {
+            (target_name.to_string(), port.container)
+        }
+        (RuntimeKind::Container, RuntimeKind::Process) => (HOST_GATEWAY.to_string(), port.host),
+    }
+}
+
+/// Builds the plan of `svc` given every planned service's ports and runtimes.
+pub fn service_plan(
+    project: &str,
+    stack_dir: &Path,
+    svc: &Service,
+    planned: &[&Service],
+    ports: &PortTable,
+    exe: &Path,
+) -> Result<ServicePlan, ResolveError> {
+    let runtime_of: HashMap<&str, RuntimeKind> = planned
+        .iter()
+        .map(|s| (s.name.as_str(), s.runtime))
+        .collect();
+    let own_ports = ports.get(&svc.name).cloned().unwrap_or_default();
+    let own_main = main_of(&own_ports);
+    let err = |message: String| ResolveError {
+        service: svc.name.clone(),
+        message,
+    };
+
+    let mut resolver = |r: &Reference| -> Result<String, String> {
+        match r {
+            Reference::OwnPort => own_main
+                .map(|p| match svc.runtime {
+                    RuntimeKind::Process => p.host,
+                    RuntimeKind::Container => p.container,
+                })
+                .map(|p| p.to_string())
+                .ok_or_else(|| format!("`{r}`: the service has no port")),
+            Reference::Service { service, field } => {
+                let target_runtime = *runtime_of.get(service.as_str()).ok_or_else(|| {
+                    format!("`{r}`: `{service}` is not started (check its `profiles`)")
+                })?;
+                let tports = ports.get(service).map(Vec::as_slice).unwrap_or_default();
+                let port = match field {
+                    ServiceField::NamedPort(n) => tports.iter().find(|p| &p.name == n),
+                    _ => main_of(tports),
+                }
+                .ok_or_else(|| format!("`{r}`: `{service}` has no such port"))?;
+                let (host, number) = address(svc.runtime, service, target_runtime, port);
+                Ok(match field {
+                    ServiceField::Url => format!("http://{host}:{number}"),
+                    ServiceField::Host => host,
+                    ServiceField::Port | ServiceField::NamedPort(_) => number.to_string(),
+                })
+            }
+        }
+    };
+    let mut interp = |s: &str| resolve_refs(s, &mut resolver).map_err(|e| err(e.message));
+
+    // Injected variables first, so the service's own `env` can override them.
+    let mut env: Vec<(String, String)> = Vec::new();
+    if let Some(p) = own_main {
+        let n = match svc.runtime {
+            RuntimeKind::Process => p.host,
+            RuntimeKind::Container => p.container,
+        };
+        env.push(("PORT".into(), n.to_string()));
+    }
+    env.push(("STACK_PROJECT".into(), project.to_string()));
+    env.push(("STACK_SERVICE".into(), svc.name.clone()));
+    for other in planned {
+        let Some(p) = ports.get(&other.name).and_then(|v| main_of(v)) else {
+            continue;
+        };
+        let (host, number) = address(svc.runtime, &other.name, other.runtime, p);
+        let key = env_key(&other.name);
+        env.push((
+            format!("STACK_{key}_URL"),
+            format!("http://{host}:{number}"),
+        ));
+        env.push((format!("STACK_{key}_HOST"), host));
+        env.push((format!("STACK_{key}_PORT"), number.to_string()));
+    }
+    for (k, v) in &svc.env {
+        let v = interp(v)?;
+        env.retain(|(existing, _)| existing != k);
+        env.push((k.clone(), v));
+    }
+
+    let (launch, builtin, builtin_config) = match &svc.kind {
+        ServiceKind::Builtin { builtin, config } => {
+            let config = interp_json(config, &mut interp)?;
+            let yaml = serde_yaml::to_string(&config)
+                .map_err(|e| err(format!("cannot write the configuration: {e}")))?;
+            let launch = match svc.runtime {
+                RuntimeKind::Process => Launch::Process {
+                    argv: vec![
+                        exe.display().to_string(),
+                        "serve".into(),
+                        builtin.as_str().into(),
+                        "--config".into(),
+                        builtin_config_path(stack_dir, &svc.name)
+                            .display()
+                            .to_string(),
+                    ],
+                },
+                RuntimeKind::Container => Launch::Container {
+                    image: ContainerImage::Builtin,
+                    command: None,
+                },
+            };
+            (launch, Some(*builtin), Some(yaml))
+        }
+        ServiceKind::Command { command, image } => {
+            let command = command.try_map(&mut interp)?;
+            let launch = match (svc.runtime, image) {
+                (RuntimeKind::Container, Some(image)) => Launch::Container {
+                    image: container_image(image),
+                    command: Some(command.argv()),
+                },
+                _ => Launch::Process {
+                    argv: command.argv(),
+                },
+            };
+            (launch, None, None)
+        }
+        ServiceKind::Image { image } => (
+            Launch::Container {
+                image: container_image(image),
+                command: None,
+            },
+            None,
+            None,
+        ),
+    };
+
+    let health = match &svc.health {
+        None => None,
+        Some(h) => {
+            let port_of = |name: &str| own_ports.iter().find(|p| p.name == name);
+            let probe = match &h.probe {
+                Probe::Http { path, port, status } => {
+                    let p = port_of(port).ok_or_else(|| err(format!("no port `{port}`")))?;
+                    ResolvedProbe::Http {
+                        url: format!("http://{LOOPBACK}:{}{}", p.host, interp(path)?),
+                        status: *status,
+                    }
+                }
+                Probe::Tcp { port } => ResolvedProbe::Tcp {
+                    port: port_of(port)
+                        .ok_or_else(|| err(format!("no port `{port}`")))?
+                        .host,
+                },
+                Probe::Exec { command } => ResolvedProbe::Exec {
+                    argv: command.try_map(&mut interp)?.argv(),
+                },
+                Probe::Log { pattern } => ResolvedProbe::Log {
+                    pattern: pattern.clone(),
+                },
+            };
+            Some(ResolvedHealth {
+                probe,
+                timing: h.clone(),
+            })
+        }
+    };
+
+    Ok(ServicePlan {
+        name: svc.name.clone(),
+        runtime: svc.runtime,
+        launch,
+        builtin,
+        builtin_config,
+        env,
+        cwd: svc.cwd.clone(),
+        ports: own_ports,
+        health,
+        restart: svc.restart,
+        max_restarts: svc.max_restarts,
+        stop_timeout: svc.stop_timeout,
+        stop_signal: svc.stop_signal,
+        depends_on: svc
+            .depends_on
+            .iter()
+            .map(|d| (d.service.clone(), d.condition))
+            .collect(),
+        init: svc.init,
+    })
+}
+
+/// Where a built-in's configuration file is written.
+pub fn builtin_config_path(stack_dir: &Path, service: &str) -> PathBuf {
+    stack_dir
+        .join(".stack")
+        .join("run")
+        .join(format!("{service}.yaml"))
+}
+
+fn main_of(ports: &[ResolvedPort]) -> Option<&ResolvedPort> {
+    ports
+        .iter()
+        .find(|p| p.name == "main")
+        .or_else(|| ports.first())
+}
+
+fn container_image(image: &Image) -> ContainerImage {
+    match image {
+        Image::Reference(r) => ContainerImage::Reference(r.clone()),
+        Image::Build {
+            context,
+            dockerfile,
+        } => ContainerImage::Build {
+            context: context.clone(),
+            dockerfile: dockerfile.clone(),
+        },
+    }
+}
+
+/// Pass-two interpolation of every string in a JSON value.
+fn interp_json(
+    v: &serde_json::Value,
+    interp: &mut dyn FnMut(&str) -> Result<String, ResolveError>,
+) -> Result<serde_json::Value, ResolveError> {
+    use serde_json::Value as J;
+    Ok(match v {
+        J::String(s) => J::String(interp(s)?),
+        J::Array(items) => J::Array(
+            items
+                .iter()
+                .map(|i| interp_json(i, interp))
+                .collect::<Result<_, _>>()?,
+        ),
+        J::Object(map) => J::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), interp_json(v, interp)?)))
+                .collect::<Result<_, ResolveError>>()?,
+        ),
+        other => other.clone(),
+    })
+}

@@ -1,0 +1,5 @@
+//! How to start, watch and stop one service: as a process ([`process`]) or a container.
+//! The supervisor decides when; this module knows how.
+
+pub mod process;
+pub mod unix;

@@ -1,0 +1,170 @@
+//! What the supervisor tells the rest of the tool: per-service status (published on a
+//! watch channel) and events (state changes, in order).
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+/// Where a service is in its life (the `state` of `stack ps`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Waiting for its dependencies, or not started yet.
+    Created,
+    /// Being started (or restarted after a back-off).
+    Starting,
+    /// Its process or container runs.
+    Running,
+    /// It ended on its own.
+    Exited,
+    /// It could not start, a dependency failed, or restarts ran out.
+    Failed,
+    /// `stack` stopped it.
+    Stopped,
+}
+
+/// The `health` of `stack ps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// No health check.
+    None,
+    /// Checks have not passed yet.
+    Starting,
+    /// The last checks passed.
+    Healthy,
+    /// Checks failed `retries` times in a row (or the start budget ran out).
+    Unhealthy,
+}
+
+/// A service's current status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    /// Life state.
+    pub state: State,
+    /// Health.
+    pub health: Health,
+    /// The process (group leader) pid.
+    pub pid: Option<u32>,
+    /// The pid's start time in clock ticks since boot (identifies it across pid reuse).
+    pub pid_start: Option<u64>,
+    /// The container id, for containers.
+    pub container_id: Option<String>,
+    /// When the current run started.
+    pub started_at: Option<Timestamp>,
+    /// How many times it was restarted.
+    pub restarts: u32,
+    /// The exit code of the last run.
+    pub exit_code: Option<i32>,
+    /// Why it failed, exited or was last restarted.
+    pub reason: Option<String>,
+    /// No further run will happen without a command (`start`/`restart`).
+    pub settled: bool,
+}
+
+impl Status {
+    /// The status before anything happened.
+    pub fn created(has_health: bool) -> Status {
+        Status {
+            state: State::Created,
+            health: if has_health {
+                Health::Starting
+            } else {
+                Health::None
+            },
+            pid: None,
+            pid_start: None,
+            container_id: None,
+            started_at: None,
+            restarts: 0,
+            exit_code: None,
+            reason: None,
+            settled: false,
+        }
+    }
+
+    /// Whether it is down for good (nothing of it runs, nothing will without a command).
+    pub fn is_down(&self) -> bool {
+        matches!(self.state, State::Exited | State::Failed | State::Stopped) && self.settled
+    }
+}
+
+/// Something that happened to a service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// Waiting for these dependencies.
+    Waiting {
+        /// Their names.
+        on: Vec<String>,
+    },
+    /// Being started.
+    Starting,
+    /// Running.
+    Started {
+        /// Process pid.
+        pid: Option<u32>,
+        /// Container id.
+        container_id: Option<String>,
+    },
+    /// Its health check passed.
+    Healthy {
+        /// Time from start to the first passing check.
+        #[serde(with = "millis")]
+        after: Duration,
+    },
+    /// Its health check failed.
+    Unhealthy {
+        /// The last failure.
+        reason: String,
+        /// During start (the start budget ran out) rather than later.
+        starting: bool,
+    },
+    /// It ended.
+    Exited {
+        /// Exit code, if it exited.
+        code: Option<i32>,
+        /// Signal, if it was killed.
+        signal: Option<i32>,
+    },
+    /// It will be started again after `delay`.
+    Restarting {
+        /// Restart number.
+        attempt: u32,
+        /// Back-off before the restart.
+        #[serde(with = "millis")]
+        delay: Duration,
+        /// Why.
+        reason: String,
+    },
+    /// Being stopped.
+    Stopping,
+    /// Stopped by `stack`.
+    Stopped,
+    /// It could not start or gave up.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// An event with its service and time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// The service.
+    pub service: String,
+    /// When.
+    pub at: Timestamp,
+    /// What.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+mod millis {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+}

@@ -1,0 +1,10 @@
+//! The supervisor decides *when*: dependency order, health gating, restarts and shutdown.
+//! One actor per service ([`service`]); one event loop ([`dispatcher`]).
+
+pub mod dispatcher;
+pub mod events;
+pub mod report;
+pub mod service;
+
+pub use dispatcher::{Observer, Options, run};
+pub use events::{Event, EventKind, Health, State, Status};

@@ -1,0 +1,102 @@
+//! The `ps` document (SPEC §2): the stable JSON shape of `stack ps --json`, also printed by
+//! `up --json` / `up -d` once healthy.
+
+use indexmap::IndexMap;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::events::{Health, State, Status};
+use crate::config::RuntimeKind;
+use crate::plan::Plan;
+
+/// `stack ps --json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PsDocument {
+    /// The project name.
+    pub project: String,
+    /// The supervisor's pid, when one runs.
+    pub supervisor_pid: Option<u32>,
+    /// Every service, in start order.
+    pub services: Vec<PsService>,
+}
+
+/// One service of [`PsDocument`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PsService {
+    /// Its name.
+    pub name: String,
+    /// `process` or `container`.
+    pub runtime: RuntimeKind,
+    /// created | starting | running | exited | failed | stopped
+    pub state: State,
+    /// none | starting | healthy | unhealthy
+    pub health: Health,
+    /// The process (group leader) pid.
+    pub pid: Option<u32>,
+    /// The container id.
+    pub container_id: Option<String>,
+    /// Ports by name.
+    pub ports: IndexMap<String, PsPort>,
+    /// Restarts so far.
+    pub restarts: u32,
+    /// When the current run started.
+    pub started_at: Option<Timestamp>,
+}
+
+/// A port of [`PsService`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PsPort {
+    /// The host port.
+    pub port: u16,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl PsDocument {
+    /// The document for `plan` with these statuses.
+    pub fn new(
+        plan: &Plan,
+        supervisor_pid: Option<u32>,
+        statuses: &[(String, Status)],
+    ) -> PsDocument {
+        let services = plan
+            .services
+            .iter()
+            .map(|svc| {
+                let status = statuses
+                    .iter()
+                    .find(|(n, _)| n == &svc.name)
+                    .map(|(_, s)| s.clone())
+                    .unwrap_or_else(|| Status::created(svc.health.is_some()));
+                PsService {
+                    name: svc.name.clone(),
+                    runtime: svc.runtime,
+                    state: status.state,
+                    health: status.health,
+                    pid: status.pid,
+                    container_id: status.container_id,
+                    ports: svc
+                        .ports
+                        .iter()
+                        .map(|p| {
+                            (
+                                p.name.clone(),
+                                PsPort {
+                                    port: p.host,
+                                    url: format!("http://127.0.0.1:{}", p.host),
+                                },
+                            )
+                        })
+                        .collect(),
+                    restarts: status.restarts,
+                    started_at: status.started_at,
+                }
+            })
+            .collect();
+        PsDocument {
+            project: plan.project.clone(),
+            supervisor_pid,
+            services,
+        }
+    }
+}

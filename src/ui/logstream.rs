@@ -1,0 +1,65 @@
+//! The merged log stream on stdout: follows every service's log file and prints new lines
+//! with a stable coloured prefix. It reads the files at its own pace, so a slow terminal
+//! delays only this display, never the services or their files.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{Console, paint, service_style};
+use crate::logs::{Follower, Line, Stream};
+
+/// Prints every new line of the `followers` until `stop`, then prints what is left.
+pub async fn run(
+    console: Console,
+    mut followers: Vec<Follower>,
+    notify: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    let width = followers.iter().map(|f| f.service.len()).max().unwrap_or(0);
+    loop {
+        let stopping = tokio::select! {
+            () = notify.notified() => false,
+            () = stop.cancelled() => true,
+            // Files written by others (a restarted run) are caught up regularly too.
+            () = tokio::time::sleep(std::time::Duration::from_millis(250)) => false,
+        };
+        // Drain until nothing is new, batching lines of all services in one write.
+        loop {
+            let mut text = String::new();
+            for f in &mut followers {
+                for line in f.read_new() {
+                    text.push_str(&format_line(&console, &line, width));
+                }
+            }
+            if text.is_empty() {
+                break;
+            }
+            let c = console.clone();
+            // Writing may block on a slow terminal: keep it off the runtime's threads.
+            let _ = tokio::task::spawn_blocking(move || c.out(&text)).await;
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// `name | text`, the name padded and coloured.
+pub fn format_line(console: &Console, line: &Line, width: usize) -> String {
+    let color = console.out_color();
+    let name = format!("{:<width$}", line.service);
+    let prefix = paint(color, service_style(&line.service), &format!("{name} |"));
+    match line.stream {
+        Stream::Stack => format!(
+            "{prefix} {}\n",
+            paint(
+                color,
+                anstyle::Style::new().dimmed(),
+                &format!("[stack] {}", line.text)
+            )
+        ),
+        _ => format!("{prefix} {}\n", line.text),
+    }
+}

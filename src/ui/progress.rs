@@ -1,0 +1,211 @@
+//! Live progress of `stack up`: a spinner per service on a terminal, one plain line per
+//! state change otherwise; the URL table (or the `ps` JSON document) once everything is
+//! ready; the error with the failing service's last log lines.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{Console, error_label, paint, service_style, table};
+use crate::logs;
+use crate::plan::Plan;
+use crate::supervisor::Observer;
+use crate::supervisor::events::{Event, EventKind, Status};
+use crate::supervisor::report::PsDocument;
+
+/// How many log lines accompany a failure.
+pub const TAIL_LINES: usize = 20;
+
+/// The foreground observer.
+pub struct Progress {
+    console: Console,
+    plan: std::sync::Arc<Plan>,
+    json: bool,
+    bars: HashMap<String, ProgressBar>,
+    width: usize,
+    up: bool,
+    supervisor_pid: Option<u32>,
+}
+
+impl Progress {
+    /// Shows the services of `plan`; `json` prints the `ps` document instead of the table.
+    pub fn new(
+        console: Console,
+        plan: std::sync::Arc<Plan>,
+        json: bool,
+        supervisor_pid: Option<u32>,
+    ) -> Progress {
+        let width = plan
+            .services
+            .iter()
+            .map(|s| s.name.len())
+            .max()
+            .unwrap_or(0);
+        let mut bars = HashMap::new();
+        if let Some(multi) = console.spinners() {
+            let style = ProgressStyle::with_template("{spinner} {prefix} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner())
+                .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏✔");
+            for s in &plan.services {
+                let bar = multi.add(ProgressBar::new_spinner());
+                bar.set_style(style.clone());
+                bar.set_prefix(paint(
+                    console.err_color(),
+                    service_style(&s.name),
+                    &format!("{:<width$}", s.name),
+                ));
+                bar.set_message("created");
+                bar.enable_steady_tick(Duration::from_millis(80));
+                bars.insert(s.name.clone(), bar);
+            }
+        }
+        Progress {
+            console,
+            plan,
+            json,
+            bars,
+            width,
+            up: false,
+            supervisor_pid,
+        }
+    }
+
+    fn line(&self, service: &str, message: &str) {
+        if self.console.quiet() {
+            return;
+        }
+        let name = paint(
+            self.console.err_color(),
+            service_style(service),
+            &format!("{service:<w$}", w = self.width),
+        );
+        self.console.err(&format!("{name}  {message}\n"));
+    }
+
+    /// The log file of a service.
+    fn log_path(&self, service: &str) -> PathBuf {
+        logs::path(&self.plan.state_dir(), service)
+    }
+}
+
+/// One line describing an event.
+pub fn describe(kind: &EventKind) -> String {
+    match kind {
+        EventKind::Waiting { on } => format!("waiting for {}", on.join(", ")),
+        EventKind::Starting => "starting".into(),
+        EventKind::Started { pid: Some(pid), .. } => format!("running (pid {pid})"),
+        EventKind::Started {
+            container_id: Some(id),
+            ..
+        } => format!("running (container {})", &id[..id.len().min(12)]),
+        EventKind::Started { .. } => "running".into(),
+        EventKind::Healthy { after } => format!("healthy after {}", ms(*after)),
+        EventKind::Unhealthy { reason, .. } => format!("unhealthy: {reason}"),
+        EventKind::Exited { code: Some(c), .. } => format!("exited with code {c}"),
+        EventKind::Exited {
+            signal: Some(s), ..
+        } => {
+            format!("killed by {}", crate::config::StopSignal(*s).name())
+        }
+        EventKind::Exited { .. } => "exited".into(),
+        EventKind::Restarting {
+            attempt,
+            delay,
+            reason,
+        } => {
+            format!("{reason}; restarting in {} (restart {attempt})", ms(*delay))
+        }
+        EventKind::Stopping => "stopping".into(),
+        EventKind::Stopped => "stopped".into(),
+        EventKind::Failed { reason } => format!("failed: {reason}"),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    if d < Duration::from_secs(10) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+impl Observer for Progress {
+    fn event(&mut self, event: &Event, _statuses: &[(String, Status)]) {
+        let message = describe(&event.kind);
+        match (self.up, self.bars.get(&event.service)) {
+            (false, Some(bar)) => match &event.kind {
+                EventKind::Healthy { .. } => bar.finish_with_message(paint(
+                    self.console.err_color(),
+                    anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Green.into())),
+                    &message,
+                )),
+                EventKind::Failed { .. } | EventKind::Unhealthy { starting: true, .. } => {
+                    bar.abandon_with_message(paint(
+                        self.console.err_color(),
+                        anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Red.into())),
+                        &message,
+                    ));
+                }
+                _ => bar.set_message(message),
+            },
+            _ => self.line(&event.service, &message),
+        }
+    }
+
+    fn ready(&mut self, statuses: &[(String, Status)]) {
+        self.up = true;
+        for bar in self.bars.values() {
+            if !bar.is_finished() {
+                bar.finish();
+            }
+        }
+        let doc = PsDocument::new(&self.plan, self.supervisor_pid, statuses);
+        if self.json {
+            match serde_json::to_string_pretty(&doc) {
+                Ok(j) => self.console.out(&format!("{j}\n")),
+                Err(e) => self.console.err(&format!("cannot print JSON: {e}\n")),
+            }
+        } else {
+            self.console
+                .out(&table::render(&doc, self.console.out_color()));
+        }
+    }
+
+    fn failed(&mut self, service: Option<&str>, message: &str, _code: u8) {
+        for bar in self.bars.values() {
+            if !bar.is_finished() {
+                bar.abandon();
+            }
+        }
+        self.up = true;
+        let mut text = format!("{} {message}\n", error_label(self.console.err_color()));
+        if let Some(s) = service {
+            let tail = logs::tail(s, &self.log_path(s), TAIL_LINES);
+            if !tail.is_empty() {
+                text.push_str(&format!(
+                    "last lines of `{s}` ({}):\n",
+                    self.log_path(s).display()
+                ));
+                for l in tail {
+                    text.push_str(&format!("  {} {}\n", l.stream.tag(), l.text));
+                }
+            }
+        }
+        self.console.err(&text);
+    }
+
+    fn stopping(&mut self, kill: bool) {
+        if self.console.quiet() {
+            return;
+        }
+        self.up = true;
+        let msg = if kill {
+            "killing every service now\n"
+        } else {
+            "stopping (press Ctrl-C again to kill at once)\n"
+        };
+        self.console.err(msg);
+    }
+}
