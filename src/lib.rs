@@ -25,6 +25,12 @@ pub use error::{Error, Result};
 
 /// Parses the command line, runs the command and maps its outcome to an exit code.
 pub fn main() -> ExitCode {
+    // The process-group shim runs before anything else: it must start fast.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == runtime::shim::ARG) {
+        let code = runtime::shim::run(&args[2..]);
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,

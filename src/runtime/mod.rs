@@ -2,4 +2,5 @@
 //! The supervisor decides when; this module knows how.
 
 pub mod process;
+pub mod shim;
 pub mod unix;

@@ -59,20 +59,30 @@ impl std::fmt::Display for Exit {
     }
 }
 
-/// Starts `argv` in `cwd` with `env` added to the inherited environment.
+/// Starts `argv` in `cwd` with `env` added to the inherited environment, under the
+/// process-group shim (`shim` is the `stack` executable; see [`super::shim`]).
 pub async fn start(
     spawner: &Spawner,
+    shim: &Path,
     argv: &[String],
     env: &[(String, String)],
     cwd: &Path,
     log: &LogFile,
 ) -> std::io::Result<RunningProcess> {
-    let Some((program, args)) = argv.split_first() else {
+    if argv.is_empty() {
         return Err(std::io::Error::other("empty command"));
-    };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
+    }
+    if !cwd.is_dir() {
+        return Err(std::io::Error::other(format!(
+            "folder `{}` does not exist",
+            cwd.display()
+        )));
+    }
+    let mut cmd = tokio::process::Command::new(shim);
+    cmd.arg(super::shim::ARG)
+        .args(argv)
         .envs(env.iter().map(|(k, v)| (k, v)))
+        .env(super::shim::PARENT_ENV, std::process::id().to_string())
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

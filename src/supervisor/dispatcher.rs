@@ -57,6 +57,7 @@ pub async fn run(
         spawner: Spawner::start()?,
         http: crate::health::http_client(),
         events: events_tx,
+        exe: std::env::current_exe()?,
     };
     let mut tasks = JoinSet::new();
     let mut handles: Vec<ActorHandle> = Vec::new();
@@ -145,8 +146,12 @@ impl Dispatcher {
         observer.event(&ev, &statuses);
         match self.phase {
             Phase::Starting => {
-                if let Some((code, message)) = startup_failure(&ev) {
-                    observer.failed(Some(&ev.service), &message, code);
+                let status = statuses
+                    .iter()
+                    .find(|(n, _)| n == &ev.service)
+                    .map(|(_, s)| s);
+                if let Some((code, message, blame)) = startup_failure(&ev, status) {
+                    observer.failed(Some(blame), &message, code);
                     self.code = Some(code);
                     self.begin_stop(observer);
                 } else if statuses.iter().all(|(_, s)| is_ready(s)) {
@@ -253,12 +258,28 @@ fn is_ready(s: &Status) -> bool {
     }
 }
 
-/// Whether `ev` means the stack cannot come up, with the exit code and message.
-fn startup_failure(ev: &Event) -> Option<(u8, String)> {
+/// Whether `ev` means the stack cannot come up: the exit code, the message, and the
+/// service whose log explains it (the failed dependency, when that is the cause).
+fn startup_failure<'a>(ev: &'a Event, status: Option<&Status>) -> Option<(u8, String, &'a str)> {
     match &ev.kind {
-        EventKind::Failed { reason } => Some((
+        // A crash with no restart to come: report it at once, before its dependents do.
+        EventKind::Exited { .. } => status
+            .filter(|s| s.state == State::Failed && s.settled)
+            .map(|s| {
+                (
+                    exit::SERVICE_FAILED,
+                    format!(
+                        "`{}` failed: {}",
+                        ev.service,
+                        s.reason.as_deref().unwrap_or("exited")
+                    ),
+                    ev.service.as_str(),
+                )
+            }),
+        EventKind::Failed { reason, dependency } => Some((
             exit::SERVICE_FAILED,
             format!("`{}` failed: {reason}", ev.service),
+            dependency.as_deref().unwrap_or(&ev.service),
         )),
         EventKind::Unhealthy {
             reason,
@@ -266,6 +287,7 @@ fn startup_failure(ev: &Event) -> Option<(u8, String)> {
         } => Some((
             exit::HEALTH_TIMEOUT,
             format!("`{}` did not become healthy: {reason}", ev.service),
+            &ev.service,
         )),
         _ => None,
     }

@@ -146,6 +146,8 @@ pub enum EventKind {
     Failed {
         /// Why.
         reason: String,
+        /// The dependency whose failure caused this one, if that is the cause.
+        dependency: Option<String>,
     },
 }
 

@@ -60,6 +60,8 @@ pub struct Shared {
     pub http: reqwest::Client,
     /// Events to the dispatcher.
     pub events: mpsc::UnboundedSender<Event>,
+    /// The `stack` executable (the process-group shim).
+    pub exe: std::path::PathBuf,
 }
 
 /// First restart delay; doubled per failure in a row, capped.
@@ -172,7 +174,7 @@ impl Actor {
         });
         match self.wait_for_deps().await {
             DepOutcome::Ready => {}
-            DepOutcome::Failed(reason) => return self.fail(reason),
+            DepOutcome::Failed(dep, reason) => return self.fail(reason, Some(dep)),
             DepOutcome::Stop => return self.stopped(),
         }
         loop {
@@ -207,12 +209,17 @@ impl Actor {
                             code: exit.code,
                             signal: exit.signal,
                         });
-                        if !exit.success() {
+                        if exit.success() {
+                            self.log.note(&reason);
+                        } else {
                             self.log.note(&format!(
                                 "{reason}; not restarting (restart: {})",
                                 policy_name(self.plan.restart)
                             ));
-                            self.emit(EventKind::Failed { reason });
+                            self.emit(EventKind::Failed {
+                                reason,
+                                dependency: None,
+                            });
                         }
                         return;
                     }
@@ -228,7 +235,7 @@ impl Actor {
                     if self.plan.restart == RestartPolicy::No {
                         // Stopped by liveness without a restart policy cannot happen: the run
                         // only ends on liveness failure when a restart is allowed.
-                        return self.fail(reason);
+                        return self.fail(reason, None);
                     }
                     if !self.backoff(started, reason).await {
                         return;
@@ -244,9 +251,10 @@ impl Actor {
         if let Some(max) = self.plan.max_restarts
             && restarts >= max
         {
-            self.fail(format!(
-                "{reason}; gave up after {restarts} restarts (max_restarts: {max})"
-            ));
+            self.fail(
+                format!("{reason}; gave up after {restarts} restarts (max_restarts: {max})"),
+                None,
+            );
             return false;
         }
         if started.elapsed() >= STABLE_RUN {
@@ -285,7 +293,7 @@ impl Actor {
         }
     }
 
-    fn fail(&mut self, reason: String) {
+    fn fail(&mut self, reason: String, dependency: Option<String>) {
         self.log.note(&format!("failed: {reason}"));
         self.set(|s| {
             s.state = State::Failed;
@@ -293,7 +301,7 @@ impl Actor {
             s.reason = Some(reason.clone());
             s.pid = None;
         });
-        self.emit(EventKind::Failed { reason });
+        self.emit(EventKind::Failed { reason, dependency });
     }
 
     fn stopped(&mut self) {
@@ -328,7 +336,10 @@ impl Actor {
                 }
                 all = false;
                 if let Some(why) = broken(d.condition, &s) {
-                    return DepOutcome::Failed(format!("dependency `{}` {why}", d.name));
+                    return DepOutcome::Failed(
+                        d.name.clone(),
+                        format!("dependency `{}` {why}", d.name),
+                    );
                 }
             }
             if all {
@@ -361,7 +372,7 @@ impl Actor {
         let mut proc = match self.start().await {
             Ok(p) => p,
             Err(reason) => {
-                self.fail(reason);
+                self.fail(reason, None);
                 return RunEnd::Failed;
             }
         };
@@ -396,9 +407,7 @@ impl Actor {
                     self.set(|s| {
                         s.exit_code = exit.code;
                         s.pid = None;
-                        if s.health != Health::None { s.health = Health::Unhealthy; }
                     });
-                    self.log.note(&format!("exited with {exit}"));
                     return RunEnd::Exited(exit);
                 }
                 h = hrx.recv() => match h {
@@ -472,6 +481,7 @@ impl Actor {
         }
         process::start(
             &self.shared.spawner,
+            &self.shared.exe,
             argv,
             &self.plan.env,
             &self.plan.cwd,
@@ -505,7 +515,7 @@ fn policy_name(p: RestartPolicy) -> &'static str {
 
 enum DepOutcome {
     Ready,
-    Failed(String),
+    Failed(String, String),
     Stop,
 }
 

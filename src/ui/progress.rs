@@ -119,7 +119,7 @@ pub fn describe(kind: &EventKind) -> String {
         }
         EventKind::Stopping => "stopping".into(),
         EventKind::Stopped => "stopped".into(),
-        EventKind::Failed { reason } => format!("failed: {reason}"),
+        EventKind::Failed { reason, .. } => format!("failed: {reason}"),
     }
 }
 

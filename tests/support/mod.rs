@@ -201,3 +201,287 @@ impl Drop for Served {
         }
     }
 }
+
+/// A scratch project: a temp folder with a `stack.yaml`, and `stack` run inside it.
+pub struct Project {
+    /// The folder.
+    pub dir: tempfile::TempDir,
+}
+
+/// The output of a finished `stack` command.
+#[derive(Debug)]
+pub struct Run {
+    /// The exit code (None when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Project {
+    /// A project whose `stack.yaml` is `yaml`.
+    pub fn new(yaml: &str) -> Project {
+        let dir = tempfile::Builder::new()
+            .prefix("stack-test-")
+            .tempdir()
+            .expect("tempdir");
+        std::fs::write(dir.path().join("stack.yaml"), yaml).expect("write stack.yaml");
+        Project { dir }
+    }
+
+    /// The folder's path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file in the project.
+    pub fn write(&self, name: &str, contents: &str) {
+        let p = self.dir.path().join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(p, contents).expect("write");
+    }
+
+    /// Reads a file of the project.
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name))
+            .unwrap_or_else(|e| panic!("cannot read {name}: {e}"))
+    }
+
+    /// A `stack` command in the project folder, with no colour.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(stack_bin());
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("STACK_PROJECT_NAME")
+            .env_remove("STACK_PROFILES")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `stack ARGS` to completion (at most `timeout`).
+    pub fn run(&self, args: &[&str], timeout: Duration) -> Run {
+        self.spawn(args).finish(timeout)
+    }
+
+    /// Starts `stack ARGS` in the background.
+    pub fn spawn(&self, args: &[&str]) -> Background {
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn stack");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
+        let tx2 = tx.clone();
+        let readers = vec![
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    let _ = tx.send((false, line));
+                }
+            }),
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    let _ = tx2.send((true, line));
+                }
+            }),
+        ];
+        Background {
+            child,
+            rx,
+            stdout: String::new(),
+            stderr: String::new(),
+            readers,
+        }
+    }
+}
+
+/// Waits for a child (killing it after `timeout`) and collects its output.
+pub fn finish(mut child: Child, timeout: Duration) -> Run {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                break;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => panic!("wait: {e}"),
+        }
+    }
+    let out = child.wait_with_output().expect("output");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A `stack` command running in the background, its output collected line by line.
+pub struct Background {
+    /// The process.
+    pub child: Child,
+    rx: std::sync::mpsc::Receiver<(bool, String)>,
+    /// Standard output so far.
+    pub stdout: String,
+    /// Standard error so far.
+    pub stderr: String,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Background {
+    /// Waits until a line (stdout or stderr) contains `needle`; panics after `timeout`.
+    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok((is_err, line)) => {
+                    let buf = if is_err {
+                        &mut self.stderr
+                    } else {
+                        &mut self.stdout
+                    };
+                    buf.push_str(&line);
+                    buf.push('\n');
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with {needle:?} within {timeout:?}\n--- stdout\n{}\n--- stderr\n{}",
+                    self.stdout, self.stderr
+                ),
+            }
+        }
+    }
+
+    /// Sends a signal (e.g. `libc::SIGINT`) to the process.
+    pub fn signal(&self, sig: i32) {
+        let _ = Command::new("kill")
+            .args([format!("-{sig}"), self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits for exit (killing after `timeout`); returns the code and all output.
+    pub fn finish(mut self, timeout: Duration) -> Run {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => break s,
+                Ok(None) if Instant::now() > deadline => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "stack did not exit within {timeout:?}\n--- stdout\n{}\n--- stderr\n{}",
+                        self.stdout, self.stderr
+                    );
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(e) => panic!("wait: {e}"),
+            }
+        };
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        while let Ok((is_err, line)) = self.rx.try_recv() {
+            let buf = if is_err {
+                &mut self.stderr
+            } else {
+                &mut self.stdout
+            };
+            buf.push_str(&line);
+            buf.push('\n');
+        }
+        Run {
+            code: status.code(),
+            stdout: std::mem::take(&mut self.stdout),
+            stderr: std::mem::take(&mut self.stderr),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Whether process `pid` is alive (not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap_or("X");
+            state != "Z" && state != "X"
+        }
+        Err(_) => false,
+    }
+}
+
+/// Pids of live processes whose environment has `KEY=VALUE`.
+pub fn pids_with_env(key: &str, value: &str) -> Vec<u32> {
+    let needle = format!("{key}={value}");
+    let mut pids = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Ok(env) = std::fs::read(e.path().join("environ"))
+            && env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes())
+            && alive(pid)
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Polls `f` until it returns true, at most `timeout`.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f()
+}
+
+impl Project {
+    /// The project name `stack` derives from the folder (used as `STACK_PROJECT`).
+    pub fn name(&self) -> String {
+        let folder = self
+            .dir
+            .path()
+            .file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        folder
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    }
+}
