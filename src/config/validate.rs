@@ -124,7 +124,12 @@ impl Cx {
             Err(err) => {
                 let at = path.join_serde(err.path());
                 let (message, hint) = humanize(&err.into_inner().to_string());
-                let loc = self.positions.value(&at);
+                // An unknown field is best shown at its key, anything else at its value.
+                let loc = if message.starts_with("unknown field") {
+                    self.positions.key(&at)
+                } else {
+                    self.positions.value(&at)
+                };
                 self.push(Diagnostic::error(at, message).at(loc).maybe_hint(hint));
                 None
             }
@@ -1044,7 +1049,11 @@ fn check_refs(
                             Some((
                                 format!("`{r}`: `{service}` has no port `{p}`"),
                                 did_you_mean(p, declared.iter().copied()).or_else(|| {
-                                    Some(format!("`{service}` declares: {}", declared.join(", ")))
+                                    Some(if declared.is_empty() {
+                                        format!("add `ports: {{{p}: auto}}` to `{service}`")
+                                    } else {
+                                        format!("`{service}` declares: {}", declared.join(", "))
+                                    })
                                 }),
                             ))
                         }

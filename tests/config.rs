@@ -1,0 +1,205 @@
+//! The stack file: every bad input is refused with exit 2, its file, line and column, the
+//! field, what is wrong and a hint (snapshots of the exact messages); interpolation,
+//! `env_file`, `stack config` and `stack schema`.
+
+mod support;
+
+use std::time::Duration;
+
+use support::Project;
+
+const T: Duration = Duration::from_secs(20);
+
+/// Runs `stack validate` on `yaml`; asserts exit 2 and returns stderr.
+fn refused(yaml: &str) -> String {
+    let p = Project::new(yaml);
+    let run = p.run(&["validate"], T);
+    assert_eq!(run.code, Some(2), "expected exit 2:\n{}", run.stderr);
+    run.stderr
+}
+
+#[test]
+fn unknown_fields_suggest_the_right_name() {
+    insta::assert_snapshot!(refused(
+        r#"
+name: demo
+servces: {}
+services:
+  api:
+    comand: [python3, -m, http.server]
+    health: {htp: /health}
+"#
+    ));
+}
+
+#[test]
+fn a_port_out_of_range() {
+    insta::assert_snapshot!(refused(
+        "services:\n  api:\n    command: [python3, -m, http.server]\n    port: 619009\n"
+    ));
+}
+
+#[test]
+fn a_dependency_cycle_is_shown_as_a_path() {
+    insta::assert_snapshot!(refused(
+        r#"
+services:
+  a:
+    command: "true"
+    depends_on: [b]
+  b:
+    command: "true"
+    depends_on: [c]
+  c:
+    command: "true"
+    depends_on: [a]
+"#
+    ));
+}
+
+#[test]
+fn unknown_dependencies_and_duplicate_ports() {
+    insta::assert_snapshot!(refused(
+        r#"
+services:
+  api:
+    command: "true"
+    port: 8000
+    depends_on: {gatewy: healthy}
+  gateway:
+    builtin: gateway
+    port: 8000
+"#
+    ));
+}
+
+#[test]
+fn health_naming_an_undeclared_port() {
+    insta::assert_snapshot!(refused(
+        r#"
+services:
+  api:
+    command: "true"
+    ports: {http: auto}
+    health: {http: {path: /health, port: admin}}
+  worker:
+    command: "true"
+    health: {tcp: main}
+"#
+    ));
+}
+
+#[test]
+fn required_variables_and_bad_references() {
+    insta::assert_snapshot!(refused(
+        r#"
+services:
+  api:
+    command: "serve --root ${WEB_ROOT:?set WEB_ROOT to the folder to serve}"
+    env:
+      DB: "${services.db.url}"
+      OTHER: "${services.api.ports.admin}"
+  web:
+    command: "echo ${PORT}"
+"#
+    ));
+}
+
+#[test]
+fn invalid_yaml_points_at_the_problem() {
+    insta::assert_snapshot!(refused(
+        "services:\n  api:\n    command: [python3, -m\n    port: 80\n"
+    ));
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let err = refused(
+        r#"
+services:
+  a:
+    command: "true"
+    port: 70000
+    restart: sometimes
+    stop_timeout: soon
+    depends_on: [nope]
+  b:
+    command: "true"
+    ports: {web: {host: 8080, container: 80}}
+"#,
+    );
+    for needle in [
+        "70000 is not a TCP port (1–65535)",
+        "`sometimes` is not allowed here",
+        "`soon` is not a duration",
+        "depends on `nope`",
+        "only applies to containers",
+        "has 5 errors",
+    ] {
+        assert!(err.contains(needle), "{needle:?} missing in:\n{err}");
+    }
+}
+
+#[test]
+fn interpolation_env_file_and_config_output() {
+    let p = Project::new(
+        r#"
+name: shop
+env_file: .env
+services:
+  api:
+    command: ["${BIN:-python3}", -m, http.server, "$${NOT_INTERPOLATED}", "cost: 5$"]
+    port: "${API_PORT}"
+    env: {GREETING: "${GREETING}", FROM_SHELL: "${SHELL_ONLY:-fallback}"}
+"#,
+    );
+    p.write(
+        ".env",
+        "# settings\nAPI_PORT=8123\nexport GREETING=\"hello world\"\n",
+    );
+    let run = p.run(&["config", "--format", "json"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    let api = &v["services"][0];
+    assert_eq!(v["name"], "shop");
+    assert_eq!(api["ports"][0]["host"], 8123);
+    assert_eq!(api["kind"]["command"]["argv"][0], "python3");
+    // `$$` stays escaped until the plan resolves it.
+    assert_eq!(api["kind"]["command"]["argv"][3], "$${NOT_INTERPOLATED}");
+    assert_eq!(api["env"][0][1], "hello world");
+    assert_eq!(api["env"][1][1], "fallback");
+    let missing = Project::new("env_file: nope.env\nservices:\n  a:\n    command: \"true\"\n");
+    let run = missing.run(&["validate"], T);
+    assert_eq!(run.code, Some(2));
+    assert!(
+        run.stderr.contains("cannot read env file"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn schema_is_generated_from_the_types() {
+    let p = Project::new("services: {}\n");
+    let run = p.run(&["schema"], T);
+    assert_eq!(run.code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json schema");
+    let props = &v["$defs"]["RawService"]["properties"];
+    for field in [
+        "builtin",
+        "command",
+        "ports",
+        "health",
+        "depends_on",
+        "restart",
+    ] {
+        assert!(
+            props.get(field).is_some(),
+            "{field} missing from the schema"
+        );
+    }
+    assert_eq!(v["additionalProperties"], false);
+    let run = p.run(&["schema", "-o", "stack.schema.json"], T);
+    assert_eq!(run.code, Some(0));
+    assert!(p.read("stack.schema.json").contains("\"services\""));
+}
