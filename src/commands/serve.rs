@@ -60,8 +60,11 @@ fn init_tracing(global: &GlobalArgs, format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.with_ansi(false).try_init(),
+    // Under the orchestrator every line is already timestamped in the log file.
+    let orchestrated = std::env::var_os("STACK_SERVICE").is_some();
+    let _ = match (format, orchestrated) {
+        (LogFormat::Json, _) => builder.json().flatten_event(true).try_init(),
+        (LogFormat::Text, true) => builder.with_ansi(false).without_time().try_init(),
+        (LogFormat::Text, false) => builder.with_ansi(false).try_init(),
     };
 }
