@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod health;
 pub mod logs;
@@ -14,6 +15,7 @@ pub mod plan;
 pub mod procfs;
 pub mod runtime;
 pub mod services;
+pub mod state;
 pub mod supervisor;
 pub mod ui;
 

@@ -5,17 +5,18 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args};
 use tracing_subscriber::EnvFilter;
 
-/// Global options (SPEC §2).
+/// Global options (SPEC §2). As with docker compose, `-f`, `-p` and `-v` go before the
+/// subcommand (`stack -f ci.yaml -p job1 up`), because `logs -f` (follow) and `down -v`
+/// (volumes) mean something else after it; `--no-color` and `-q` go anywhere.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// The stack file [default: `stack.yaml`, searched upward from the current folder]
-    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Project name [default: `name:` in the stack file, else the folder's name]
     #[arg(
         short = 'p',
         long = "project-name",
-        global = true,
         env = "STACK_PROJECT_NAME",
         value_name = "NAME"
     )]
@@ -27,7 +28,7 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true)]
     pub quiet: bool,
     /// Print more; repeat for more detail (`RUST_LOG` overrides)
-    #[arg(short, long, global = true, action = ArgAction::Count)]
+    #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,
 }
 

@@ -2,16 +2,24 @@
 //! per subcommand; no behaviour here beyond parsing.
 
 mod config;
+mod control;
+mod down;
 mod global;
+mod logs;
+mod ps;
 mod serve;
 mod up;
 
 use clap::{Parser, Subcommand};
 
 pub use config::{ConfigArgs, Format, SchemaArgs, ValidateArgs};
+pub use control::ServicesArgs;
+pub use down::DownArgs;
 pub use global::GlobalArgs;
+pub use logs::LogsArgs;
+pub use ps::PsArgs;
 pub use serve::{LogFormat, ServeArgs};
-pub use up::{UpArgs, parse_duration};
+pub use up::{SuperviseArgs, UpArgs, parse_duration};
 
 /// Run a local stack of services (an MCP context server, a mock model, an AI gateway and
 /// your own processes or containers) on free ports, in dependency order, with one log stream.
@@ -34,6 +42,18 @@ pub struct Cli {
 pub enum Command {
     /// Start the stack: free ports, dependency order, health checks, one log stream
     Up(UpArgs),
+    /// Stop everything of this project, from any shell
+    Down(DownArgs),
+    /// Show each service: state, health, pid, ports, restarts
+    Ps(PsArgs),
+    /// Show the services' logs, merged by time
+    Logs(LogsArgs),
+    /// Restart services of the running stack
+    Restart(ServicesArgs),
+    /// Stop services of the running stack
+    Stop(ServicesArgs),
+    /// Start stopped services of the running stack
+    Start(ServicesArgs),
     /// Check the stack file; exit 0 when valid, 2 with every problem otherwise
     Validate(ValidateArgs),
     /// Print the resolved stack (interpolated, defaults filled in)
@@ -42,4 +62,7 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Run one built-in service directly (this is what the orchestrator runs)
     Serve(ServeArgs),
+    /// The detached supervisor (internal)
+    #[command(name = "__supervise", hide = true)]
+    Supervise(SuperviseArgs),
 }

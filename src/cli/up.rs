@@ -39,3 +39,14 @@ pub struct UpArgs {
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     crate::config::raw::parse_duration(s)
 }
+
+/// The detached supervisor (internal: started by `up -d`).
+#[derive(Debug, Clone, Args)]
+pub struct SuperviseArgs {
+    /// The resolved plan written by `up -d`
+    #[arg(long)]
+    pub plan: std::path::PathBuf,
+    /// Deadline for every service to be healthy
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+}

@@ -1,7 +1,12 @@
 //! One `run` per subcommand: each turns parsed arguments into work and an exit code.
 
 mod config;
+mod control;
+mod down;
 mod load;
+mod logs;
+mod project;
+mod ps;
 mod serve;
 mod up;
 
@@ -19,10 +24,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
     match cli.command {
         Command::Up(args) => up::run(&cli.global, args),
+        Command::Down(args) => down::run(&cli.global, args),
+        Command::Ps(args) => ps::run(&cli.global, args),
+        Command::Logs(args) => logs::run(&cli.global, args),
+        Command::Restart(args) => control::run(&cli.global, args, control::Action::Restart),
+        Command::Stop(args) => control::run(&cli.global, args, control::Action::Stop),
+        Command::Start(args) => control::run(&cli.global, args, control::Action::Start),
         Command::Validate(args) => config::validate(&cli.global, args),
         Command::Config(args) => config::config(&cli.global, args),
         Command::Schema(args) => config::schema(args),
         Command::Serve(args) => serve::run(&cli.global, args),
+        Command::Supervise(args) => up::supervise(args),
     }
 }
 

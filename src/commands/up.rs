@@ -1,21 +1,32 @@
-//! `stack up`: load → select → ports → plan → supervise in the foreground.
+//! `stack up`: load → select → ports → plan → supervise, in the foreground or (`-d`,
+//! `--wait`) in a detached supervisor the command waits on until everything is healthy.
 
-use std::process::ExitCode;
+use std::path::Path;
+use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{GlobalArgs, UpArgs};
-use crate::error::{Error, Result};
+use crate::cli::{GlobalArgs, SuperviseArgs, UpArgs};
+use crate::control::{self, Message, Request};
+use crate::error::{Error, Result, exit};
 use crate::logs::{self, Follower};
 use crate::plan::{self, Plan};
-use crate::supervisor::{self, Options};
+use crate::state::{self, StateDir};
+use crate::supervisor::events::LogObserver;
+use crate::supervisor::{self, Observer, Options};
 use crate::ui::{Console, logstream, progress::Progress};
 
 pub(crate) fn run(global: &GlobalArgs, args: UpArgs) -> Result<ExitCode> {
     let plan = Arc::new(prepare(global, &args)?);
     let console = Console::new(global);
+    if args.detach || args.wait {
+        return detached(&console, plan, &args);
+    }
+    let lock =
+        state::try_lock(&plan.state())?.ok_or_else(|| already_up(&plan.state(), &plan.project))?;
     let rt = super::runtime()?;
     let code = rt.block_on(async {
         let notify = Arc::new(Notify::new());
@@ -31,35 +42,182 @@ pub(crate) fn run(global: &GlobalArgs, args: UpArgs) -> Result<ExitCode> {
             notify.clone(),
             stop_logs.clone(),
         ));
-        let mut progress = Progress::new(
-            console.clone(),
-            plan.clone(),
-            args.json,
-            Some(std::process::id()),
-        );
-        let code = supervisor::run(
-            plan.clone(),
-            notify,
-            &mut progress,
-            Options {
-                timeout: args.timeout,
-            },
-        )
-        .await;
+        let mut progress = Progress::new(console.clone(), plan.clone(), args.json);
+        let options = Options {
+            timeout: args.timeout,
+        };
+        let code = supervisor::run(plan.clone(), notify, &mut progress, options).await;
         stop_logs.cancel();
         let _ = stream.await;
         code
     })?;
+    drop(lock);
     Ok(ExitCode::from(code))
 }
 
-/// Loads the stack and resolves the plan: services, order, ports, environment.
+/// Loads the stack and resolves the plan: services, order, ports (reusing last run's auto
+/// ports when free), environment. Refuses when the project is already up.
 pub(crate) fn prepare(global: &GlobalArgs, args: &UpArgs) -> Result<Plan> {
     let loaded = super::load::stack(global, args.runtime)?;
     let stack = &loaded.stack;
     let selected = plan::select(stack, &args.services, &args.profiles)
         .map_err(|e| Error::input(e.to_string(), Some("`stack config` lists the services")))?;
-    let ports = plan::ports::assign(&selected, &Default::default()).map_err(Error::PortsInUse)?;
+    let dir = plan::state_dir(stack);
+    if state::is_locked(&dir) {
+        return Err(already_up(&dir, &stack.name));
+    }
+    let ports =
+        plan::ports::assign(&selected, &state::read_ports(&dir)).map_err(Error::PortsInUse)?;
+    if let Err(err) = state::write_ports(&dir, &ports) {
+        tracing::warn!(%err, "cannot remember the ports");
+    }
     let exe = std::env::current_exe()?;
     plan::build(stack, &selected, &ports, &exe).map_err(|e| Error::input(e.to_string(), None))
+}
+
+/// The error for a project whose supervisor already runs, naming it.
+fn already_up(dir: &StateDir, project: &str) -> Error {
+    let holder = match state::State::read(dir) {
+        Some(s) => format!(
+            "supervisor pid {} (started {}, {})",
+            s.supervisor.pid,
+            s.started_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            s.file.display()
+        ),
+        None => "another `stack up`".to_string(),
+    };
+    Error::Environment {
+        message: format!("project `{project}` is already up: {holder}"),
+        hint: Some(
+            "`stack ps` shows it; `stack down` stops it; `-p NAME` starts a separate copy".into(),
+        ),
+    }
+}
+
+/// `up -d` / `--wait`: starts the supervisor in its own session and follows it until
+/// every service is healthy (exit 0) or the stack fails (it is taken down; exit 1/3/4).
+fn detached(console: &Console, plan: Arc<Plan>, args: &UpArgs) -> Result<ExitCode> {
+    let dir = plan.state();
+    let plan_file = dir.run_dir().join("plan.json");
+    state::write_json(&plan_file, &*plan)?;
+    let log = std::fs::File::create(dir.supervisor_log()).map_err(|source| Error::Io {
+        action: "cannot create",
+        path: dir.supervisor_log(),
+        source,
+    })?;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.arg("__supervise")
+        .arg("--plan")
+        .arg(&plan_file)
+        .current_dir(&plan.dir)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    if let Some(t) = args.timeout {
+        cmd.arg("--timeout").arg(format!("{}ms", t.as_millis()));
+    }
+    crate::runtime::unix::new_session(&mut cmd);
+    let mut child = cmd.spawn()?;
+    let rt = super::runtime()?;
+    let mut progress = Progress::new(console.clone(), plan.clone(), args.json);
+    let code = rt.block_on(follow(&dir.socket(), &mut child, &mut progress))?;
+    Ok(ExitCode::from(code))
+}
+
+/// Follows a starting supervisor: progress until ready or failed. On failure the
+/// supervisor stops the stack itself; this waits for that, so nothing is left running.
+async fn follow(
+    socket: &Path,
+    child: &mut std::process::Child,
+    progress: &mut Progress,
+) -> Result<u8> {
+    // The socket appears once the supervisor has started its services.
+    let mut conn = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = socket.with_file_name("supervisor.log");
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let code = status
+                .code()
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(exit::SERVICE_FAILED);
+            return Err(Error::Environment {
+                message: format!(
+                    "the supervisor exited before it was ready:\n{}",
+                    text.trim_end()
+                ),
+                hint: Some(format!("exit code {code}; see {}", log.display())),
+            });
+        }
+        match control::client::open(socket, &Request::Subscribe).await {
+            Ok(c) => break c,
+            Err(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+        }
+    };
+    let mut failure: Option<u8> = None;
+    let mut interrupted = false;
+    loop {
+        let msg = tokio::select! {
+            m = conn.next() => m,
+            _ = tokio::signal::ctrl_c(), if !interrupted => {
+                // Ctrl-C while waiting: take the stack down rather than leave half of it.
+                interrupted = true;
+                failure.get_or_insert(exit::INTERRUPTED);
+                let _ = control::client::call(socket, &Request::Down { timeout_ms: None }).await;
+                continue;
+            }
+        };
+        match msg {
+            Ok(Some(Message::Event(e))) => progress.event(&e),
+            Ok(Some(Message::Ready(doc))) if failure.is_none() => {
+                progress.ready(&doc);
+                return Ok(exit::OK);
+            }
+            Ok(Some(Message::Failed {
+                service,
+                message,
+                code,
+            })) => {
+                progress.failed(service.as_deref(), &message, code);
+                failure = Some(code);
+            }
+            Ok(Some(Message::Stopping)) => progress.stopping(false),
+            Ok(Some(_)) => {}
+            // The supervisor is gone: it finished stopping after a failure.
+            Ok(None) | Err(_) => break,
+        }
+    }
+    // Wait for the supervisor itself to exit, so nothing it started outlives this command.
+    let _ = tokio::task::block_in_place(|| child.wait());
+    Ok(failure.unwrap_or(exit::SERVICE_FAILED))
+}
+
+/// `stack __supervise`: the detached supervisor (hidden).
+pub(crate) fn supervise(args: SuperviseArgs) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.plan).map_err(|source| Error::Io {
+        action: "cannot read",
+        path: args.plan.clone(),
+        source,
+    })?;
+    let plan: Plan = serde_json::from_str(&text)
+        .map_err(|e| Error::input(format!("bad plan file: {e}"), None))?;
+    let plan = Arc::new(plan);
+    let Some(lock) = state::try_lock(&plan.state())? else {
+        return Err(already_up(&plan.state(), &plan.project));
+    };
+    let rt = super::runtime()?;
+    let code = rt.block_on(async {
+        let mut observer = LogObserver;
+        let options = Options {
+            timeout: args.timeout,
+        };
+        supervisor::run(
+            plan.clone(),
+            Arc::new(Notify::new()),
+            &mut observer,
+            options,
+        )
+        .await
+    })?;
+    drop(lock);
+    Ok(ExitCode::from(code))
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use super::raw::{Condition, RestartPolicy, RuntimeKind};
 use crate::services::BuiltinKind;
@@ -15,6 +15,8 @@ use crate::services::BuiltinKind;
 pub struct Stack {
     /// The project name (isolates state, containers and networks).
     pub name: String,
+    /// The name the project has without `-p` (from `name:` or the folder).
+    pub default_name: String,
     /// The stack file, absolute.
     pub file: PathBuf,
     /// Its folder: relative paths and `.stack/` live here.
@@ -115,7 +117,7 @@ pub enum Image {
 }
 
 /// A command line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Command {
     /// Run through `sh -c`.
@@ -154,7 +156,7 @@ pub struct PortSpec {
 }
 
 /// What a health check probes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Probe {
     /// HTTP GET on a port.
@@ -184,7 +186,7 @@ pub enum Probe {
 }
 
 /// A health check with its timing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthCheck {
     /// What to probe.
     pub probe: Probe,
@@ -226,7 +228,7 @@ pub struct Dependency {
 }
 
 /// A stop signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StopSignal(pub i32);
 
 impl StopSignal {
@@ -277,5 +279,10 @@ mod humantime_serde {
 
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
     }
 }

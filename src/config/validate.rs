@@ -268,7 +268,14 @@ fn build(cx: &mut Cx, file: &Path, dir: &Path, text: &str, opts: &LoadOptions) -
         }
     };
 
-    let name = project_name(cx, dir, raw_name, opts);
+    let default_name = default_project_name(cx, dir, raw_name);
+    if let Some(n) = &opts.project_name {
+        check_explicit_name(cx, n);
+    }
+    let name = opts
+        .project_name
+        .clone()
+        .unwrap_or_else(|| default_name.clone());
     let default_runtime = opts.runtime.or(raw_runtime).unwrap_or_default();
 
     // Each service: interpolate, check its keys, deserialise field by field.
@@ -387,6 +394,7 @@ fn build(cx: &mut Cx, file: &Path, dir: &Path, text: &str, opts: &LoadOptions) -
     }
     Some(Stack {
         name,
+        default_name,
         file: file.to_path_buf(),
         dir: dir.to_path_buf(),
         services,
@@ -472,20 +480,8 @@ fn interpolate(
     }
 }
 
-fn project_name(cx: &mut Cx, dir: &Path, raw: Option<String>, opts: &LoadOptions) -> String {
-    if let Some(n) = &opts.project_name {
-        if valid_project_name(n) {
-            return n.clone();
-        }
-        cx.push(
-            Diagnostic::error(
-                FieldPath::root(),
-                format!("`{n}` (from -p/--project-name) is not a valid project name"),
-            )
-            .hint("use lowercase letters, digits, `-` and `_`, starting with a letter or digit"),
-        );
-        return n.clone();
-    }
+/// The project's own name: `name:`, else the folder's name, sanitised.
+fn default_project_name(cx: &mut Cx, dir: &Path, raw: Option<String>) -> String {
     if let Some(n) = raw {
         if !valid_project_name(&n) {
             cx.error(
@@ -501,6 +497,19 @@ fn project_name(cx: &mut Cx, dir: &Path, raw: Option<String>, opts: &LoadOptions
     }
     let folder = dir.file_name().and_then(|s| s.to_str()).unwrap_or("stack");
     sanitize_project_name(folder)
+}
+
+/// Checks a name given with `-p/--project-name`.
+fn check_explicit_name(cx: &mut Cx, n: &str) {
+    if !valid_project_name(n) {
+        cx.push(
+            Diagnostic::error(
+                FieldPath::root(),
+                format!("`{n}` (from -p/--project-name) is not a valid project name"),
+            )
+            .hint("use lowercase letters, digits, `-` and `_`, starting with a letter or digit"),
+        );
+    }
 }
 
 /// Whether `n` may name a project: `[a-z0-9][a-z0-9_-]*`.

@@ -16,7 +16,7 @@ pub use resolve::{
 use crate::config::{Service, Stack};
 
 /// A runnable stack: services in start order with everything resolved.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     /// The project name.
     pub project: String,
@@ -26,6 +26,8 @@ pub struct Plan {
     pub file: PathBuf,
     /// Services in dependency order.
     pub services: Vec<ServicePlan>,
+    /// Where the project's state lives (`.stack/`, or `.stack/projects/<name>/`).
+    pub state_dir: PathBuf,
 }
 
 impl Plan {
@@ -34,9 +36,16 @@ impl Plan {
         self.services.iter().find(|s| s.name == name)
     }
 
-    /// `.stack/` beside the stack file.
+    /// The project's state folder.
+    pub fn state(&self) -> crate::state::StateDir {
+        crate::state::StateDir {
+            dir: self.state_dir.clone(),
+        }
+    }
+
+    /// The project's state folder path.
     pub fn state_dir(&self) -> PathBuf {
-        self.dir.join(".stack")
+        self.state_dir.clone()
     }
 }
 
@@ -108,6 +117,7 @@ pub fn build(
     ports: &PortTable,
     exe: &Path,
 ) -> Result<Plan, ResolveError> {
+    let state = state_dir(stack);
     let services = selected
         .iter()
         .map(|s| resolve::service_plan(&stack.name, &stack.dir, s, selected, ports, exe))
@@ -117,5 +127,11 @@ pub fn build(
         dir: stack.dir.clone(),
         file: stack.file.clone(),
         services,
+        state_dir: state.dir,
     })
+}
+
+/// Where `stack`'s project keeps its state.
+pub fn state_dir(stack: &Stack) -> crate::state::StateDir {
+    crate::state::StateDir::new(&stack.dir, &stack.name, &stack.default_name)
 }

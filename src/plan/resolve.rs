@@ -17,7 +17,7 @@ pub const LOOPBACK: &str = "127.0.0.1";
 pub const HOST_GATEWAY: &str = "host.docker.internal";
 
 /// Host and container port numbers of one declared port.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResolvedPort {
     /// Its name.
     pub name: String,
@@ -28,7 +28,7 @@ pub struct ResolvedPort {
 }
 
 /// How a service is started.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Launch {
     /// A local process.
     Process {
@@ -45,7 +45,7 @@ pub enum Launch {
 }
 
 /// The image of a container service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ContainerImage {
     /// `stack`'s own image, built from its executable.
     Builtin,
@@ -61,7 +61,7 @@ pub enum ContainerImage {
 }
 
 /// A health probe with concrete addresses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ResolvedProbe {
     /// GET `url`.
     Http {
@@ -88,7 +88,7 @@ pub enum ResolvedProbe {
 }
 
 /// A health check ready to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResolvedHealth {
     /// What to probe.
     pub probe: ResolvedProbe,
@@ -97,7 +97,7 @@ pub struct ResolvedHealth {
 }
 
 /// Everything needed to start, watch and stop one service.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ServicePlan {
     /// Its name.
     pub name: String,

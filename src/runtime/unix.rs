@@ -85,3 +85,16 @@ pub fn signal_pid(pid: u32, signal: i32) -> io::Result<()> {
         Err(e) => Err(e.into()),
     }
 }
+
+/// Starts the child in a new session (no controlling terminal): a detached supervisor
+/// survives the terminal that started it.
+pub fn new_session(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setsid is async-signal-safe and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(io::Error::from)?;
+            Ok(())
+        });
+    }
+}

@@ -1,38 +1,46 @@
 //! The supervisor's one event loop. Thin `select!` arms turn inputs (service events,
-//! signals, the deadline) into calls of `handle_event`/`interrupt`, which decide: report,
-//! declare the stack up, fail it, or stop it in reverse dependency order.
+//! control requests, signals, the deadline) into calls of `handle_event`,
+//! `handle_request`, `interrupt`, which decide: report, declare the stack up, fail it, or
+//! stop it in reverse dependency order. It also keeps `state.json` current and serves the
+//! control socket, in the foreground as when detached.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use jiff::Timestamp;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::events::{Event, EventKind, Health, State, Status};
+use super::report::PsDocument;
 use super::service::{Actor, ActorHandle, Control, Dep, Shared};
+use crate::control::server::{self, Answer, Incoming, Numbered};
+use crate::control::{Message, Request};
 use crate::error::exit;
 use crate::logs::{self, LogFile};
 use crate::plan::Plan;
 use crate::runtime::unix::Spawner;
+use crate::state::{self, ProcessId, ServiceState};
 
-/// What the dispatcher reports to (the UI, or a detached parent).
+/// What the dispatcher reports to (the terminal UI, or the detached supervisor's log).
 pub trait Observer: Send {
-    /// A service event happened; `statuses` is every service's status after it.
-    fn event(&mut self, event: &Event, statuses: &[(String, Status)]);
+    /// A service event happened.
+    fn event(&mut self, event: &Event);
     /// Every service is ready (healthy, running, or done).
-    fn ready(&mut self, statuses: &[(String, Status)]);
-    /// The stack failed to come up: `service` (if one is to blame) and why.
+    fn ready(&mut self, doc: &PsDocument);
+    /// The stack failed to come up: `service` (whose log explains it) and why.
     fn failed(&mut self, service: Option<&str>, message: &str, code: u8);
-    /// The stack is being stopped.
+    /// The stack is being stopped (`kill`: at once).
     fn stopping(&mut self, kill: bool);
 }
 
-/// How long to wait for health before giving up (`--timeout`), if at all.
+/// How the supervisor runs.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Overall deadline for every service to be ready.
+    /// Overall deadline for every service to be ready (`--timeout`).
     pub timeout: Option<Duration>,
 }
 
@@ -43,15 +51,16 @@ enum Phase {
     Stopping,
 }
 
-/// Runs `plan` until it is stopped; returns the exit code (SPEC §2).
+/// Runs `plan` until it is stopped (Ctrl-C, SIGTERM, `stack down`, or every service
+/// ended); returns the exit code (SPEC §2). The caller holds the project lock.
 pub async fn run(
     plan: Arc<Plan>,
     notify: Arc<Notify>,
     observer: &mut dyn Observer,
     opts: Options,
 ) -> std::io::Result<u8> {
-    let state_dir = plan.state_dir();
-    std::fs::create_dir_all(state_dir.join("logs"))?;
+    let dir = plan.state();
+    std::fs::create_dir_all(dir.logs_dir())?;
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let shared = Shared {
         spawner: Spawner::start()?,
@@ -62,7 +71,7 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     let mut handles: Vec<ActorHandle> = Vec::new();
     for svc in &plan.services {
-        let log = LogFile::create(&logs::path(&state_dir, &svc.name), notify.clone())?;
+        let log = LogFile::create(&logs::path(&dir.dir, &svc.name), notify.clone())?;
         let deps = svc
             .depends_on
             .iter()
@@ -79,38 +88,80 @@ pub async fn run(
         handles.push(handle);
     }
     drop(shared);
-    for h in &handles {
-        let _ = h.tx.send(Control::Start);
-    }
+
+    // The control socket, so `ps`, `down`, `restart`… work from any shell.
+    let socket = dir.socket();
+    let (requests_tx, mut requests) = mpsc::channel::<Incoming>(64);
+    let (broadcast_tx, _) = broadcast::channel::<Numbered>(1024);
+    let stop_server = CancellationToken::new();
+    let listener = server::bind(&socket)?;
+    let server_task = tokio::spawn(server::serve(
+        listener,
+        requests_tx,
+        broadcast_tx.clone(),
+        stop_server.clone(),
+    ));
 
     let mut d = Dispatcher {
+        state: state::State {
+            project: plan.project.clone(),
+            file: plan.file.clone(),
+            supervisor: ProcessId::current(),
+            started_at: Timestamp::now(),
+            services: BTreeMap::new(),
+        },
         plan,
         handles,
         phase: Phase::Starting,
         code: None,
         stop_sent: HashSet::new(),
         killing: false,
+        stop_timeout: None,
+        broadcast: broadcast_tx,
+        history: Vec::new(),
+        seq: 0,
+        down_waiters: Vec::new(),
+        stop_waiters: Vec::new(),
     };
+    d.write_state();
+    for h in &d.handles {
+        let _ = h.tx.send(Control::Start);
+    }
+
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
     let deadline = opts.timeout.map(|t| tokio::time::Instant::now() + t);
     loop {
-        if d.all_down() && d.phase != Phase::Starting {
+        if d.phase == Phase::Stopping && d.all_down() {
             break;
         }
         tokio::select! {
             Some(ev) = events.recv() => d.handle_event(ev, observer),
+            Some(incoming) = requests.recv() => d.handle_request(incoming, observer),
             _ = sigint.recv() => d.interrupt(observer),
             _ = sigterm.recv() => d.interrupt(observer),
             _ = sighup.recv() => d.interrupt(observer),
-            () = sleep_until(deadline), if d.phase == Phase::Starting => d.timed_out(observer, opts.timeout.unwrap_or_default()),
+            () = sleep_until(deadline), if d.phase == Phase::Starting => {
+                d.timed_out(observer, opts.timeout.unwrap_or_default());
+            }
         }
     }
     // Every actor is settled: dropping the handles ends them.
-    drop(d.handles);
+    let code = d.code.unwrap_or(exit::OK);
+    for w in d.down_waiters.drain(..) {
+        let _ = w.send(Message::Ok.into());
+    }
+    for (_, w) in d.stop_waiters.drain(..) {
+        let _ = w.send(Message::Ok.into());
+    }
+    let _ = std::fs::remove_file(dir.state_file());
+    drop(d);
     while tasks.join_next().await.is_some() {}
-    Ok(d.code.unwrap_or(exit::OK))
+    stop_server.cancel();
+    let _ = server_task.await;
+    let _ = std::fs::remove_file(&socket);
+    Ok(code)
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -127,7 +178,23 @@ struct Dispatcher {
     code: Option<u8>,
     stop_sent: HashSet<String>,
     killing: bool,
+    /// `down --timeout`: overrides every service's stop timeout.
+    stop_timeout: Option<Duration>,
+    state: state::State,
+    broadcast: broadcast::Sender<Numbered>,
+    /// Everything broadcast so far, replayed to late subscribers (`up -d` connects after
+    /// the first services started).
+    history: Vec<Message>,
+    /// The number of the last broadcast message.
+    seq: u64,
+    /// `down` requests, answered once everything is down.
+    down_waiters: Vec<oneshot::Sender<Answer>>,
+    /// `stop SERVICE…` requests, answered once those are down.
+    stop_waiters: Vec<(Vec<String>, oneshot::Sender<Answer>)>,
 }
+
+/// Messages kept for late subscribers.
+const HISTORY: usize = 10_000;
 
 impl Dispatcher {
     fn statuses(&self) -> Vec<(String, Status)> {
@@ -137,13 +204,47 @@ impl Dispatcher {
             .collect()
     }
 
+    fn doc(&self) -> PsDocument {
+        PsDocument::new(
+            &self.plan,
+            Some(self.state.supervisor.pid),
+            &self.statuses(),
+        )
+    }
+
     fn all_down(&self) -> bool {
         self.handles.iter().all(|h| h.status.borrow().is_down())
     }
 
+    fn is_down(&self, name: &str) -> bool {
+        self.handles
+            .iter()
+            .find(|h| h.name == name)
+            .is_none_or(|h| h.status.borrow().is_down())
+    }
+
+    /// Sends `m` to subscribers and keeps it for late ones.
+    fn publish(&mut self, m: Message) {
+        self.seq += 1;
+        if self.history.len() < HISTORY {
+            self.history.push(m.clone());
+        }
+        let _ = self.broadcast.send((self.seq, m));
+    }
+
     fn handle_event(&mut self, ev: Event, observer: &mut dyn Observer) {
+        observer.event(&ev);
+        self.publish(Message::Event(ev.clone()));
+        if matches!(
+            ev.kind,
+            EventKind::Started { .. }
+                | EventKind::Exited { .. }
+                | EventKind::Stopped
+                | EventKind::Failed { .. }
+        ) {
+            self.write_state();
+        }
         let statuses = self.statuses();
-        observer.event(&ev, &statuses);
         match self.phase {
             Phase::Starting => {
                 let status = statuses
@@ -152,26 +253,127 @@ impl Dispatcher {
                     .map(|(_, s)| s);
                 if let Some((code, message, blame)) = startup_failure(&ev, status) {
                     observer.failed(Some(blame), &message, code);
+                    self.publish(Message::Failed {
+                        service: Some(blame.to_string()),
+                        message,
+                        code,
+                    });
                     self.code = Some(code);
                     self.begin_stop(observer);
                 } else if statuses.iter().all(|(_, s)| is_ready(s)) {
                     self.phase = Phase::Up;
-                    observer.ready(&statuses);
+                    let doc = self.doc();
+                    observer.ready(&doc);
+                    self.publish(Message::Ready(doc));
                 }
             }
-            Phase::Up => {
-                if self.all_down() {
-                    // Everything ended on its own (one-shot jobs): the run is over.
-                    let failed = statuses.iter().any(|(_, s)| s.state == State::Failed);
-                    self.code = Some(if failed {
-                        exit::SERVICE_FAILED
-                    } else {
-                        exit::OK
-                    });
-                    self.phase = Phase::Stopping;
-                }
-            }
+            Phase::Up => {}
             Phase::Stopping => self.advance_stop(),
+        }
+        if self.phase == Phase::Up {
+            // Every service ended on its own (one-shot jobs): the run is over. Services
+            // stopped with `stack stop` keep the supervisor, for `stack start`.
+            let statuses = self.statuses();
+            let ended = statuses
+                .iter()
+                .all(|(_, s)| s.is_down() && s.state != State::Stopped);
+            if ended {
+                let failed = statuses.iter().any(|(_, s)| s.state == State::Failed);
+                self.code = Some(if failed {
+                    exit::SERVICE_FAILED
+                } else {
+                    exit::OK
+                });
+                self.phase = Phase::Stopping;
+            }
+        }
+        self.answer_stop_waiters();
+    }
+
+    fn handle_request(&mut self, incoming: Incoming, observer: &mut dyn Observer) {
+        let Incoming { request, reply } = incoming;
+        let names = |services: &[String]| -> Result<(), Answer> {
+            match services.iter().find(|s| self.plan.service(s).is_none()) {
+                Some(bad) => Err(Message::Error {
+                    message: format!("no service `{bad}` in this stack"),
+                }
+                .into()),
+                None => Ok(()),
+            }
+        };
+        match request {
+            Request::Ps => {
+                let _ = reply.send(Message::Ps(self.doc()).into());
+            }
+            Request::Subscribe => {
+                let mut messages = vec![Message::Ps(self.doc())];
+                messages.extend(self.history.iter().cloned());
+                let _ = reply.send(Answer {
+                    messages,
+                    seq: self.seq,
+                });
+            }
+            Request::Down { timeout_ms } => {
+                self.stop_timeout = timeout_ms.map(Duration::from_millis);
+                self.code.get_or_insert(exit::OK);
+                self.down_waiters.push(reply);
+                self.begin_stop(observer);
+            }
+            Request::Stop { services } => {
+                if let Err(e) = names(&services) {
+                    let _ = reply.send(e);
+                    return;
+                }
+                self.send(&services, Control::Stop(None));
+                self.stop_waiters.push((services, reply));
+                self.answer_stop_waiters();
+            }
+            Request::Start { services } | Request::Restart { services }
+                if self.phase == Phase::Stopping =>
+            {
+                let _ = names(&services);
+                let _ = reply.send(
+                    Message::Error {
+                        message: "the stack is stopping".into(),
+                    }
+                    .into(),
+                );
+            }
+            Request::Start { services } => {
+                if let Err(e) = names(&services) {
+                    let _ = reply.send(e);
+                    return;
+                }
+                let idle: Vec<String> = services.into_iter().filter(|s| self.is_down(s)).collect();
+                self.send(&idle, Control::Start);
+                let _ = reply.send(Message::Ok.into());
+            }
+            Request::Restart { services } => {
+                if let Err(e) = names(&services) {
+                    let _ = reply.send(e);
+                    return;
+                }
+                self.send(&services, Control::Restart);
+                let _ = reply.send(Message::Ok.into());
+            }
+        }
+    }
+
+    fn send(&self, services: &[String], control: Control) {
+        for h in self.handles.iter().filter(|h| services.contains(&h.name)) {
+            let _ = h.tx.send(control);
+        }
+    }
+
+    fn answer_stop_waiters(&mut self) {
+        let mut i = 0;
+        while i < self.stop_waiters.len() {
+            if self.stop_waiters[i].0.iter().all(|s| self.is_down(s)) {
+                let (_, w) = self.stop_waiters.swap_remove(i);
+                let _ = w.send(Message::Ok.into());
+            } else {
+                i += 1;
+            }
         }
     }
 
@@ -195,19 +397,24 @@ impl Dispatcher {
             .statuses()
             .into_iter()
             .filter(|(_, s)| !is_ready(s))
-            .map(|(n, _)| format!("`{n}`"))
+            .map(|(n, _)| n)
             .collect();
-        let blame = self
-            .statuses()
-            .into_iter()
-            .find(|(_, s)| !is_ready(s))
-            .map(|(n, _)| n);
         let message = format!(
             "not healthy within {}: {}",
             humantime::format_duration(timeout),
-            waiting.join(", ")
+            waiting
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
-        observer.failed(blame.as_deref(), &message, exit::HEALTH_TIMEOUT);
+        let blame = waiting.first().map(String::as_str);
+        observer.failed(blame, &message, exit::HEALTH_TIMEOUT);
+        self.publish(Message::Failed {
+            service: blame.map(str::to_string),
+            message,
+            code: exit::HEALTH_TIMEOUT,
+        });
         self.code = Some(exit::HEALTH_TIMEOUT);
         self.begin_stop(observer);
     }
@@ -216,6 +423,7 @@ impl Dispatcher {
         if self.phase != Phase::Stopping {
             self.phase = Phase::Stopping;
             observer.stopping(false);
+            self.publish(Message::Stopping);
         }
         self.advance_stop();
     }
@@ -241,10 +449,49 @@ impl Dispatcher {
             }
         }
         for name in to_stop {
-            if let Some(h) = self.handles.iter().find(|h| h.name == name) {
-                let _ = h.tx.send(Control::Stop);
-            }
+            self.send(
+                std::slice::from_ref(&name),
+                Control::Stop(self.stop_timeout),
+            );
             self.stop_sent.insert(name);
+        }
+    }
+
+    /// Rewrites `state.json` from the current statuses.
+    fn write_state(&mut self) {
+        self.state.services = self
+            .plan
+            .services
+            .iter()
+            .map(|svc| {
+                let status = self
+                    .handles
+                    .iter()
+                    .find(|h| h.name == svc.name)
+                    .map(|h| h.status.borrow().clone());
+                let process = status.as_ref().and_then(|s| {
+                    s.pid.map(|pid| ProcessId {
+                        pid,
+                        start_time: s.pid_start,
+                    })
+                });
+                (
+                    svc.name.clone(),
+                    ServiceState {
+                        runtime: Some(svc.runtime),
+                        process,
+                        container_id: status.and_then(|s| s.container_id),
+                        ports: svc
+                            .ports
+                            .iter()
+                            .map(|p| (p.name.clone(), (p.host, p.container)))
+                            .collect(),
+                    },
+                )
+            })
+            .collect();
+        if let Err(err) = self.state.write(&self.plan.state()) {
+            tracing::warn!(%err, "cannot write state.json");
         }
     }
 }

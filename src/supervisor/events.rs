@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where a service is in its life (the `state` of `stack ps`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     /// Waiting for its dependencies, or not started yet.
@@ -25,7 +25,7 @@ pub enum State {
 }
 
 /// The `health` of `stack ps`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     /// No health check.
@@ -39,7 +39,7 @@ pub enum Health {
 }
 
 /// A service's current status.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     /// Life state.
     pub state: State,
@@ -91,7 +91,7 @@ impl Status {
 }
 
 /// Something that happened to a service.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
     /// Waiting for these dependencies.
@@ -152,7 +152,7 @@ pub enum EventKind {
 }
 
 /// An event with its service and time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// The service.
     pub service: String,
@@ -168,5 +168,79 @@ mod millis {
 
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        <u64 as serde::Deserialize>::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventKind::Waiting { on } => write!(f, "waiting for {}", on.join(", ")),
+            EventKind::Starting => f.write_str("starting"),
+            EventKind::Started { pid: Some(pid), .. } => write!(f, "running (pid {pid})"),
+            EventKind::Started {
+                container_id: Some(id),
+                ..
+            } => write!(f, "running (container {})", &id[..id.len().min(12)]),
+            EventKind::Started { .. } => f.write_str("running"),
+            EventKind::Healthy { after } => write!(f, "healthy after {}", ms(*after)),
+            EventKind::Unhealthy { reason, .. } => write!(f, "unhealthy: {reason}"),
+            EventKind::Exited { code: Some(c), .. } => write!(f, "exited with code {c}"),
+            EventKind::Exited {
+                signal: Some(s), ..
+            } => write!(f, "killed by {}", crate::config::StopSignal(*s).name()),
+            EventKind::Exited { .. } => f.write_str("exited"),
+            EventKind::Restarting {
+                attempt,
+                delay,
+                reason,
+            } => write!(
+                f,
+                "{reason}; restarting in {} (restart {attempt})",
+                ms(*delay)
+            ),
+            EventKind::Stopping => f.write_str("stopping"),
+            EventKind::Stopped => f.write_str("stopped"),
+            EventKind::Failed { reason, .. } => write!(f, "failed: {reason}"),
+        }
+    }
+}
+
+fn ms(d: Duration) -> String {
+    if d < Duration::from_secs(10) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// The observer of a detached supervisor: one line per event in `supervisor.log`.
+#[derive(Debug, Default)]
+pub struct LogObserver;
+
+impl super::Observer for LogObserver {
+    fn event(&mut self, event: &Event) {
+        eprintln!("{} {}: {}", event.at, event.service, event.kind);
+    }
+
+    fn ready(&mut self, doc: &super::report::PsDocument) {
+        eprintln!(
+            "{} every service is ready ({})",
+            Timestamp::now(),
+            doc.services.len()
+        );
+    }
+
+    fn failed(&mut self, service: Option<&str>, message: &str, code: u8) {
+        let _ = service;
+        eprintln!("{} error: {message} (exit code {code})", Timestamp::now());
+    }
+
+    fn stopping(&mut self, kill: bool) {
+        let how = if kill { "killing" } else { "stopping" };
+        eprintln!("{} {how} every service", Timestamp::now());
     }
 }

@@ -22,8 +22,8 @@ use crate::runtime::unix::Spawner;
 pub enum Control {
     /// Start it (after its dependencies).
     Start,
-    /// Stop it gracefully.
-    Stop,
+    /// Stop it gracefully, within its `stop_timeout` or the one given.
+    Stop(Option<Duration>),
     /// Stop it and start it again.
     Restart,
     /// SIGKILL it now.
@@ -138,7 +138,7 @@ impl Actor {
         while let Some(c) = self.rx.recv().await {
             match c {
                 Control::Start | Control::Restart => self.lifecycle().await,
-                Control::Stop | Control::Kill => {
+                Control::Stop(_) | Control::Kill => {
                     // Not running: make sure the dispatcher sees it settled.
                     let was = self.status.borrow().clone();
                     if !was.settled {
@@ -284,7 +284,7 @@ impl Actor {
         tokio::select! {
             () = tokio::time::sleep(delay) => true,
             c = self.rx.recv() => match c {
-                Some(Control::Stop | Control::Kill) | None => {
+                Some(Control::Stop(_) | Control::Kill) | None => {
                     self.stopped();
                     false
                 }
@@ -351,7 +351,7 @@ impl Actor {
             tokio::select! {
                 _ = changed => {}
                 c = self.rx.recv() => match c {
-                    Some(Control::Stop | Control::Kill) | None => return DepOutcome::Stop,
+                    Some(Control::Stop(_) | Control::Kill) | None => return DepOutcome::Stop,
                     Some(Control::Start | Control::Restart) => {}
                 },
             }
@@ -423,15 +423,19 @@ impl Actor {
                         self.log.note(&format!("unhealthy: {reason}"));
                         self.emit(EventKind::Unhealthy { reason: reason.clone(), starting });
                         if !starting && self.plan.restart != RestartPolicy::No {
-                            self.stop_process(&mut proc).await;
+                            self.stop_process(&mut proc, None).await;
                             return RunEnd::Unhealthy(format!("health check failed: {reason}"));
                         }
                     }
                     None => {}
                 },
                 c = self.rx.recv() => match c {
-                    Some(Control::Stop) | None => {
-                        self.stop_process(&mut proc).await;
+                    Some(Control::Stop(timeout)) => {
+                        self.stop_process(&mut proc, timeout).await;
+                        return RunEnd::Stopped;
+                    }
+                    None => {
+                        self.stop_process(&mut proc, None).await;
                         return RunEnd::Stopped;
                     }
                     Some(Control::Kill) => {
@@ -441,7 +445,7 @@ impl Actor {
                         return RunEnd::Stopped;
                     }
                     Some(Control::Restart) => {
-                        self.stop_process(&mut proc).await;
+                        self.stop_process(&mut proc, None).await;
                         return RunEnd::Restart;
                     }
                     Some(Control::Start) => {}
@@ -450,15 +454,19 @@ impl Actor {
         }
     }
 
-    async fn stop_process(&mut self, proc: &mut RunningProcess) {
+    async fn stop_process(&mut self, proc: &mut RunningProcess, timeout: Option<Duration>) {
         self.emit(EventKind::Stopping);
         self.log.note(&format!(
             "stopping (sending {})",
             self.plan.stop_signal.name()
         ));
         let exit = proc
-            .stop(self.plan.stop_signal.0, self.plan.stop_timeout)
+            .stop(
+                self.plan.stop_signal.0,
+                timeout.unwrap_or(self.plan.stop_timeout),
+            )
             .await;
+        self.log.note(&format!("stopped ({exit})"));
         self.set(|s| {
             s.exit_code = exit.code;
             s.pid = None;

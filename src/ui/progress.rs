@@ -12,7 +12,7 @@ use super::{Console, error_label, paint, service_style, table};
 use crate::logs;
 use crate::plan::Plan;
 use crate::supervisor::Observer;
-use crate::supervisor::events::{Event, EventKind, Status};
+use crate::supervisor::events::{Event, EventKind};
 use crate::supervisor::report::PsDocument;
 
 /// How many log lines accompany a failure.
@@ -26,17 +26,11 @@ pub struct Progress {
     bars: HashMap<String, ProgressBar>,
     width: usize,
     up: bool,
-    supervisor_pid: Option<u32>,
 }
 
 impl Progress {
     /// Shows the services of `plan`; `json` prints the `ps` document instead of the table.
-    pub fn new(
-        console: Console,
-        plan: std::sync::Arc<Plan>,
-        json: bool,
-        supervisor_pid: Option<u32>,
-    ) -> Progress {
+    pub fn new(console: Console, plan: std::sync::Arc<Plan>, json: bool) -> Progress {
         let width = plan
             .services
             .iter()
@@ -68,7 +62,6 @@ impl Progress {
             bars,
             width,
             up: false,
-            supervisor_pid,
         }
     }
 
@@ -92,47 +85,11 @@ impl Progress {
 
 /// One line describing an event.
 pub fn describe(kind: &EventKind) -> String {
-    match kind {
-        EventKind::Waiting { on } => format!("waiting for {}", on.join(", ")),
-        EventKind::Starting => "starting".into(),
-        EventKind::Started { pid: Some(pid), .. } => format!("running (pid {pid})"),
-        EventKind::Started {
-            container_id: Some(id),
-            ..
-        } => format!("running (container {})", &id[..id.len().min(12)]),
-        EventKind::Started { .. } => "running".into(),
-        EventKind::Healthy { after } => format!("healthy after {}", ms(*after)),
-        EventKind::Unhealthy { reason, .. } => format!("unhealthy: {reason}"),
-        EventKind::Exited { code: Some(c), .. } => format!("exited with code {c}"),
-        EventKind::Exited {
-            signal: Some(s), ..
-        } => {
-            format!("killed by {}", crate::config::StopSignal(*s).name())
-        }
-        EventKind::Exited { .. } => "exited".into(),
-        EventKind::Restarting {
-            attempt,
-            delay,
-            reason,
-        } => {
-            format!("{reason}; restarting in {} (restart {attempt})", ms(*delay))
-        }
-        EventKind::Stopping => "stopping".into(),
-        EventKind::Stopped => "stopped".into(),
-        EventKind::Failed { reason, .. } => format!("failed: {reason}"),
-    }
-}
-
-fn ms(d: Duration) -> String {
-    if d < Duration::from_secs(10) {
-        format!("{} ms", d.as_millis())
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
-    }
+    kind.to_string()
 }
 
 impl Observer for Progress {
-    fn event(&mut self, event: &Event, _statuses: &[(String, Status)]) {
+    fn event(&mut self, event: &Event) {
         let message = describe(&event.kind);
         match (self.up, self.bars.get(&event.service)) {
             (false, Some(bar)) => match &event.kind {
@@ -154,22 +111,21 @@ impl Observer for Progress {
         }
     }
 
-    fn ready(&mut self, statuses: &[(String, Status)]) {
+    fn ready(&mut self, doc: &PsDocument) {
         self.up = true;
         for bar in self.bars.values() {
             if !bar.is_finished() {
                 bar.finish();
             }
         }
-        let doc = PsDocument::new(&self.plan, self.supervisor_pid, statuses);
         if self.json {
-            match serde_json::to_string_pretty(&doc) {
+            match serde_json::to_string_pretty(doc) {
                 Ok(j) => self.console.out(&format!("{j}\n")),
                 Err(e) => self.console.err(&format!("cannot print JSON: {e}\n")),
             }
         } else {
             self.console
-                .out(&table::render(&doc, self.console.out_color()));
+                .out(&table::render(doc, self.console.out_color()));
         }
     }
 

@@ -1,0 +1,111 @@
+//! `stack down`: asks the supervisor to stop everything; when it is dead (or does not
+//! answer), stops what `state.json` recorded itself — checking each pid's start time, so a
+//! pid reused by a stranger is never signalled.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::cli::{DownArgs, GlobalArgs};
+use crate::control::{self, Message, Request};
+use crate::error::{Error, Result};
+use crate::procfs;
+use crate::runtime::unix;
+use crate::state::{ProcessId, State};
+
+/// The grace period when neither `--timeout` nor the supervisor says otherwise.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) fn run(global: &GlobalArgs, args: DownArgs) -> Result<ExitCode> {
+    let project = super::project::locate(global)?;
+    let dir = &project.state;
+    let rt = super::runtime()?;
+    let request = Request::Down {
+        timeout_ms: args.timeout.map(|t| t.as_millis() as u64),
+    };
+    let state = State::read(dir);
+    let mut stopped_something = false;
+    match rt.block_on(control::client::call(&dir.socket(), &request)) {
+        Ok(Message::Ok) => {
+            stopped_something = true;
+            // The supervisor answered once every service was down; let it finish exiting.
+            if let Some(s) = &state {
+                wait_gone(s.supervisor, Duration::from_secs(5));
+            }
+        }
+        Ok(Message::Error { message }) => return Err(Error::input(message, None)),
+        _ => {}
+    }
+    // Whatever is still recorded (a SIGKILLed or hung supervisor) is reaped by hand.
+    if let Some(s) = State::read(dir) {
+        let grace = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        stopped_something |= reap(&s, grace);
+        let _ = std::fs::remove_file(dir.state_file());
+    }
+    let _ = std::fs::remove_file(dir.socket());
+    if args.volumes {
+        let data = dir.data_dir();
+        if data.exists() {
+            std::fs::remove_dir_all(&data).map_err(|source| Error::Io {
+                action: "cannot delete",
+                path: data.clone(),
+                source,
+            })?;
+            if !global.quiet {
+                eprintln!("deleted {}", data.display());
+            }
+        }
+    }
+    if !global.quiet {
+        if stopped_something {
+            eprintln!("project `{}` is down", project.name);
+        } else {
+            eprintln!("project `{}` was not running", project.name);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Stops the recorded supervisor and process groups that are still ours; returns whether
+/// anything was running.
+fn reap(state: &State, grace: Duration) -> bool {
+    // A hung supervisor goes first, so it cannot restart what is being stopped.
+    let supervisor = (state.supervisor.start_time.is_some() && state.supervisor.alive())
+        .then_some(state.supervisor);
+    if let Some(s) = supervisor {
+        let _ = unix::signal_pid(s.pid, libc::SIGKILL);
+        wait_gone(s, Duration::from_secs(2));
+    }
+    // Only a leader that is still the very process we started (same pid, same start time)
+    // proves the group is ours; anything else may be a stranger that reused the pid.
+    let ours: Vec<ProcessId> = state
+        .services
+        .values()
+        .filter_map(|s| s.process)
+        .filter(|p| p.start_time.is_some() && p.alive())
+        .collect();
+    for p in &ours {
+        let _ = unix::signal_group(p.pid, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline
+        && ours
+            .iter()
+            .any(|p| !procfs::group_members(p.pid).is_empty())
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for p in &ours {
+        if !procfs::group_members(p.pid).is_empty() {
+            let _ = unix::signal_group(p.pid, libc::SIGKILL);
+        }
+    }
+    supervisor.is_some() || !ours.is_empty()
+}
+
+/// Waits until `p` has exited (at most `timeout`).
+fn wait_gone(p: ProcessId, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while p.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

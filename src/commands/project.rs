@@ -1,0 +1,49 @@
+//! Finding a project's state for commands that act on a running (or dead) stack: `ps`,
+//! `logs`, `down`, `restart`… They must work even when the stack file has since become
+//! invalid, so they fall back to reading only its `name:`.
+
+use std::path::PathBuf;
+
+use crate::cli::GlobalArgs;
+use crate::config::validate::sanitize_project_name;
+use crate::error::{Error, Result};
+use crate::state::StateDir;
+
+/// A project located from the command line.
+#[derive(Debug, Clone)]
+pub(crate) struct Project {
+    /// Its name (`-p`, else `name:`, else the folder).
+    pub name: String,
+    /// Its state folder.
+    pub state: StateDir,
+}
+
+/// Locates the stack file and the project's state folder.
+pub(crate) fn locate(global: &GlobalArgs) -> Result<Project> {
+    let cwd = std::env::current_dir()?;
+    let file = crate::config::locate(global.file.as_deref(), &cwd).map_err(|message| {
+        Error::input(
+            message,
+            Some("run this in the project folder, or pass its stack file with `-f FILE`"),
+        )
+    })?;
+    let dir = file.parent().map(PathBuf::from).unwrap_or_default();
+    let own = own_name(&file).unwrap_or_else(|| {
+        sanitize_project_name(dir.file_name().and_then(|s| s.to_str()).unwrap_or("stack"))
+    });
+    let name = global.project_name.clone().unwrap_or_else(|| own.clone());
+    Ok(Project {
+        state: StateDir::new(&dir, &name, &own),
+        name,
+    })
+}
+
+/// The `name:` of a stack file, read leniently (interpolated from the environment).
+fn own_name(file: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+    let raw = doc.get("name")?.as_str()?;
+    let env = |k: &str| std::env::var(k).ok();
+    let expanded = crate::config::interpolate::expand_env(raw, &env).ok()?;
+    Some(expanded.text.replace("$$", "$"))
+}

@@ -1,0 +1,92 @@
+//! `stack ps`: asks the supervisor; when it is gone, reports what `state.json` recorded.
+
+use std::process::ExitCode;
+
+use crate::cli::{GlobalArgs, PsArgs};
+use crate::control::{self, Message, Request};
+use crate::error::{Error, Result};
+use crate::state::State;
+use crate::supervisor::events::{Health, State as Life};
+use crate::supervisor::report::{PsDocument, PsPort, PsService};
+use crate::ui::{Console, table};
+
+pub(crate) fn run(global: &GlobalArgs, args: PsArgs) -> Result<ExitCode> {
+    let project = super::project::locate(global)?;
+    let rt = super::runtime()?;
+    let doc = match rt.block_on(control::client::call(&project.state.socket(), &Request::Ps)) {
+        Ok(Message::Ps(doc)) => doc,
+        Ok(Message::Error { message }) => return Err(Error::input(message, None)),
+        _ => {
+            let doc = from_state(&project.name, State::read(&project.state));
+            if !global.quiet {
+                match &doc.supervisor_pid {
+                    None if doc.services.is_empty() => {
+                        eprintln!("project `{}` is not running", project.name)
+                    }
+                    _ => eprintln!(
+                        "the supervisor of `{}` is not running; this is what it left in {} (`stack down` cleans up)",
+                        project.name,
+                        project.state.state_file().display()
+                    ),
+                }
+            }
+            doc
+        }
+    };
+    if args.json {
+        let text =
+            serde_json::to_string_pretty(&doc).map_err(|e| Error::input(e.to_string(), None))?;
+        println!("{text}");
+    } else if !doc.services.is_empty() {
+        let console = Console::new(global);
+        print!("{}", table::render(&doc, console.out_color()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `ps` document of a stack whose supervisor is gone: services whose recorded process
+/// still runs (same pid and start time) are `running`, the others `exited`.
+fn from_state(project: &str, state: Option<State>) -> PsDocument {
+    let Some(state) = state else {
+        return PsDocument {
+            project: project.to_string(),
+            supervisor_pid: None,
+            services: Vec::new(),
+        };
+    };
+    let services = state
+        .services
+        .into_iter()
+        .map(|(name, s)| {
+            let alive = s.process.is_some_and(|p| p.alive());
+            PsService {
+                name,
+                runtime: s.runtime.unwrap_or_default(),
+                state: if alive { Life::Running } else { Life::Exited },
+                health: Health::None,
+                pid: s.process.filter(|_| alive).map(|p| p.pid),
+                container_id: s.container_id,
+                ports: s
+                    .ports
+                    .into_iter()
+                    .map(|(n, (host, _))| {
+                        (
+                            n,
+                            PsPort {
+                                port: host,
+                                url: format!("http://127.0.0.1:{host}"),
+                            },
+                        )
+                    })
+                    .collect(),
+                restarts: 0,
+                started_at: None,
+            }
+        })
+        .collect();
+    PsDocument {
+        project: state.project,
+        supervisor_pid: state.supervisor.alive().then_some(state.supervisor.pid),
+        services,
+    }
+}

@@ -1,0 +1,70 @@
+//! The supervisor's control socket: JSON lines over a Unix socket in the project's state
+//! folder. One request per connection; `subscribe` streams messages until the client goes.
+
+pub mod client;
+pub mod server;
+
+use serde::{Deserialize, Serialize};
+
+use crate::supervisor::events::Event;
+use crate::supervisor::report::PsDocument;
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// The `ps` document.
+    Ps,
+    /// Stop everything and exit; answered once every service is down.
+    Down {
+        /// Overrides every service's `stop_timeout`.
+        timeout_ms: Option<u64>,
+    },
+    /// Stop these services; answered once they are down.
+    Stop {
+        /// Service names.
+        services: Vec<String>,
+    },
+    /// Start these (stopped) services; answered at once.
+    Start {
+        /// Service names.
+        services: Vec<String>,
+    },
+    /// Restart these services; answered at once.
+    Restart {
+        /// Service names.
+        services: Vec<String>,
+    },
+    /// Stream events: first a `ps` snapshot, then every event as it happens.
+    Subscribe,
+}
+
+/// What the supervisor answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Message {
+    /// The `ps` document.
+    Ps(PsDocument),
+    /// Done.
+    Ok,
+    /// The request could not be carried out.
+    Error {
+        /// Why.
+        message: String,
+    },
+    /// A service event.
+    Event(Event),
+    /// Every service is ready.
+    Ready(PsDocument),
+    /// The stack cannot come up.
+    Failed {
+        /// The service whose log explains it.
+        service: Option<String>,
+        /// What happened.
+        message: String,
+        /// The exit code (SPEC §2).
+        code: u8,
+    },
+    /// The stack is being stopped.
+    Stopping,
+}

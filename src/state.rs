@@ -1,0 +1,238 @@
+//! What a running stack leaves in `.stack/` so any shell can find it: `state.json`
+//! (supervisor and service pids with their start times, container ids, resolved ports),
+//! `ports.json` (auto ports to reuse next time), the lock that keeps two `up`s of one
+//! project apart, and the control socket's path.
+//!
+//! The default project keeps its state in `.stack/` beside the stack file; another project
+//! name (`-p`) gets `.stack/projects/<name>/`, so copies of one stack file run side by side.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::config::RuntimeKind;
+use crate::plan::ports::Remembered;
+
+/// The folders and files of one project's state.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    /// The folder itself.
+    pub dir: PathBuf,
+}
+
+impl StateDir {
+    /// The state folder of `project` for a stack file in `stack_dir` whose own project name
+    /// is `default_project`.
+    pub fn new(stack_dir: &Path, project: &str, default_project: &str) -> StateDir {
+        let base = stack_dir.join(".stack");
+        let dir = if project == default_project {
+            base
+        } else {
+            base.join("projects").join(project)
+        };
+        StateDir { dir }
+    }
+
+    /// `state.json`.
+    pub fn state_file(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    /// `ports.json`: ports of the last run, kept across `down`.
+    pub fn ports_file(&self) -> PathBuf {
+        self.dir.join("ports.json")
+    }
+
+    /// The lock file.
+    pub fn lock_file(&self) -> PathBuf {
+        self.dir.join("lock")
+    }
+
+    /// `logs/`.
+    pub fn logs_dir(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+
+    /// `run/`: generated files (built-in configs, the plan).
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+
+    /// `data/`: the services' data, deleted by `down -v`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// The supervisor's own log (detached mode).
+    pub fn supervisor_log(&self) -> PathBuf {
+        self.dir.join("supervisor.log")
+    }
+
+    /// The control socket. Unix socket paths are limited to ~108 bytes: a deep project
+    /// folder gets a short path under the runtime folder instead, named by a hash.
+    pub fn socket(&self) -> PathBuf {
+        let p = self.dir.join("supervisor.sock");
+        if p.as_os_str().len() < 100 {
+            return p;
+        }
+        let base = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|d| d.is_dir())
+            .unwrap_or_else(std::env::temp_dir);
+        base.join(format!(
+            "stack-{:016x}.sock",
+            fnv(self.dir.as_os_str().as_encoded_bytes())
+        ))
+    }
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// `state.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    /// The project name.
+    pub project: String,
+    /// The stack file.
+    pub file: PathBuf,
+    /// The supervisor.
+    pub supervisor: ProcessId,
+    /// When the stack was started.
+    pub started_at: Timestamp,
+    /// Services by name.
+    pub services: BTreeMap<String, ServiceState>,
+}
+
+/// A pid with its start time (clock ticks since boot), so a reused pid is never mistaken
+/// for ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessId {
+    /// The pid.
+    pub pid: u32,
+    /// Its start time, when known.
+    pub start_time: Option<u64>,
+}
+
+impl ProcessId {
+    /// This process.
+    pub fn current() -> ProcessId {
+        let pid = std::process::id();
+        ProcessId {
+            pid,
+            start_time: crate::procfs::start_time(pid),
+        }
+    }
+
+    /// Whether this very process still runs.
+    pub fn alive(&self) -> bool {
+        crate::procfs::is_alive(self.pid, self.start_time)
+    }
+}
+
+/// One service in `state.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServiceState {
+    /// Process or container.
+    pub runtime: Option<RuntimeKind>,
+    /// Its process group leader, when running as a process.
+    pub process: Option<ProcessId>,
+    /// Its container, when running as a container.
+    pub container_id: Option<String>,
+    /// Resolved ports: name → (host, container).
+    pub ports: BTreeMap<String, (u16, u16)>,
+}
+
+impl State {
+    /// Reads `state.json`, if there is one.
+    pub fn read(dir: &StateDir) -> Option<State> {
+        let text = std::fs::read_to_string(dir.state_file()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Writes `state.json` atomically.
+    pub fn write(&self, dir: &StateDir) -> io::Result<()> {
+        write_json(&dir.state_file(), self)
+    }
+}
+
+/// Writes `value` as JSON to `path` through a temporary file and a rename.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let text = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Ports of the last run, to reuse when still free.
+pub fn read_ports(dir: &StateDir) -> Remembered {
+    let Ok(text) = std::fs::read_to_string(dir.ports_file()) else {
+        return Remembered::new();
+    };
+    let map: BTreeMap<String, BTreeMap<String, u16>> =
+        serde_json::from_str(&text).unwrap_or_default();
+    map.into_iter()
+        .flat_map(|(svc, ports)| {
+            ports
+                .into_iter()
+                .map(move |(name, p)| ((svc.clone(), name), p))
+        })
+        .collect()
+}
+
+/// Records the ports of this run (merged with what was there, so services not started
+/// this time keep theirs).
+pub fn write_ports(dir: &StateDir, ports: &crate::plan::PortTable) -> io::Result<()> {
+    let mut map: BTreeMap<String, BTreeMap<String, u16>> =
+        std::fs::read_to_string(dir.ports_file())
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+    for (svc, list) in ports {
+        map.insert(
+            svc.clone(),
+            list.iter().map(|p| (p.name.clone(), p.host)).collect(),
+        );
+    }
+    write_json(&dir.ports_file(), &map)
+}
+
+/// The exclusive lock of a running project, held for the supervisor's life.
+#[derive(Debug)]
+pub struct ProjectLock {
+    _lock: Flock<File>,
+}
+
+/// Takes the project's lock without waiting; `None` when another supervisor holds it.
+pub fn try_lock(dir: &StateDir) -> io::Result<Option<ProjectLock>> {
+    std::fs::create_dir_all(&dir.dir)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.lock_file())?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(ProjectLock { _lock: lock })),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(e.into()),
+    }
+}
+
+/// Whether a supervisor holds the project's lock right now.
+pub fn is_locked(dir: &StateDir) -> bool {
+    matches!(try_lock(dir), Ok(None))
+}

@@ -1,0 +1,326 @@
+//! The detached supervisor: `up -d`, `ps`, `logs`, `down` from anywhere, restarts,
+//! liveness, no orphans, the project lock, and pid reuse. Black-box, real processes.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::{Project, alive, eventually, pids_with_env};
+
+const T: Duration = Duration::from_secs(30);
+
+const HTTP: &str = "[python3, -m, http.server, '${PORT}', --bind, 127.0.0.1]";
+
+fn ps(p: &Project) -> serde_json::Value {
+    let run = p.run(&["ps", "--json"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+fn service<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    doc["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {doc}"))
+}
+
+/// Brings the project down when a test ends, whatever happened.
+struct Down<'a>(&'a Project);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["down", "--timeout", "1s"], T);
+    }
+}
+
+#[test]
+fn up_detached_then_ps_logs_and_down_from_elsewhere() {
+    let p = Project::new(&format!(
+        r#"
+services:
+  api:
+    command: {HTTP}
+    port: auto
+    health: {{http: /}}
+  worker:
+    command: sh -c 'echo worker ready; exec sleep 600'
+    depends_on: {{api: healthy}}
+"#
+    ));
+    let _down = Down(&p);
+    let run = p.run(&["up", "-d", "--json"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let printed: serde_json::Value = serde_json::from_str(&run.stdout).expect("up -d --json");
+    let doc = ps(&p);
+    assert_eq!(doc["project"], p.name());
+    assert_eq!(doc["supervisor_pid"], printed["supervisor_pid"]);
+    let sup = doc["supervisor_pid"].as_u64().expect("supervisor pid") as u32;
+    assert!(alive(sup));
+    let api = service(&doc, "api");
+    assert_eq!(api["runtime"], "process");
+    assert_eq!(api["state"], "running");
+    assert_eq!(api["health"], "healthy");
+    assert_eq!(api["restarts"], 0);
+    assert!(api["container_id"].is_null());
+    assert!(alive(api["pid"].as_u64().expect("pid") as u32));
+    let port = api["ports"]["main"]["port"].as_u64().expect("port");
+    assert_eq!(
+        api["ports"]["main"]["url"],
+        format!("http://127.0.0.1:{port}")
+    );
+    assert!(api["started_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(service(&doc, "worker")["health"], "none");
+
+    // Logs after detaching, from the files.
+    assert!(eventually(T, || p
+        .run(&["logs", "-n", "5", "worker"], T)
+        .stdout
+        .contains("worker | worker ready")));
+    let json = p.run(&["logs", "--json", "worker"], T);
+    let first: serde_json::Value =
+        serde_json::from_str(json.stdout.lines().next().expect("a line")).expect("json line");
+    assert_eq!(first["service"], "worker");
+
+    // `down` from another folder, by -f.
+    let elsewhere = tempfile::tempdir().expect("tmp");
+    let file = p.path().join("stack.yaml");
+    let out = Command::new(support::stack_bin())
+        .args(["-f", &file.to_string_lossy(), "down"])
+        .current_dir(elsewhere.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("down");
+    assert!(out.status.success(), "{out:?}");
+    assert!(!alive(sup), "the supervisor survived down");
+    assert!(pids_with_env("STACK_PROJECT", &p.name()).is_empty());
+    assert!(!p.path().join(".stack/state.json").exists());
+    let after = ps(&p);
+    assert!(
+        after["services"].as_array().is_some_and(Vec::is_empty),
+        "{after}"
+    );
+    // Logs outlive the stack.
+    assert!(
+        p.run(&["logs", "worker"], T)
+            .stdout
+            .contains("worker ready")
+    );
+}
+
+#[test]
+fn a_killed_always_service_comes_back_healthy() {
+    let p = Project::new(&format!(
+        r#"
+services:
+  api:
+    command: {HTTP}
+    port: auto
+    restart: always
+    health: {{http: /, interval: 200ms}}
+"#
+    ));
+    let _down = Down(&p);
+    assert_eq!(p.run(&["up", "-d"], T).code, Some(0));
+    let before = service(&ps(&p), "api")["pid"].as_u64().expect("pid") as u32;
+    let port = service(&ps(&p), "api")["ports"]["main"]["port"].clone();
+    // SIGKILL the service itself (the command under the group leader).
+    let victims = pids_with_env("STACK_SERVICE", "api");
+    assert!(!victims.is_empty());
+    for v in &victims {
+        let _ = Command::new("kill").args(["-9", &v.to_string()]).status();
+    }
+    let back = eventually(T, || {
+        let doc = ps(&p);
+        let api = service(&doc, "api");
+        api["health"] == "healthy" && api["pid"].as_u64().is_some_and(|pid| pid as u32 != before)
+    });
+    assert!(back, "not healthy again: {}", ps(&p));
+    let api = ps(&p);
+    let api = service(&api, "api");
+    assert!(api["restarts"].as_u64() >= Some(1));
+    assert_eq!(
+        api["ports"]["main"]["port"], port,
+        "same port after a restart"
+    );
+    let logs = p.run(&["logs", "api"], T).stdout;
+    assert!(
+        logs.contains("restarting in"),
+        "the restart and its reason are logged:\n{logs}"
+    );
+}
+
+#[test]
+fn liveness_failures_restart_and_max_restarts_gives_up() {
+    let p = Project::new(
+        r#"
+services:
+  live:
+    command: sh -c 'touch alive; exec sleep 600'
+    restart: on-failure
+    health: {exec: [test, -f, alive], interval: 100ms, retries: 2}
+  flaky:
+    command: sh -c 'exit 1'
+    port: auto
+    health: {tcp: main}
+    restart: on-failure
+    max_restarts: 2
+  steady:
+    command: sleep 600
+"#,
+    );
+    let _down = Down(&p);
+    // `flaky` gives up after two restarts while `up` waits: the stack fails to come up.
+    let run = p.run(&["up", "-d"], T);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("gave up after 2 restarts"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        pids_with_env("STACK_PROJECT", &p.name()).is_empty(),
+        "a failed up -d leaves nothing"
+    );
+
+    let p2 = Project::new(
+        r#"
+services:
+  live:
+    command: sh -c 'touch alive; exec sleep 600'
+    restart: on-failure
+    health: {exec: [test, -f, alive], interval: 100ms, retries: 2}
+"#,
+    );
+    let _down2 = Down(&p2);
+    assert_eq!(p2.run(&["up", "-d"], T).code, Some(0));
+    let first = service(&ps(&p2), "live")["pid"].clone();
+    std::fs::remove_file(p2.path().join("alive")).expect("rm alive");
+    let restarted = eventually(T, || {
+        let doc = ps(&p2);
+        let s = service(&doc, "live");
+        s["restarts"].as_u64() >= Some(1) && s["health"] == "healthy" && s["pid"] != first
+    });
+    assert!(restarted, "{}", ps(&p2));
+    assert!(
+        p2.run(&["logs", "live"], T)
+            .stdout
+            .contains("health check failed")
+    );
+}
+
+#[test]
+fn a_sigkilled_supervisor_leaves_no_service() {
+    let p = Project::new(
+        r#"
+services:
+  a:
+    command: sh -c 'sleep 600 & sleep 600 & wait'
+  b:
+    command: sleep 600
+    depends_on: [a]
+"#,
+    );
+    let _down = Down(&p);
+    assert_eq!(p.run(&["up", "-d"], T).code, Some(0));
+    let sup = ps(&p)["supervisor_pid"].as_u64().expect("pid") as u32;
+    let services = pids_with_env("STACK_PROJECT", &p.name());
+    assert!(services.len() >= 4, "{services:?}");
+    let _ = Command::new("kill").args(["-9", &sup.to_string()]).status();
+    assert!(
+        eventually(Duration::from_secs(5), || pids_with_env(
+            "STACK_PROJECT",
+            &p.name()
+        )
+        .is_empty()),
+        "survivors: {:?}",
+        pids_with_env("STACK_PROJECT", &p.name())
+    );
+    // `down` afterwards cleans what state still names.
+    let run = p.run(&["down"], T);
+    assert_eq!(run.code, Some(0));
+    assert!(!p.path().join(".stack/state.json").exists());
+}
+
+#[test]
+fn a_second_up_is_refused_with_the_holder() {
+    let p = Project::new("services:\n  s:\n    command: sleep 600\n");
+    let _down = Down(&p);
+    assert_eq!(p.run(&["up", "-d"], T).code, Some(0));
+    let sup = ps(&p)["supervisor_pid"].as_u64().expect("pid");
+    for args in [&["up", "-d"][..], &["up"][..]] {
+        let run = p.run(args, T);
+        assert_eq!(run.code, Some(3), "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains(&format!("is already up: supervisor pid {sup}")),
+            "{}",
+            run.stderr
+        );
+    }
+    // Another project name is another copy.
+    let run = p.run(&["-p", "second", "up", "-d"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(p.run(&["-p", "second", "down"], T).code, Some(0));
+}
+
+#[test]
+fn a_stale_state_with_a_reused_pid_does_not_kill_the_stranger() {
+    let p = Project::new("services:\n  s:\n    command: sleep 600\n");
+    // Strangers: processes that now hold the pids the state file names.
+    let mut stranger = Command::new("sleep").arg("600").spawn().expect("sleep");
+    let mut stranger_sup = Command::new("sleep").arg("600").spawn().expect("sleep");
+    let state = serde_json::json!({
+        "project": p.name(),
+        "file": p.path().join("stack.yaml"),
+        "supervisor": {"pid": stranger_sup.id(), "start_time": 1},
+        "started_at": "2026-11-24T10:00:00Z",
+        "services": {"s": {"runtime": "process", "process": {"pid": stranger.id(), "start_time": 1},
+                            "container_id": null, "ports": {}}}
+    });
+    p.write(".stack/state.json", &state.to_string());
+    let run = p.run(&["down"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        alive(stranger.id()),
+        "down killed a stranger with a reused pid"
+    );
+    assert!(
+        alive(stranger_sup.id()),
+        "down killed a stranger with the supervisor's old pid"
+    );
+    let _ = stranger.kill();
+    let _ = stranger_sup.kill();
+    let _ = stranger.wait();
+    let _ = stranger_sup.wait();
+}
+
+#[test]
+fn stop_start_restart_and_stable_ports() {
+    let p = Project::new(&format!(
+        r#"
+services:
+  web:
+    command: {HTTP}
+    port: auto
+    health: {{tcp: main}}
+"#
+    ));
+    let _down = Down(&p);
+    assert_eq!(p.run(&["up", "-d"], T).code, Some(0));
+    let port = service(&ps(&p), "web")["ports"]["main"]["port"].clone();
+    assert_eq!(p.run(&["stop", "web"], T).code, Some(0));
+    assert_eq!(service(&ps(&p), "web")["state"], "stopped");
+    let run = p.run(&["start", "web"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(service(&ps(&p), "web")["health"], "healthy");
+    let pid = service(&ps(&p), "web")["pid"].clone();
+    let run = p.run(&["restart", "web"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_ne!(service(&ps(&p), "web")["pid"], pid);
+    assert_eq!(p.run(&["restart", "nope"], T).code, Some(2));
+    // The next `up` reuses the auto port.
+    assert_eq!(p.run(&["down"], T).code, Some(0));
+    assert_eq!(p.run(&["up", "-d"], T).code, Some(0));
+    assert_eq!(service(&ps(&p), "web")["ports"]["main"]["port"], port);
+}
