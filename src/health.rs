@@ -10,14 +10,20 @@ use tokio::sync::watch;
 
 use crate::plan::ResolvedProbe;
 
-/// The first gap between probes; doubled after each failure up to the interval.
-pub const FIRST_DELAY: Duration = Duration::from_millis(2);
+/// The gap between probes while a service starts, during [`FAST_WINDOW`].
+pub const FAST_DELAY: Duration = Duration::from_millis(2);
+/// How long probes stay [`FAST_DELAY`] apart before backing off.
+pub const FAST_WINDOW: Duration = Duration::from_secs(1);
 
-/// The delay before probe number `attempt` (0-based) while starting.
-pub fn backoff(attempt: u32, interval: Duration) -> Duration {
-    FIRST_DELAY
-        .saturating_mul(1u32 << attempt.min(16))
-        .min(interval)
+/// The delay before the next probe of a service starting for `elapsed`: every 2 ms for the
+/// first second (most services are up by then, and a refused loopback connect costs
+/// microseconds), then a tenth of the time waited so far, up to `interval`.
+pub fn backoff(elapsed: Duration, interval: Duration) -> Duration {
+    if elapsed < FAST_WINDOW {
+        FAST_DELAY.min(interval)
+    } else {
+        (elapsed / 10).clamp(FAST_DELAY, interval.max(FAST_DELAY))
+    }
 }
 
 /// What a probe needs besides its target.
@@ -135,8 +141,10 @@ mod tests {
     #[test]
     fn backoff_starts_fast_and_caps() {
         let i = Duration::from_millis(500);
-        assert_eq!(backoff(0, i), Duration::from_millis(2));
-        assert_eq!(backoff(3, i), Duration::from_millis(16));
-        assert_eq!(backoff(30, i), i);
+        let ms = Duration::from_millis;
+        assert_eq!(backoff(ms(0), i), ms(2));
+        assert_eq!(backoff(ms(999), i), ms(2));
+        assert_eq!(backoff(ms(2000), i), ms(200));
+        assert_eq!(backoff(ms(60_000), i), i);
     }
 }

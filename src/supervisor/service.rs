@@ -580,7 +580,6 @@ async fn check_loop(
     let t = &h.timing;
     let start = Instant::now();
     let budget = t.startup_budget();
-    let mut attempt = 0u32;
     // Starting.
     loop {
         match health::probe(&h.probe, t.timeout, &cx).await {
@@ -611,8 +610,7 @@ async fn check_loop(
                 }
             }
         }
-        tokio::time::sleep(health::backoff(attempt, t.interval)).await;
-        attempt += 1;
+        tokio::time::sleep(health::backoff(start.elapsed(), t.interval)).await;
     }
     // Live: `retries` failures in a row make it unhealthy.
     let mut failures = 0u32;
