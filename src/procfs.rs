@@ -185,6 +185,11 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// The process group of `pid`.
+pub fn pgid(pid: u32) -> Option<u32> {
+    stat_fields(pid)?.get(2)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,10 +3,13 @@
 
 mod config;
 mod control;
+mod doctor;
 mod down;
 mod global;
 mod logs;
+mod new;
 mod ps;
+mod run;
 mod serve;
 mod up;
 
@@ -14,10 +17,13 @@ use clap::{Parser, Subcommand};
 
 pub use config::{ConfigArgs, Format, SchemaArgs, ValidateArgs};
 pub use control::ServicesArgs;
+pub use doctor::DoctorArgs;
 pub use down::DownArgs;
 pub use global::GlobalArgs;
 pub use logs::LogsArgs;
+pub use new::NewArgs;
 pub use ps::PsArgs;
+pub use run::{CompletionsArgs, EnvArgs, EnvFormat, RunArgs};
 pub use serve::{LogFormat, ServeArgs};
 pub use up::{SuperviseArgs, UpArgs, parse_duration};
 
@@ -54,6 +60,16 @@ pub enum Command {
     Stop(ServicesArgs),
     /// Start stopped services of the running stack
     Start(ServicesArgs),
+    /// Ephemeral environment: up, wait healthy, run CMD, down (always); CMD's exit code
+    Run(RunArgs),
+    /// Print the endpoints of the running stack (dotenv, shell, json, github)
+    Env(EnvArgs),
+    /// Start a project from a built-in template (`--list` shows them)
+    New(NewArgs),
+    /// Diagnose "cannot connect": processes, ports and their holders, health, logs, Docker
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, …)
+    Completions(CompletionsArgs),
     /// Check the stack file; exit 0 when valid, 2 with every problem otherwise
     Validate(ValidateArgs),
     /// Print the resolved stack (interpolated, defaults filled in)

@@ -49,4 +49,7 @@ pub struct SuperviseArgs {
     /// Deadline for every service to be healthy
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<std::time::Duration>,
+    /// Stop everything when this process exits (`stack run`)
+    #[arg(long)]
+    pub owner: Option<u32>,
 }

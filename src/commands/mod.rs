@@ -2,11 +2,14 @@
 
 mod config;
 mod control;
+mod doctor;
 mod down;
 mod load;
 mod logs;
+mod new;
 mod project;
 mod ps;
+mod run;
 mod serve;
 mod up;
 
@@ -30,6 +33,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Restart(args) => control::run(&cli.global, args, control::Action::Restart),
         Command::Stop(args) => control::run(&cli.global, args, control::Action::Stop),
         Command::Start(args) => control::run(&cli.global, args, control::Action::Start),
+        Command::Run(args) => run::run(&cli.global, args),
+        Command::Env(args) => run::env(&cli.global, args),
+        Command::Completions(args) => run::completions(args),
+        Command::New(args) => new::run(args, cli.global.quiet),
+        Command::Doctor(args) => doctor::run(&cli.global, args),
         Command::Validate(args) => config::validate(&cli.global, args),
         Command::Config(args) => config::config(&cli.global, args),
         Command::Schema(args) => config::schema(args),

@@ -16,6 +16,7 @@ use crate::logs::{self, Follower};
 use crate::plan::{self, Plan};
 use crate::state::{self, StateDir};
 use crate::supervisor::events::LogObserver;
+use crate::supervisor::report::PsDocument;
 use crate::supervisor::{self, Observer, Options};
 use crate::ui::{Console, logstream, progress::Progress};
 
@@ -23,7 +24,8 @@ pub(crate) fn run(global: &GlobalArgs, args: UpArgs) -> Result<ExitCode> {
     let plan = Arc::new(prepare(global, &args)?);
     let console = Console::new(global);
     if args.detach || args.wait {
-        return detached(&console, plan, &args);
+        let (code, _) = detached(&console, plan, &args, false)?;
+        return Ok(ExitCode::from(code));
     }
     let lock =
         state::try_lock(&plan.state())?.ok_or_else(|| already_up(&plan.state(), &plan.project))?;
@@ -45,6 +47,7 @@ pub(crate) fn run(global: &GlobalArgs, args: UpArgs) -> Result<ExitCode> {
         let mut progress = Progress::new(console.clone(), plan.clone(), args.json);
         let options = Options {
             timeout: args.timeout,
+            owner: None,
         };
         let code = supervisor::run(plan.clone(), notify, &mut progress, options).await;
         stop_logs.cancel();
@@ -95,8 +98,14 @@ fn already_up(dir: &StateDir, project: &str) -> Error {
 }
 
 /// `up -d` / `--wait`: starts the supervisor in its own session and follows it until
-/// every service is healthy (exit 0) or the stack fails (it is taken down; exit 1/3/4).
-fn detached(console: &Console, plan: Arc<Plan>, args: &UpArgs) -> Result<ExitCode> {
+/// every service is healthy (0 and the `ps` document) or the stack fails (it is taken
+/// down; 1/3/4). With `owned`, the supervisor stops everything when this process exits.
+pub(crate) fn detached(
+    console: &Console,
+    plan: Arc<Plan>,
+    args: &UpArgs,
+    owned: bool,
+) -> Result<(u8, Option<PsDocument>)> {
     let dir = plan.state();
     let plan_file = dir.run_dir().join("plan.json");
     state::write_json(&plan_file, &*plan)?;
@@ -116,12 +125,17 @@ fn detached(console: &Console, plan: Arc<Plan>, args: &UpArgs) -> Result<ExitCod
     if let Some(t) = args.timeout {
         cmd.arg("--timeout").arg(format!("{}ms", t.as_millis()));
     }
+    if owned {
+        cmd.arg("--owner").arg(std::process::id().to_string());
+    }
     crate::runtime::unix::new_session(&mut cmd);
     let mut child = cmd.spawn()?;
     let rt = super::runtime()?;
     let mut progress = Progress::new(console.clone(), plan.clone(), args.json);
-    let code = rt.block_on(follow(&dir.socket(), &mut child, &mut progress))?;
-    Ok(ExitCode::from(code))
+    if owned {
+        progress = progress.table_on_stderr();
+    }
+    rt.block_on(follow(&dir.socket(), &mut child, &mut progress))
 }
 
 /// Follows a starting supervisor: progress until ready or failed. On failure the
@@ -130,7 +144,7 @@ async fn follow(
     socket: &Path,
     child: &mut std::process::Child,
     progress: &mut Progress,
-) -> Result<u8> {
+) -> Result<(u8, Option<PsDocument>)> {
     // The socket appears once the supervisor has started its services.
     let mut conn = loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -170,7 +184,7 @@ async fn follow(
             Ok(Some(Message::Event(e))) => progress.event(&e),
             Ok(Some(Message::Ready(doc))) if failure.is_none() => {
                 progress.ready(&doc);
-                return Ok(exit::OK);
+                return Ok((exit::OK, Some(doc)));
             }
             Ok(Some(Message::Failed {
                 service,
@@ -188,7 +202,7 @@ async fn follow(
     }
     // Wait for the supervisor itself to exit, so nothing it started outlives this command.
     let _ = tokio::task::block_in_place(|| child.wait());
-    Ok(failure.unwrap_or(exit::SERVICE_FAILED))
+    Ok((failure.unwrap_or(exit::SERVICE_FAILED), None))
 }
 
 /// `stack __supervise`: the detached supervisor (hidden).
@@ -209,6 +223,10 @@ pub(crate) fn supervise(args: SuperviseArgs) -> Result<ExitCode> {
         let mut observer = LogObserver;
         let options = Options {
             timeout: args.timeout,
+            owner: args.owner.map(|pid| state::ProcessId {
+                pid,
+                start_time: crate::procfs::start_time(pid),
+            }),
         };
         supervisor::run(
             plan.clone(),

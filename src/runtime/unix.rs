@@ -53,6 +53,11 @@ impl Spawner {
 /// spawning thread (the supervisor) dies.
 pub fn configure(cmd: &mut Command) {
     cmd.process_group(0);
+    die_with_parent(cmd);
+}
+
+/// Asks the kernel to SIGKILL the child when the thread that spawns it exits.
+pub fn die_with_parent(cmd: &mut Command) {
     let parent = std::process::id();
     // SAFETY: the closure only calls async-signal-safe functions (prctl, getppid, _exit)
     // and allocates nothing.

@@ -42,6 +42,8 @@ pub trait Observer: Send {
 pub struct Options {
     /// Overall deadline for every service to be ready (`--timeout`).
     pub timeout: Option<Duration>,
+    /// Stop everything when this process exits (`stack run`'s supervisor).
+    pub owner: Option<ProcessId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +144,11 @@ pub async fn run(
             _ = sigint.recv() => d.interrupt(observer),
             _ = sigterm.recv() => d.interrupt(observer),
             _ = sighup.recv() => d.interrupt(observer),
+            () = owner_gone(opts.owner), if d.phase != Phase::Stopping => {
+                tracing::warn!("the owning process exited; stopping");
+                d.code.get_or_insert(exit::INTERRUPTED);
+                d.begin_stop(observer);
+            }
             () = sleep_until(deadline), if d.phase == Phase::Starting => {
                 d.timed_out(observer, opts.timeout.unwrap_or_default());
             }
@@ -162,6 +169,16 @@ pub async fn run(
     let _ = server_task.await;
     let _ = std::fs::remove_file(&socket);
     Ok(code)
+}
+
+/// Completes when `owner` has exited (never, without an owner).
+async fn owner_gone(owner: Option<ProcessId>) {
+    let Some(owner) = owner else {
+        return std::future::pending().await;
+    };
+    while owner.alive() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

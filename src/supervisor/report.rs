@@ -100,3 +100,22 @@ impl PsDocument {
         }
     }
 }
+
+impl PsDocument {
+    /// The endpoints as environment variables: `STACK_PROJECT`, and for every service X with
+    /// a port `STACK_X_URL`, `STACK_X_HOST`, `STACK_X_PORT` (its main port), as a process on
+    /// this machine sees them.
+    pub fn endpoint_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![("STACK_PROJECT".to_string(), self.project.clone())];
+        for s in &self.services {
+            let Some(p) = s.ports.get("main").or_else(|| s.ports.values().next()) else {
+                continue;
+            };
+            let key = crate::config::env_key(&s.name);
+            env.push((format!("STACK_{key}_URL"), p.url.clone()));
+            env.push((format!("STACK_{key}_HOST"), "127.0.0.1".to_string()));
+            env.push((format!("STACK_{key}_PORT"), p.port.to_string()));
+        }
+        env
+    }
+}

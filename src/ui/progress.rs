@@ -26,6 +26,8 @@ pub struct Progress {
     bars: HashMap<String, ProgressBar>,
     width: usize,
     up: bool,
+    /// Print the table on stderr (`stack run`: stdout is the command's).
+    table_on_stderr: bool,
 }
 
 impl Progress {
@@ -62,7 +64,14 @@ impl Progress {
             bars,
             width,
             up: false,
+            table_on_stderr: false,
         }
+    }
+
+    /// Prints the ready table on stderr rather than stdout.
+    pub fn table_on_stderr(mut self) -> Progress {
+        self.table_on_stderr = true;
+        self
     }
 
     fn line(&self, service: &str, message: &str) {
@@ -122,6 +131,11 @@ impl Observer for Progress {
             match serde_json::to_string_pretty(doc) {
                 Ok(j) => self.console.out(&format!("{j}\n")),
                 Err(e) => self.console.err(&format!("cannot print JSON: {e}\n")),
+            }
+        } else if self.table_on_stderr {
+            if !self.console.quiet() {
+                self.console
+                    .err(&table::render(doc, self.console.err_color()));
             }
         } else {
             self.console

@@ -386,10 +386,12 @@ impl Background {
                 Err(e) => panic!("wait: {e}"),
             }
         };
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-        while let Ok((is_err, line)) = self.rx.try_recv() {
+        // Read what is left; a grandchild holding the pipes open must not hang the test.
+        let drained = Instant::now() + Duration::from_secs(5);
+        while let Ok((is_err, line)) = self
+            .rx
+            .recv_timeout(drained.saturating_duration_since(Instant::now()))
+        {
             let buf = if is_err {
                 &mut self.stderr
             } else {
@@ -398,6 +400,7 @@ impl Background {
             buf.push_str(&line);
             buf.push('\n');
         }
+        self.readers.clear();
         Run {
             code: status.code(),
             stdout: std::mem::take(&mut self.stdout),

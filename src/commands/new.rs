@@ -1,0 +1,109 @@
+//! `stack new TEMPLATE [DIR]`: a project from a template embedded in the binary
+//! (`templates/` in the repository).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use include_dir::{Dir, include_dir};
+
+use crate::cli::NewArgs;
+use crate::error::{Error, Result};
+
+static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
+
+/// Each template with a line about it.
+pub const CATALOG: &[(&str, &str)] = &[
+    (
+        "ai-stack",
+        "context + model + gateway as processes, a sample client, .gitignore and README",
+    ),
+    (
+        "ai-stack-containers",
+        "the same AI stack as Docker containers (image built locally from `stack`)",
+    ),
+    ("minimal", "one process with an HTTP health check"),
+];
+
+pub(crate) fn run(args: NewArgs, quiet: bool) -> Result<ExitCode> {
+    if args.list {
+        let width = CATALOG.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        for (name, about) in CATALOG {
+            println!("{name:<width$}  {about}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let name = args.template.unwrap_or_default();
+    let template = TEMPLATES
+        .get_dir(&name)
+        .filter(|_| CATALOG.iter().any(|(n, _)| *n == name))
+        .ok_or_else(|| {
+            let names: Vec<&str> = CATALOG.iter().map(|(n, _)| *n).collect();
+            let hint = crate::config::diagnostic::did_you_mean(&name, names.iter().copied())
+                .unwrap_or_else(|| format!("templates: {}", names.join(", ")));
+            Error::input(format!("no template `{name}`"), Some(&hint))
+        })?;
+    let dir = args.dir.unwrap_or_else(|| name.clone().into());
+    // Template files are stored without their leading dot (a `.gitignore` in the repository
+    // would apply to the repository).
+    let files: Vec<(String, &[u8])> = template
+        .files()
+        .map(|f| {
+            let rel = f.path().strip_prefix(template.path()).unwrap_or(f.path());
+            let rel = rel.to_string_lossy().to_string();
+            let rel = if rel == "gitignore" {
+                ".gitignore".to_string()
+            } else {
+                rel
+            };
+            (rel, f.contents())
+        })
+        .collect();
+    let schema = super::config::schema_json();
+    let mut all: Vec<(String, &[u8])> = files;
+    all.push(("stack.schema.json".into(), schema.as_bytes()));
+    if !args.force {
+        let existing: Vec<&str> = all
+            .iter()
+            .filter(|(rel, _)| dir.join(rel).exists())
+            .map(|(rel, _)| rel.as_str())
+            .collect();
+        if !existing.is_empty() {
+            return Err(Error::input(
+                format!("{} already has {}", dir.display(), existing.join(", ")),
+                Some("choose another folder, or pass `--force` to overwrite them"),
+            ));
+        }
+    }
+    for (rel, contents) in &all {
+        write(&dir.join(rel), contents)?;
+    }
+    if !quiet {
+        eprintln!("created {} from `{name}`:", dir.display());
+        for (rel, _) in &all {
+            eprintln!("  {rel}");
+        }
+        eprintln!("next: cd {} && stack up", dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write(path: &Path, contents: &[u8]) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+            action: "cannot create",
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    std::fs::write(path, contents).map_err(|source| Error::Io {
+        action: "cannot write",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    #[cfg(unix)]
+    if path.extension().is_some_and(|e| e == "py") {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755));
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! `stack run`, `stack env`, `stack completions`.
+
+use std::io::Write;
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+
+use crate::cli::{Cli, CompletionsArgs, EnvArgs, EnvFormat, GlobalArgs, RunArgs, UpArgs};
+use crate::control::{self, Message, Request};
+use crate::error::{Error, Result, exit};
+use crate::state::State;
+use crate::supervisor::report::PsDocument;
+use crate::ui::Console;
+
+/// `stack run CMD…`: up (a detached supervisor owned by this process), wait healthy, run
+/// CMD with the endpoints in its environment, then down — always: when CMD fails, when the
+/// stack does not come up, on SIGINT/SIGTERM; and if this process is SIGKILLed, the
+/// supervisor notices its owner is gone and stops everything itself.
+pub(crate) fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode> {
+    let up = UpArgs {
+        services: Vec::new(),
+        detach: true,
+        wait: true,
+        timeout: args.timeout,
+        runtime: args.runtime,
+        profiles: args.profiles.clone(),
+        json: false,
+    };
+    let plan = Arc::new(super::up::prepare(global, &up)?);
+    let socket = plan.state().socket();
+    // Progress and the table go to stderr; stdout belongs to CMD.
+    let console = Console::new(global);
+    let (code, doc) = super::up::detached(&console, plan.clone(), &up, true)?;
+    let Some(doc) = doc else {
+        // The stack did not come up; the supervisor has already taken it down.
+        return Ok(ExitCode::from(code));
+    };
+    let rt = super::runtime()?;
+    let code = rt.block_on(async {
+        let code = run_command(&args.command, &doc.endpoint_env()).await;
+        let _ = control::client::call(&socket, &Request::Down { timeout_ms: None }).await;
+        code
+    });
+    // Wait until the supervisor is gone, so nothing outlives `stack run`.
+    if let Some(s) = State::read(&plan.state()) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while s.supervisor.alive() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    Ok(ExitCode::from(code?))
+}
+
+/// Runs CMD, passing SIGINT/SIGTERM on; its exit code (128+signal if killed).
+///
+/// Without a terminal (CI), CMD gets its own process group: a signal reaches all it
+/// started, and whatever of it outlives CMD is killed, so the job ends cleanly. On a
+/// terminal it stays in the foreground group, so it can read the keyboard and gets Ctrl-C
+/// directly.
+async fn run_command(command: &[String], env: &[(String, String)]) -> Result<u8> {
+    use std::io::IsTerminal;
+    use tokio::signal::unix::{SignalKind, signal};
+    let Some((program, args)) = command.split_first() else {
+        return Err(Error::input(
+            "no command given",
+            Some("write `stack run -- CMD ARGS…`"),
+        ));
+    };
+    let own_group = !std::io::stdin().is_terminal();
+    let mut cmd = if own_group {
+        // Under the shim, like a service: if `stack run` is SIGKILLed, CMD's whole group goes.
+        let mut c = tokio::process::Command::new(std::env::current_exe()?);
+        c.arg(crate::runtime::shim::ARG).arg(program).env(
+            crate::runtime::shim::PARENT_ENV,
+            std::process::id().to_string(),
+        );
+        crate::runtime::unix::configure(&mut c);
+        c
+    } else {
+        let mut c = tokio::process::Command::new(program);
+        crate::runtime::unix::die_with_parent(&mut c);
+        c
+    };
+    cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::inherit());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::input(format!("cannot run `{program}`: {e}"), None))?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let pid = child.id();
+    let pass_on = |sig: i32| {
+        if let Some(pid) = pid {
+            let _ = if own_group {
+                crate::runtime::unix::signal_group(pid, sig)
+            } else {
+                crate::runtime::unix::signal_pid(pid, sig)
+            };
+        }
+    };
+    let status = loop {
+        tokio::select! {
+            s = child.wait() => break s?,
+            // On a terminal, Ctrl-C has reached CMD already.
+            _ = sigint.recv() => if own_group { pass_on(libc::SIGINT) },
+            _ = sigterm.recv() => pass_on(libc::SIGTERM),
+        }
+    };
+    if let (true, Some(pid)) = (own_group, pid)
+        && !crate::procfs::group_members(pid).is_empty()
+    {
+        let _ = crate::runtime::unix::signal_group(pid, libc::SIGKILL);
+    }
+    use std::os::unix::process::ExitStatusExt;
+    Ok(match (status.code(), status.signal()) {
+        (Some(c), _) => u8::try_from(c).unwrap_or(exit::SERVICE_FAILED),
+        (None, Some(sig)) => 128u8.saturating_add(u8::try_from(sig).unwrap_or(0)),
+        _ => exit::SERVICE_FAILED,
+    })
+}
+
+/// `stack env`.
+pub(crate) fn env(global: &GlobalArgs, args: EnvArgs) -> Result<ExitCode> {
+    let project = super::project::locate(global)?;
+    let rt = super::runtime()?;
+    let doc: PsDocument =
+        match rt.block_on(control::client::call(&project.state.socket(), &Request::Ps)) {
+            Ok(Message::Ps(doc)) => doc,
+            _ => {
+                return Err(Error::Environment {
+                    message: format!("project `{}` is not running", project.name),
+                    hint: Some("start it with `stack up -d`".into()),
+                });
+            }
+        };
+    let vars = doc.endpoint_env();
+    let text = match args.format {
+        EnvFormat::Dotenv | EnvFormat::Github => vars
+            .iter()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect::<String>(),
+        EnvFormat::Shell => vars
+            .iter()
+            .map(|(k, v)| format!("export {k}='{}'\n", v.replace('\'', r"'\''")))
+            .collect(),
+        EnvFormat::Json => {
+            let map: serde_json::Map<String, serde_json::Value> = vars
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect();
+            serde_json::to_string_pretty(&map).map_err(|e| Error::input(e.to_string(), None))?
+                + "\n"
+        }
+    };
+    if args.format == EnvFormat::Github {
+        let path = std::env::var_os("GITHUB_ENV").ok_or_else(|| {
+            Error::input(
+                "`--format github` appends to the file `$GITHUB_ENV` names, and it is not set",
+                Some("run it in a GitHub Actions step, or use `--format dotenv`"),
+            )
+        })?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|source| Error::Io {
+                action: "cannot append to",
+                path: path.clone().into(),
+                source,
+            })?;
+        f.write_all(text.as_bytes())?;
+        if !global.quiet {
+            eprint!("{text}");
+        }
+    } else {
+        print!("{text}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `stack completions SHELL`.
+pub(crate) fn completions(args: CompletionsArgs) -> Result<ExitCode> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    clap_complete::generate(args.shell, &mut cmd, "stack", &mut std::io::stdout());
+    Ok(ExitCode::SUCCESS)
+}
