@@ -160,14 +160,22 @@ services:
     let run = p.run(&["config", "--format", "json"], T);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
-    let api = &v["services"][0];
+    let api = &v["services"]["api"];
     assert_eq!(v["name"], "shop");
-    assert_eq!(api["ports"][0]["host"], 8123);
-    assert_eq!(api["kind"]["command"]["argv"][0], "python3");
-    // `$$` stays escaped until the plan resolves it.
-    assert_eq!(api["kind"]["command"]["argv"][3], "$${NOT_INTERPOLATED}");
-    assert_eq!(api["env"][0][1], "hello world");
-    assert_eq!(api["env"][1][1], "fallback");
+    assert_eq!(api["ports"]["main"], 8123);
+    assert_eq!(api["command"][0], "python3");
+    // `$$` stays escaped: the output is itself a valid stack file.
+    assert_eq!(api["command"][3], "$${NOT_INTERPOLATED}");
+    assert_eq!(api["env"]["GREETING"], "hello world");
+    assert_eq!(api["env"]["FROM_SHELL"], "fallback");
+    assert_eq!(api["restart"], "no");
+    assert_eq!(api["stop_timeout"], "10s");
+    // Round trip: what `config` prints validates and prints the same again.
+    let yaml = p.run(&["config"], T).stdout;
+    p.write("resolved.yaml", &yaml);
+    let again = p.run(&["-f", "resolved.yaml", "config"], T);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(again.stdout, yaml);
     let missing = Project::new("env_file: nope.env\nservices:\n  a:\n    command: \"true\"\n");
     let run = missing.run(&["validate"], T);
     assert_eq!(run.code, Some(2));

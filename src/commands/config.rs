@@ -22,11 +22,12 @@ pub(crate) fn validate(global: &GlobalArgs, args: ValidateArgs) -> Result<ExitCo
 
 pub(crate) fn config(global: &GlobalArgs, args: ConfigArgs) -> Result<ExitCode> {
     let loaded = super::load::stack(global, args.runtime)?;
+    let doc = crate::config::render::document(&loaded.stack);
     let text = match args.format {
-        Format::Yaml => serde_yaml::to_string(&loaded.stack)
+        Format::Yaml => serde_yaml::to_string(&doc)
             .map_err(|e| Error::input(format!("cannot print the stack: {e}"), None))?,
         Format::Json => {
-            let mut s = serde_json::to_string_pretty(&loaded.stack)
+            let mut s = serde_json::to_string_pretty(&doc)
                 .map_err(|e| Error::input(format!("cannot print the stack: {e}"), None))?;
             s.push('\n');
             s

@@ -6,6 +6,7 @@ mod fields;
 pub mod interpolate;
 pub mod model;
 pub mod raw;
+pub mod render;
 pub mod source;
 pub mod validate;
 

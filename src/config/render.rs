@@ -1,0 +1,144 @@
+//! The validated stack written back in the stack file's own format, with every default
+//! filled in and every variable interpolated: what `stack config` prints. The output is a
+//! valid stack file (`stack config > resolved.yaml && stack -f resolved.yaml validate`).
+
+use serde_json::{Map, Value, json};
+
+use super::model::*;
+
+/// The stack as a stack-file document.
+pub fn document(stack: &Stack) -> Value {
+    let mut services = Map::new();
+    for s in &stack.services {
+        services.insert(s.name.clone(), service(stack, s));
+    }
+    json!({"name": stack.name, "services": services})
+}
+
+fn service(stack: &Stack, s: &Service) -> Value {
+    let mut m = Map::new();
+    match &s.kind {
+        ServiceKind::Builtin { builtin, config } => {
+            m.insert("builtin".into(), json!(builtin.as_str()));
+            m.insert("config".into(), config.clone());
+        }
+        ServiceKind::Command { command, image } => {
+            m.insert("command".into(), command_value(command));
+            if let Some(i) = image {
+                image_fields(&mut m, stack, i);
+            }
+        }
+        ServiceKind::Image { image } => image_fields(&mut m, stack, image),
+    }
+    m.insert("runtime".into(), json!(s.runtime.as_str()));
+    let cwd = s
+        .cwd
+        .strip_prefix(&stack.dir)
+        .map(|p| format!("./{}", p.display()))
+        .unwrap_or_else(|_| s.cwd.display().to_string());
+    m.insert(
+        "cwd".into(),
+        json!(if cwd == "./" { "." } else { cwd.as_str() }),
+    );
+    if !s.ports.is_empty() {
+        let ports: Map<String, Value> = s
+            .ports
+            .iter()
+            .map(|p| {
+                let v = match (p.host, p.container) {
+                    (host, Some(c)) => {
+                        json!({"host": host.map_or(json!("auto"), |h| json!(h)), "container": c})
+                    }
+                    (Some(h), None) => json!(h),
+                    (None, None) => json!("auto"),
+                };
+                (p.name.clone(), v)
+            })
+            .collect();
+        m.insert("ports".into(), Value::Object(ports));
+    }
+    if !s.env.is_empty() {
+        let env: Map<String, Value> = s.env.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        m.insert("env".into(), Value::Object(env));
+    }
+    if let Some(h) = &s.health {
+        let mut hm = Map::new();
+        let (key, probe) = match &h.probe {
+            Probe::Http { path, port, status } => {
+                let mut p = json!({"path": path, "port": port});
+                if let Some(st) = status {
+                    p["status"] = json!(st);
+                }
+                ("http", p)
+            }
+            Probe::Tcp { port } => ("tcp", json!(port)),
+            Probe::Exec { command } => ("exec", command_value(command)),
+            Probe::Log { pattern } => ("log", json!(pattern)),
+        };
+        hm.insert(key.into(), probe);
+        hm.insert("interval".into(), json!(duration(h.interval)));
+        hm.insert("timeout".into(), json!(duration(h.timeout)));
+        hm.insert("retries".into(), json!(h.retries));
+        hm.insert("start_period".into(), json!(duration(h.start_period)));
+        m.insert("health".into(), Value::Object(hm));
+    }
+    let restart = match s.restart {
+        RestartPolicy::No => "no",
+        RestartPolicy::OnFailure => "on-failure",
+        RestartPolicy::Always => "always",
+    };
+    m.insert("restart".into(), json!(restart));
+    if let Some(n) = s.max_restarts {
+        m.insert("max_restarts".into(), json!(n));
+    }
+    m.insert("stop_timeout".into(), json!(duration(s.stop_timeout)));
+    m.insert("stop_signal".into(), json!(s.stop_signal.name()));
+    if !s.depends_on.is_empty() {
+        let deps: Map<String, Value> = s
+            .depends_on
+            .iter()
+            .map(|d| (d.service.clone(), json!(d.condition.as_str())))
+            .collect();
+        m.insert("depends_on".into(), Value::Object(deps));
+    }
+    if !s.profiles.is_empty() {
+        m.insert("profiles".into(), json!(s.profiles));
+    }
+    if s.runtime == RuntimeKind::Container {
+        m.insert("init".into(), json!(s.init));
+    }
+    Value::Object(m)
+}
+
+fn image_fields(m: &mut Map<String, Value>, stack: &Stack, image: &Image) {
+    match image {
+        Image::Reference(r) => {
+            m.insert("image".into(), json!(r));
+        }
+        Image::Build {
+            context,
+            dockerfile,
+        } => {
+            let ctx = context
+                .strip_prefix(&stack.dir)
+                .map(|p| format!("./{}", p.display()))
+                .unwrap_or_else(|_| context.display().to_string());
+            let mut b = json!({"context": ctx});
+            if let Some(d) = dockerfile {
+                b["dockerfile"] = json!(d);
+            }
+            m.insert("build".into(), b);
+        }
+    }
+}
+
+fn command_value(c: &Command) -> Value {
+    match c {
+        Command::Shell(s) => json!(s),
+        Command::Argv(v) => json!(v),
+    }
+}
+
+fn duration(d: std::time::Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
