@@ -1,51 +1,94 @@
-//! The `model` built-in service (SPEC §4). Placeholder until its issue lands: it answers
-//! `/health` and `/metrics` only.
+//! The `model` built-in (SPEC §4.2): a deterministic mock of the OpenAI and Anthropic APIs
+//! that the official SDKs cannot tell from the real ones, with fixtures, simulated
+//! latency and injected faults.
+
+mod answer;
+mod anthropic;
+mod body;
+mod config;
+mod errors;
+mod openai;
+mod responses;
+mod state;
+mod stream;
+mod text;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::ServeError;
-use super::config::{ConfigError, load_yaml};
-use super::http::Uptime;
-use super::metrics::HttpMetrics;
+pub use config::Config;
+use state::AppState;
 
-/// The service's configuration (SPEC §4).
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct Config {
-    /// Keys are accepted as they are until the service lands.
-    #[serde(flatten)]
-    pub rest: serde_yaml::Mapping,
-}
+use super::ServeError;
+use super::config::ConfigError;
 
 impl Config {
-    /// Reads the configuration file; none gives the defaults.
-    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        load_yaml(path)
+    /// Parses and checks a configuration given as text (`file` names it in errors).
+    pub fn load_str(text: &str) -> Result<Config, ConfigError> {
+        let file = Path::new("<config>");
+        let config: Config = super::config::parse_yaml(file, text)?;
+        config.check_at(file)?;
+        Ok(config)
+    }
+
+    /// Builds the shared state, reading the fixtures file if there is one.
+    fn into_state(self, file: &Path) -> Result<AppState, ConfigError> {
+        let fixtures = self.fixture_list(file)?;
+        Ok(AppState::new(self, fixtures))
     }
 }
 
-/// The HTTP routes.
-pub fn router() -> Router {
-    let uptime = Uptime::start("model");
-    let metrics = Arc::new(HttpMetrics::new("stack_model"));
+/// The HTTP routes over `config` (fixtures from an inline list, or their file).
+pub fn router(config: Config) -> Result<Router, ConfigError> {
+    let state = Arc::new(config.into_state(Path::new("<config>"))?);
+    Ok(routes(state))
+}
+
+fn routes(state: Arc<AppState>) -> Router {
+    let metrics = state.metrics.clone();
     Router::new()
-        .route(
-            "/health",
-            get(move || async move { axum::Json(uptime.health()) }),
-        )
-        .route("/metrics", get(move || async move { metrics.render() }))
+        .route("/v1/models", get(openai::models))
+        .route("/v1/models/{id}", get(openai::model))
+        .route("/v1/chat/completions", post(openai::chat))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/responses", post(responses::create))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .route_layer(axum::middleware::from_fn_with_state(
+            metrics,
+            super::metrics::track,
+        ))
+        // Bodies are read with the configured limit, answering 413 in each API's shape.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn health(State(s): State<Arc<AppState>>) -> impl IntoResponse {
+    axum::Json(s.uptime.health())
+}
+
+async fn metrics_text(State(s): State<Arc<AppState>>) -> impl IntoResponse {
+    s.metrics.render()
 }
 
 /// Serves until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
-    _config: Config,
+    config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    super::http::serve(listener, router(), shutdown).await
+    let state = Arc::new(config.into_state(Path::new("<config>"))?);
+    super::http::serve(listener, routes(state), shutdown).await
 }

@@ -1,0 +1,199 @@
+//! Anthropic-compatible routes: `POST /v1/messages` (plain, and streamed with an `event:`
+//! line on every frame: `message_start`, `content_block_start`, `ping`,
+//! `content_block_delta`…, `content_block_stop`, `message_delta`, `message_stop`) and
+//! `POST /v1/messages/count_tokens`. Any `anthropic-version` is accepted.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::answer::{Answer, answer, id, pieces};
+use super::body::{all_text, content_text, json as read_json, last_user_text};
+use super::errors::{Api, ApiError};
+use super::state::{AppState, fault_error};
+use super::stream::{Frames, event, token_delay, total_delay};
+use super::text::count_tokens;
+
+const API: Api = Api::Anthropic;
+
+#[derive(Debug, Deserialize)]
+struct MessagesRequest {
+    model: String,
+    messages: Vec<Value>,
+    max_tokens: Option<u32>,
+    system: Option<Value>,
+    stream: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CountRequest {
+    /// Required by the API; not needed to count.
+    #[serde(rename = "model")]
+    _model: String,
+    messages: Vec<Value>,
+    system: Option<Value>,
+    tools: Option<Value>,
+}
+
+fn input_tokens(messages: &[Value], system: Option<&Value>, tools: Option<&Value>) -> u32 {
+    count_tokens(&all_text(messages))
+        + system.map_or(0, |s| count_tokens(&content_text(s)))
+        + tools.map_or(0, |t| count_tokens(&t.to_string()))
+}
+
+/// `POST /v1/messages/count_tokens`.
+pub async fn count(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        s.admit(API, &headers)?;
+        let req: CountRequest = read_json(API, body, s.config.max_body_bytes).await?;
+        let n = input_tokens(&req.messages, req.system.as_ref(), req.tools.as_ref());
+        Ok::<_, ApiError>(axum::Json(json!({"input_tokens": n})).into_response())
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /v1/messages`.
+pub async fn messages(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    inner(&s, &headers, body)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let fault = s.admit(API, headers)?;
+    let req: MessagesRequest = read_json(API, body, s.config.max_body_bytes).await?;
+    let Some(max_tokens) = req.max_tokens else {
+        return Err(ApiError::bad_request(API, "max_tokens: Field required"));
+    };
+    if req.messages.is_empty() {
+        return Err(ApiError::bad_request(
+            API,
+            "messages: at least one message is required",
+        ));
+    }
+    if let Some(f) = fault {
+        if let Some(ms) = f.delay_ms {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+        if !(req.stream == Some(true) && f.after_tokens.is_some())
+            && let Some(e) = fault_error(API, f)
+        {
+            return Err(e);
+        }
+    }
+    let prompt = last_user_text(&req.messages);
+    let in_tokens = input_tokens(&req.messages, req.system.as_ref(), None);
+    let answer = answer(s, API, &prompt, Some(max_tokens))?;
+    let out_tokens = match &answer {
+        Answer::Text(r) => r.tokens.len() as u32,
+        Answer::Tool(t) => count_tokens(&t.arguments_json()) + 1,
+    };
+    s.count_tokens("/v1/messages", out_tokens);
+    let msg_id = id("msg_");
+    let (stop_reason, content) = match &answer {
+        Answer::Text(r) => (
+            if r.truncated {
+                "max_tokens"
+            } else {
+                "end_turn"
+            },
+            json!([{"type": "text", "text": r.text()}]),
+        ),
+        Answer::Tool(t) => (
+            "tool_use",
+            json!([{"type": "tool_use", "id": id("toolu_"), "name": t.name, "input": t.arguments_object()}]),
+        ),
+    };
+    let usage = |output: u32| {
+        json!({"input_tokens": in_tokens, "output_tokens": output,
+               "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+               "service_tier": "standard"})
+    };
+    if req.stream != Some(true) {
+        let n = match &answer {
+            Answer::Text(r) => r.tokens.len(),
+            Answer::Tool(_) => 1,
+        };
+        let delay = total_delay(&s.config.latency, n);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        return Ok(axum::Json(json!({
+            "id": msg_id, "type": "message", "role": "assistant", "model": req.model,
+            "content": content, "stop_reason": stop_reason, "stop_sequence": null,
+            "usage": usage(out_tokens)
+        }))
+        .into_response());
+    }
+
+    let latency = &s.config.latency;
+    let mut frames = Frames::default();
+    frames.push(event(
+        "message_start",
+        &json!({"type": "message_start", "message": {
+            "id": msg_id, "type": "message", "role": "assistant", "model": req.model,
+            "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage(1)}}),
+    ));
+    match &answer {
+        Answer::Text(r) => {
+            frames.push(event(
+                "content_block_start",
+                &json!({"type": "content_block_start", "index": 0,
+                        "content_block": {"type": "text", "text": ""}}),
+            ));
+            frames.push(event("ping", &json!({"type": "ping"})));
+            let fail_after = fault.and_then(|f| f.after_tokens.map(|n| (n as usize, f)));
+            for (i, tok) in r.tokens.iter().enumerate() {
+                if let Some((n, f)) = fail_after
+                    && i == n
+                {
+                    if let Some(e) = fault_error(API, f) {
+                        frames.push_after(token_delay(latency, i), e.stream_frame());
+                    }
+                    return Ok(frames.into_response());
+                }
+                frames.push_after(
+                    token_delay(latency, i),
+                    event(
+                        "content_block_delta",
+                        &json!({"type": "content_block_delta", "index": 0,
+                                "delta": {"type": "text_delta", "text": tok}}),
+                    ),
+                );
+            }
+        }
+        Answer::Tool(t) => {
+            frames.push(event(
+                "content_block_start",
+                &json!({"type": "content_block_start", "index": 0, "content_block":
+                    {"type": "tool_use", "id": id("toolu_"), "name": t.name, "input": {}}}),
+            ));
+            for (i, piece) in pieces(&t.arguments_json(), 3).into_iter().enumerate() {
+                frames.push_after(
+                    token_delay(latency, i),
+                    event(
+                        "content_block_delta",
+                        &json!({"type": "content_block_delta", "index": 0,
+                                "delta": {"type": "input_json_delta", "partial_json": piece}}),
+                    ),
+                );
+            }
+        }
+    }
+    frames.push(event(
+        "content_block_stop",
+        &json!({"type": "content_block_stop", "index": 0}),
+    ));
+    frames.push(event(
+        "message_delta",
+        &json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null},
+                "usage": {"output_tokens": out_tokens}}),
+    ));
+    frames.push(event("message_stop", &json!({"type": "message_stop"})));
+    Ok(frames.into_response())
+}

@@ -1,0 +1,117 @@
+//! Errors in each API's own shape: OpenAI `{error: {message, type, param, code}}`,
+//! Anthropic `{type: "error", error: {type, message}}`; 429s carry `Retry-After` and
+//! `retry-after-ms`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Which API's conventions a route follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// OpenAI-compatible routes.
+    OpenAi,
+    /// Anthropic-compatible routes (`/v1/messages…`).
+    Anthropic,
+}
+
+/// An error answer.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The API shape.
+    pub api: Api,
+    /// The status.
+    pub status: StatusCode,
+    /// The message.
+    pub message: String,
+    /// Seconds to advertise in `Retry-After`.
+    pub retry_after: Option<f64>,
+    /// The offending parameter, if known (OpenAI's `param`).
+    pub param: Option<String>,
+}
+
+impl ApiError {
+    /// An error with `status` and `message`.
+    pub fn new(api: Api, status: u16, message: impl Into<String>) -> ApiError {
+        ApiError {
+            api,
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            message: message.into(),
+            retry_after: None,
+            param: None,
+        }
+    }
+
+    /// 400 for a bad request body.
+    pub fn bad_request(api: Api, message: impl Into<String>) -> ApiError {
+        ApiError::new(api, 400, message)
+    }
+
+    /// The OpenAI `type` and `code` for a status.
+    fn openai_kind(&self) -> (&'static str, Option<&'static str>) {
+        match self.status.as_u16() {
+            401 => ("invalid_request_error", Some("invalid_api_key")),
+            403 => ("permission_error", None),
+            404 => ("invalid_request_error", Some("not_found")),
+            413 => ("invalid_request_error", Some("request_too_large")),
+            429 => ("requests", Some("rate_limit_exceeded")),
+            400..=499 => ("invalid_request_error", None),
+            503 | 529 => ("server_error", Some("overloaded")),
+            _ => ("server_error", None),
+        }
+    }
+
+    /// The Anthropic error `type` for a status.
+    fn anthropic_kind(&self) -> &'static str {
+        match self.status.as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            529 | 503 => "overloaded_error",
+            400..=499 => "invalid_request_error",
+            _ => "api_error",
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        match self.api {
+            Api::OpenAi => {
+                let (kind, code) = self.openai_kind();
+                json!({"error": {"message": self.message, "type": kind, "param": self.param, "code": code}})
+            }
+            Api::Anthropic => json!({
+                "type": "error",
+                "error": {"type": self.anthropic_kind(), "message": self.message}
+            }),
+        }
+    }
+
+    /// The body as it travels inside a stream (a mid-stream failure).
+    pub fn stream_frame(&self) -> String {
+        match self.api {
+            Api::OpenAi => format!("data: {}\n\n", self.body()),
+            Api::Anthropic => format!("event: error\ndata: {}\n\n", self.body()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, axum::Json(self.body())).into_response();
+        let h = resp.headers_mut();
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = HeaderValue::from_str(&(secs.ceil().max(0.0) as u64).to_string()) {
+                h.insert(header::RETRY_AFTER, v);
+            }
+            if let Ok(v) =
+                HeaderValue::from_str(&((secs * 1000.0).round().max(0.0) as u64).to_string())
+            {
+                h.insert("retry-after-ms", v);
+            }
+        }
+        resp
+    }
+}

@@ -1,0 +1,230 @@
+//! The OpenAI Responses API: `POST /v1/responses`, plain and streamed (typed events with
+//! increasing `sequence_number`, text deltas with `logprobs`, ending `response.completed`).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::answer::{Answer, answer, id, now};
+use super::body::{content_text, json as read_json};
+use super::errors::{Api, ApiError};
+use super::state::{AppState, fault_error};
+use super::stream::{Frames, event, token_delay, total_delay};
+use super::text::count_tokens;
+
+const API: Api = Api::OpenAi;
+
+#[derive(Debug, Deserialize)]
+struct ResponsesRequest {
+    model: String,
+    input: Value,
+    instructions: Option<String>,
+    stream: Option<bool>,
+    max_output_tokens: Option<u32>,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+/// The last user text of `input`: a string, or the last user item's content.
+fn input_text(input: &Value) -> String {
+    match input {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .rev()
+            .find(|i| {
+                i.get("role")
+                    .and_then(Value::as_str)
+                    .is_none_or(|r| r == "user")
+            })
+            .and_then(|i| i.get("content"))
+            .map(content_text)
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// `POST /v1/responses`.
+pub async fn create(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    match inner(&s, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let fault = s.admit(API, headers)?;
+    let req: ResponsesRequest = read_json(API, body, s.config.max_body_bytes).await?;
+    if !matches!(req.input, Value::String(_) | Value::Array(_)) {
+        let mut e = ApiError::bad_request(API, "`input` must be a string or a list of items");
+        e.param = Some("input".into());
+        return Err(e);
+    }
+    if let Some(f) = fault {
+        if let Some(ms) = f.delay_ms {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+        if !(req.stream == Some(true) && f.after_tokens.is_some())
+            && let Some(e) = fault_error(API, f)
+        {
+            return Err(e);
+        }
+    }
+    let prompt = input_text(&req.input);
+    let input_tokens = count_tokens(&prompt) + req.instructions.as_deref().map_or(0, count_tokens);
+    let answer = answer(s, API, &prompt, req.max_output_tokens)?;
+    let output_tokens = match &answer {
+        Answer::Text(r) => r.tokens.len() as u32,
+        Answer::Tool(t) => count_tokens(&t.arguments_json()) + 1,
+    };
+    s.count_tokens("/v1/responses", output_tokens);
+    let resp_id = id("resp_");
+    let item_id = id("msg_");
+    let created = now();
+    let usage = json!({
+        "input_tokens": input_tokens, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + output_tokens
+    });
+    let envelope = |status: &str, output: Value, usage: Value| {
+        json!({
+            "id": resp_id, "object": "response", "created_at": created, "status": status,
+            "error": null, "incomplete_details": null, "instructions": req.instructions,
+            "max_output_tokens": req.max_output_tokens, "model": req.model, "output": output,
+            "parallel_tool_calls": true, "previous_response_id": null,
+            "reasoning": {"effort": null, "summary": null}, "store": false, "temperature": 1.0,
+            "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [], "top_p": 1.0,
+            "truncation": "disabled", "usage": usage, "user": null,
+            "metadata": req.metadata.clone().unwrap_or_else(|| json!({}))
+        })
+    };
+    let truncated = matches!(&answer, Answer::Text(r) if r.truncated);
+    let final_item = match &answer {
+        Answer::Text(r) => json!({
+            "id": item_id, "type": "message", "status": "completed", "role": "assistant",
+            "content": [{"type": "output_text", "text": r.text(), "annotations": [], "logprobs": []}]
+        }),
+        Answer::Tool(t) => json!({
+            "id": item_id, "type": "function_call", "status": "completed",
+            "call_id": id("call_"), "name": t.name, "arguments": t.arguments_json()
+        }),
+    };
+    let mut done = envelope(
+        if truncated { "incomplete" } else { "completed" },
+        json!([final_item]),
+        usage,
+    );
+    if truncated {
+        done["incomplete_details"] = json!({"reason": "max_output_tokens"});
+    }
+
+    if req.stream != Some(true) {
+        let n = match &answer {
+            Answer::Text(r) => r.tokens.len(),
+            Answer::Tool(_) => 1,
+        };
+        let delay = total_delay(&s.config.latency, n);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        return Ok(axum::Json(done).into_response());
+    }
+
+    let mut seq = 0u64;
+    let mut ev = |name: &str, mut body: Value| {
+        body["type"] = json!(name);
+        body["sequence_number"] = json!(seq);
+        seq += 1;
+        event(name, &body)
+    };
+    let latency = &s.config.latency;
+    let mut frames = Frames::default();
+    let in_progress = envelope("in_progress", json!([]), Value::Null);
+    frames.push(ev("response.created", json!({"response": in_progress})));
+    frames.push(ev("response.in_progress", json!({"response": in_progress})));
+    match &answer {
+        Answer::Text(r) => {
+            frames.push(ev(
+                "response.output_item.added",
+                json!({"output_index": 0, "item": {"id": item_id, "type": "message",
+                    "status": "in_progress", "role": "assistant", "content": []}}),
+            ));
+            frames.push(ev(
+                "response.content_part.added",
+                json!({"item_id": item_id, "output_index": 0, "content_index": 0,
+                    "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}),
+            ));
+            let fail_after = fault.and_then(|f| f.after_tokens.map(|n| (n as usize, f)));
+            for (i, tok) in r.tokens.iter().enumerate() {
+                if let Some((n, f)) = fail_after
+                    && i == n
+                {
+                    if let Some(e) = fault_error(API, f) {
+                        let body = e.body();
+                        frames.push_after(
+                                token_delay(latency, i),
+                                ev("error", json!({"code": body["error"]["code"], "message": e.message, "param": null})),
+                            );
+                    }
+                    return Ok(frames.into_response());
+                }
+                frames.push_after(
+                    token_delay(latency, i),
+                    ev(
+                        "response.output_text.delta",
+                        json!({"item_id": item_id, "output_index": 0, "content_index": 0,
+                            "delta": tok, "logprobs": []}),
+                    ),
+                );
+            }
+            let text = r.text();
+            frames.push(ev(
+                "response.output_text.done",
+                json!({"item_id": item_id, "output_index": 0, "content_index": 0,
+                    "text": text, "logprobs": []}),
+            ));
+            frames.push(ev(
+                "response.content_part.done",
+                json!({"item_id": item_id, "output_index": 0, "content_index": 0,
+                    "part": {"type": "output_text", "text": text, "annotations": [], "logprobs": []}}),
+            ));
+        }
+        Answer::Tool(t) => {
+            let mut item = final_item.clone();
+            item["status"] = json!("in_progress");
+            item["arguments"] = json!("");
+            frames.push(ev(
+                "response.output_item.added",
+                json!({"output_index": 0, "item": item}),
+            ));
+            let args = t.arguments_json();
+            frames.push_after(
+                token_delay(latency, 0),
+                ev(
+                    "response.function_call_arguments.delta",
+                    json!({"item_id": item_id, "output_index": 0, "delta": args}),
+                ),
+            );
+            frames.push(ev(
+                "response.function_call_arguments.done",
+                json!({"item_id": item_id, "output_index": 0, "arguments": args, "name": t.name}),
+            ));
+        }
+    }
+    frames.push(ev(
+        "response.output_item.done",
+        json!({"output_index": 0, "item": final_item}),
+    ));
+    let last = if truncated {
+        "response.incomplete"
+    } else {
+        "response.completed"
+    };
+    frames.push(ev(last, json!({"response": done})));
+    Ok(frames.into_response())
+}

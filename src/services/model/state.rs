@@ -1,0 +1,199 @@
+//! What every request shares: the configuration, compiled fixtures, keys and their fault
+//! counters, metrics.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::http::HeaderMap;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use regex::Regex;
+
+use super::config::{Config, Fault, Fixture, FixtureError, ToolCall};
+use super::errors::{Api, ApiError};
+use super::text::{fnv, mix};
+use crate::services::http::Uptime;
+use crate::services::metrics::{HttpMetrics, RouteLabels};
+
+/// What a fixture answers.
+#[derive(Debug, Clone)]
+pub enum Canned {
+    /// Text.
+    Reply(String),
+    /// A tool call.
+    ToolCall(ToolCall),
+    /// An error.
+    Error(FixtureError),
+}
+
+/// Shared state.
+#[derive(Debug)]
+pub struct AppState {
+    /// The configuration.
+    pub config: Config,
+    fixtures: Vec<(Regex, Canned)>,
+    /// Known keys and their own faults; `None` when any key (or none) is accepted.
+    keys: Option<HashMap<String, KeyState>>,
+    global: FaultCounter,
+    /// HTTP metrics plus the model's own.
+    pub metrics: Arc<HttpMetrics>,
+    /// Tokens generated, by route.
+    pub tokens_out: Family<RouteLabels, Counter>,
+    /// Start time for `/health`.
+    pub uptime: Uptime,
+}
+
+#[derive(Debug)]
+struct KeyState {
+    faults: Vec<Fault>,
+    counter: FaultCounter,
+}
+
+/// Counts requests in one scope (all keys, or one key) to decide its faults.
+#[derive(Debug, Default)]
+struct FaultCounter {
+    n: AtomicU64,
+}
+
+impl AppState {
+    /// Builds the state from a checked configuration.
+    pub fn new(config: Config, fixtures: Vec<Fixture>) -> AppState {
+        let fixtures = fixtures
+            .into_iter()
+            .filter_map(|f| {
+                let re = Regex::new(&f.pattern).ok()?;
+                let canned = match (f.reply, f.tool_call, f.error) {
+                    (Some(r), _, _) => Canned::Reply(r),
+                    (_, Some(t), _) => Canned::ToolCall(t),
+                    (_, _, Some(e)) => Canned::Error(e),
+                    _ => return None,
+                };
+                Some((re, canned))
+            })
+            .collect();
+        let keys = (!config.keys.is_empty()).then(|| {
+            config
+                .keys
+                .iter()
+                .map(|k| {
+                    (
+                        k.key().to_string(),
+                        KeyState {
+                            faults: k.faults().to_vec(),
+                            counter: FaultCounter::default(),
+                        },
+                    )
+                })
+                .collect()
+        });
+        let mut metrics = HttpMetrics::new("stack_model");
+        let tokens_out = Family::<RouteLabels, Counter>::default();
+        metrics.registry.register(
+            "tokens_out",
+            "Tokens generated, by route",
+            tokens_out.clone(),
+        );
+        AppState {
+            config,
+            fixtures,
+            keys,
+            global: FaultCounter::default(),
+            metrics: Arc::new(metrics),
+            tokens_out,
+            uptime: Uptime::start("model"),
+        }
+    }
+
+    /// The fixture matching `prompt`, if any.
+    pub fn fixture(&self, prompt: &str) -> Option<&Canned> {
+        self.fixtures
+            .iter()
+            .find(|(re, _)| re.is_match(prompt))
+            .map(|(_, c)| c)
+    }
+
+    /// Counts generated tokens.
+    pub fn count_tokens(&self, route: &str, n: u32) {
+        self.tokens_out
+            .get_or_create(&RouteLabels {
+                route: route.to_string(),
+            })
+            .inc_by(u64::from(n));
+    }
+
+    /// Checks the key (when keys are configured) and rolls the fault dice: the fault this
+    /// request gets, if any; `Err` for a missing or unknown key.
+    pub fn admit(&self, api: Api, headers: &HeaderMap) -> Result<Option<&Fault>, ApiError> {
+        let mut fault = None;
+        if let Some(keys) = &self.keys {
+            let key = api_key(headers).ok_or_else(|| {
+                ApiError::new(
+                    api,
+                    401,
+                    "no API key: send `Authorization: Bearer KEY` or `x-api-key: KEY`",
+                )
+            })?;
+            let state = keys.get(key).ok_or_else(|| {
+                ApiError::new(api, 401, "invalid API key (not one of this mock's `keys`)")
+            })?;
+            if !state.faults.is_empty() {
+                fault = state
+                    .counter
+                    .roll(self.config.seed, fnv(key.as_bytes()), &state.faults);
+            }
+        }
+        if fault.is_none() && !self.config.faults.is_empty() {
+            fault = self.global.roll(self.config.seed, 0, &self.config.faults);
+        }
+        Ok(fault)
+    }
+}
+
+impl FaultCounter {
+    /// The fault of this scope's next request, if one hits.
+    fn roll<'a>(&self, seed: u64, scope: u64, faults: &'a [Fault]) -> Option<&'a Fault> {
+        let n = self.n.fetch_add(1, Ordering::Relaxed) + 1;
+        faults
+            .iter()
+            .enumerate()
+            .find(|(i, f)| {
+                if let Some(every) = f.every {
+                    return n.is_multiple_of(every);
+                }
+                let rate = f.rate.unwrap_or(0.0);
+                let x = mix(seed ^ scope ^ (*i as u64).rotate_left(48) ^ n);
+                ((x >> 11) as f64 / (1u64 << 53) as f64) < rate
+            })
+            .map(|(_, f)| f)
+    }
+}
+
+/// The key of a request: `Authorization: Bearer KEY`, else `x-api-key`.
+pub fn api_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+/// The error a fault answers with.
+pub fn fault_error(api: Api, f: &Fault) -> Option<ApiError> {
+    let status = f.status?;
+    let message = f.message.clone().unwrap_or_else(|| match status {
+        429 => "rate limit reached (a fault injected by the mock model)".to_string(),
+        529 => "overloaded (a fault injected by the mock model)".to_string(),
+        s => format!("error {s} (a fault injected by the mock model)"),
+    });
+    let mut e = ApiError::new(api, status, message);
+    if matches!(status, 429 | 503 | 529) {
+        e.retry_after = Some(f.retry_after.unwrap_or(1.0));
+    }
+    Some(e)
+}

@@ -1,0 +1,192 @@
+//! Deterministic text: replies derived from the prompt, token counts, embeddings.
+//!
+//! A "token" here is a word with its leading space: cheap, stable, and the streamed
+//! chunks concatenate to exactly the full reply.
+
+/// FNV-1a, for stable hashes across runs and platforms.
+pub fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// A well-mixed 64-bit value from `x` (splitmix64).
+pub fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Tokens in `text`, estimated like the providers' rule of thumb (4 characters a token),
+/// at least one for non-empty text.
+pub fn count_tokens(text: &str) -> u32 {
+    if text.is_empty() {
+        return 0;
+    }
+    let chars = text.chars().count() as u32;
+    chars.div_ceil(4).max(1)
+}
+
+const WORDS: [&str; 32] = [
+    "context",
+    "model",
+    "stack",
+    "token",
+    "stream",
+    "gateway",
+    "answer",
+    "mock",
+    "local",
+    "service",
+    "prompt",
+    "memory",
+    "session",
+    "health",
+    "port",
+    "request",
+    "reply",
+    "deterministic",
+    "fast",
+    "simple",
+    "test",
+    "developer",
+    "pipeline",
+    "window",
+    "budget",
+    "retrieval",
+    "tool",
+    "message",
+    "vector",
+    "signal",
+    "process",
+    "container",
+];
+
+/// A reply split into tokens (each but the first with its leading space).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The tokens, in order.
+    pub tokens: Vec<String>,
+    /// Cut short by the token limit.
+    pub truncated: bool,
+}
+
+impl Reply {
+    /// The whole text.
+    pub fn text(&self) -> String {
+        self.tokens.concat()
+    }
+
+    /// Splits `text` into tokens at word boundaries, keeping every character.
+    pub fn from_text(text: &str, limit: Option<u32>) -> Reply {
+        let mut tokens: Vec<String> = Vec::new();
+        let mut current = String::new();
+        for c in text.chars() {
+            if c == ' ' && !current.is_empty() && !current.ends_with(' ') {
+                tokens.push(std::mem::take(&mut current));
+            }
+            current.push(c);
+        }
+        if !current.is_empty() {
+            tokens.push(current);
+        }
+        let mut truncated = false;
+        if let Some(max) = limit
+            && tokens.len() > max as usize
+        {
+            tokens.truncate(max as usize);
+            truncated = true;
+        }
+        Reply { tokens, truncated }
+    }
+}
+
+/// The deterministic reply to `prompt`: the same prompt always gets the same reply.
+pub fn reply_to(prompt: &str, limit: Option<u32>) -> Reply {
+    let h = fnv(prompt.as_bytes());
+    let snippet: String = prompt
+        .split_whitespace()
+        .take(8)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut text = if snippet.is_empty() {
+        "Mock reply:".to_string()
+    } else {
+        format!("Mock reply to \"{snippet}\":")
+    };
+    let n = 8 + (h % 17) as usize;
+    let mut x = h;
+    for _ in 0..n {
+        x = mix(x);
+        text.push(' ');
+        text.push_str(WORDS[(x % WORDS.len() as u64) as usize]);
+    }
+    text.push('.');
+    Reply::from_text(&text, limit)
+}
+
+/// A deterministic unit vector of `dims` floats for `text`.
+pub fn embedding(text: &str, dims: usize) -> Vec<f32> {
+    let mut x = fnv(text.as_bytes());
+    let mut v: Vec<f32> = (0..dims)
+        .map(|_| {
+            x = mix(x);
+            // Uniform in [-1, 1).
+            ((x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) as f32
+        })
+        .collect();
+    let norm = v
+        .iter()
+        .map(|a| f64::from(*a) * f64::from(*a))
+        .sum::<f64>()
+        .sqrt() as f32;
+    if norm > 0.0 {
+        for a in &mut v {
+            *a /= norm;
+        }
+    }
+    v
+}
+
+/// The floats as base64 of their little-endian bytes (OpenAI's `encoding_format: base64`).
+pub fn embedding_base64(v: &[f32]) -> String {
+    use base64::Engine;
+    let mut bytes = Vec::with_capacity(v.len() * 4);
+    for f in v {
+        bytes.extend_from_slice(&f.to_le_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_are_deterministic_and_lossless() {
+        let a = reply_to("What is a context window?", None);
+        assert_eq!(a, reply_to("What is a context window?", None));
+        assert_ne!(a, reply_to("Something else", None));
+        assert!(
+            a.text()
+                .starts_with("Mock reply to \"What is a context window?\":")
+        );
+        let cut = reply_to("What is a context window?", Some(3));
+        assert!(cut.truncated && cut.tokens.len() == 3);
+        assert_eq!(Reply::from_text("a  b c", None).text(), "a  b c");
+    }
+
+    #[test]
+    fn embeddings_are_unit_vectors_and_stable() {
+        let v = embedding("hello", 64);
+        assert_eq!(v.len(), 64);
+        let n: f32 = v.iter().map(|a| a * a).sum();
+        assert!((n - 1.0).abs() < 1e-4);
+        assert_eq!(v, embedding("hello", 64));
+        assert_eq!(embedding_base64(&[1.0]).len(), 8);
+    }
+}
