@@ -26,6 +26,9 @@ pub struct ServeArgs {
     /// Log format on stderr
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Worker threads [default: one per core]
+    #[arg(long, env = "STACK_SERVE_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
 }
 
 /// How a built-in service writes its logs.

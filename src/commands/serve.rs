@@ -10,7 +10,11 @@ use crate::services;
 
 pub(crate) fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode> {
     init_tracing(global, args.log_format);
-    let rt = super::runtime()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.workers {
+        builder.worker_threads(n.max(1));
+    }
+    let rt = builder.enable_all().build()?;
     rt.block_on(async move {
         let shutdown = CancellationToken::new();
         let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
