@@ -1,51 +1,182 @@
-//! The `context` built-in service (SPEC §4). Placeholder until its issue lands: it answers
-//! `/health` and `/metrics` only.
+//! The `context` built-in (SPEC §4.1): an MCP context server (rmcp, Streamable HTTP at
+//! `/mcp`, both the 2026-07-28 stateless protocol and the 2025-11-25 session era) and a
+//! REST API over one durable store, handing back the best context for a token budget.
+
+mod config;
+mod mcp;
+mod ops;
+mod rest;
+mod retrieve;
+mod store;
+mod subscribers;
+mod tokens;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use config::{Config, Durability};
+
 use super::ServeError;
-use super::config::{ConfigError, load_yaml};
 use super::http::Uptime;
 use super::metrics::HttpMetrics;
 
-/// The service's configuration (SPEC §4).
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct Config {
-    /// Keys are accepted as they are until the service lands.
-    #[serde(flatten)]
-    pub rest: serde_yaml::Mapping,
+/// What every request shares.
+#[derive(Debug)]
+pub struct Ctx {
+    config: Config,
+    store: Arc<store::Store>,
+    metrics: Arc<HttpMetrics>,
+    uptime: Uptime,
+    subscribers: subscribers::Subscribers,
+}
+
+/// Opens the store and builds the routes; `shutdown` ends open MCP sessions.
+pub fn router(config: Config, shutdown: CancellationToken) -> Result<Router, ServeError> {
+    // Build the tokenizer off the request path.
+    std::thread::spawn(tokens::warm_up);
+    let store = store::Store::open(&config.db, config.durability).map_err(|e| {
+        ServeError::Other(format!(
+            "cannot open the context database `{}`: {e}",
+            config.db.display()
+        ))
+    })?;
+    let ctx = Arc::new(Ctx {
+        store: Arc::new(store),
+        metrics: Arc::new(HttpMetrics::new("stack_context")),
+        uptime: Uptime::start("context"),
+        subscribers: subscribers::Subscribers::default(),
+        config,
+    });
+    let mcp_config = StreamableHttpServerConfig::default()
+        .with_allowed_origins(ctx.config.allowed_origins.clone())
+        .enforce_origin_validation()
+        .with_max_request_body_bytes(ctx.config.max_content_bytes + 64 * 1024)
+        .with_cancellation_token(shutdown.child_token());
+    let factory_ctx = ctx.clone();
+    let mcp = StreamableHttpService::new(
+        move || Ok(mcp::ContextMcp::new(factory_ctx.clone())),
+        Arc::new(LocalSessionManager::default()),
+        mcp_config,
+    );
+    let metrics = ctx.metrics.clone();
+    let api = Router::new()
+        .route("/v1/sessions", get(rest::list))
+        .route("/v1/sessions/{id}", axum::routing::delete(rest::delete))
+        .route("/v1/sessions/{id}/entries", post(rest::add))
+        .route(
+            "/v1/sessions/{id}/entries/{entry_id}",
+            axum::routing::patch(rest::update),
+        )
+        .route("/v1/sessions/{id}/context", get(rest::context))
+        .route("/v1/sessions/{id}/prune", post(rest::prune))
+        .route_service("/mcp", mcp)
+        .layer(axum::middleware::from_fn_with_state(ctx.clone(), guard));
+    Ok(Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .merge(api)
+        .route_layer(axum::middleware::from_fn_with_state(
+            metrics,
+            super::metrics::track,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(ctx))
+}
+
+/// The bearer token (when configured) and, for REST, the Origin check (`/mcp` has rmcp's).
+async fn guard(
+    State(ctx): State<Arc<Ctx>>,
+    headers: HeaderMap,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &ctx.config.token {
+        let given = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_str()) {
+            return rest::RestError(
+                StatusCode::UNAUTHORIZED,
+                "send `Authorization: Bearer TOKEN`".into(),
+            )
+            .into_response();
+        }
+    }
+    if req.uri().path() != "/mcp"
+        && let Some(origin) = headers.get("origin").and_then(|v| v.to_str().ok())
+        && !origin_allowed(&ctx.config.allowed_origins, origin)
+    {
+        return rest::RestError(
+            StatusCode::FORBIDDEN,
+            format!("origin `{origin}` is not allowed"),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// `scheme://host[:port]` against entries like `http://localhost:*`.
+fn origin_allowed(allowed: &[String], origin: &str) -> bool {
+    allowed.iter().any(|a| {
+        if a == origin {
+            return true;
+        }
+        match a.strip_suffix(":*") {
+            Some(base) => {
+                origin == base
+                    || origin.strip_prefix(base).is_some_and(|rest| {
+                        rest.strip_prefix(':')
+                            .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+                    })
+            }
+            None => false,
+        }
+    })
+}
+
+async fn health(State(ctx): State<Arc<Ctx>>) -> Response {
+    let mut h = serde_json::to_value(ctx.uptime.health()).unwrap_or_default();
+    let ok = ctx.store.ping();
+    h["database"] = serde_json::json!(if ok { "ok" } else { "unavailable" });
+    if !ok {
+        h["status"] = serde_json::json!("degraded");
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(h)).into_response();
+    }
+    axum::Json(h).into_response()
+}
+
+async fn metrics_text(State(ctx): State<Arc<Ctx>>) -> Response {
+    ctx.metrics.render()
 }
 
 impl Config {
-    /// Reads the configuration file; none gives the defaults.
-    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        load_yaml(path)
+    /// The database path as configured.
+    pub fn db_path(&self) -> &Path {
+        &self.db
     }
-}
-
-/// The HTTP routes.
-pub fn router() -> Router {
-    let uptime = Uptime::start("context");
-    let metrics = Arc::new(HttpMetrics::new("stack_context"));
-    Router::new()
-        .route(
-            "/health",
-            get(move || async move { axum::Json(uptime.health()) }),
-        )
-        .route("/metrics", get(move || async move { metrics.render() }))
 }
 
 /// Serves until `shutdown`.
 pub async fn serve(
     listener: TcpListener,
-    _config: Config,
+    config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    super::http::serve(listener, router(), shutdown).await
+    let app = router(config, shutdown.clone())?;
+    super::http::serve(listener, app, shutdown).await
 }

