@@ -3,6 +3,7 @@
 //! Each is a plain `router(state) -> axum::Router` plus a `serve(listener, config, shutdown)`,
 //! so it runs as a child process of the orchestrator and is testable in-process.
 
+pub mod api_error;
 pub mod config;
 pub mod context;
 pub mod gateway;

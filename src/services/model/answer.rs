@@ -4,9 +4,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::config::ToolCall;
-use super::errors::{Api, ApiError};
 use super::state::{AppState, Canned};
 use super::text::{Reply, mix, reply_to};
+use crate::services::api_error::{Api, ApiError};
 
 /// The answer to one request.
 #[derive(Debug, Clone)]

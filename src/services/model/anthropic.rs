@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 
 use super::answer::{Answer, answer, id, pieces};
 use super::body::{all_text, content_text, json as read_json, last_user_text};
-use super::errors::{Api, ApiError};
 use super::state::{AppState, fault_error};
 use super::stream::{Frames, event, token_delay, total_delay};
 use super::text::count_tokens;
+use crate::services::api_error::{Api, ApiError};
 
 const API: Api = Api::Anthropic;
 

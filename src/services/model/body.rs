@@ -5,7 +5,7 @@ use axum::body::Body;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::errors::{Api, ApiError};
+use crate::services::api_error::{Api, ApiError};
 
 /// Reads and parses the JSON body as `T`.
 pub async fn json<T: DeserializeOwned>(api: Api, body: Body, limit: usize) -> Result<T, ApiError> {

@@ -6,7 +6,7 @@ mod answer;
 mod anthropic;
 mod body;
 mod config;
-mod errors;
+
 mod openai;
 mod responses;
 mod state;

@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 
 use super::answer::{Answer, answer, id, now, pieces};
 use super::body::{all_text, json as read_json, last_user_text};
-use super::errors::{Api, ApiError};
 use super::state::{AppState, fault_error};
 use super::stream::{Frames, data, token_delay, total_delay};
 use super::text::{count_tokens, embedding, embedding_base64};
+use crate::services::api_error::{Api, ApiError};
 
 const API: Api = Api::OpenAi;
 

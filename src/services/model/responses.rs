@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 
 use super::answer::{Answer, answer, id, now};
 use super::body::{content_text, json as read_json};
-use super::errors::{Api, ApiError};
 use super::state::{AppState, fault_error};
 use super::stream::{Frames, event, token_delay, total_delay};
 use super::text::count_tokens;
+use crate::services::api_error::{Api, ApiError};
 
 const API: Api = Api::OpenAi;
 

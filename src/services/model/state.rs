@@ -11,8 +11,8 @@ use prometheus_client::metrics::family::Family;
 use regex::Regex;
 
 use super::config::{Config, Fault, Fixture, FixtureError, ToolCall};
-use super::errors::{Api, ApiError};
 use super::text::{fnv, mix};
+use crate::services::api_error::{Api, ApiError};
 use crate::services::http::Uptime;
 use crate::services::metrics::{HttpMetrics, RouteLabels};
 

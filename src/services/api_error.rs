@@ -1,6 +1,6 @@
-//! Errors in each API's own shape: OpenAI `{error: {message, type, param, code}}`,
-//! Anthropic `{type: "error", error: {type, message}}`; 429s carry `Retry-After` and
-//! `retry-after-ms`.
+//! Errors in each AI API's own shape, shared by the mock model and the gateway: OpenAI
+//! `{error: {message, type, param, code}}`, Anthropic `{type: "error", error: {type,
+//! message}}`; 429s carry `Retry-After` and `retry-after-ms`.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
