@@ -28,6 +28,8 @@ pub struct ApiError {
     pub retry_after: Option<f64>,
     /// The offending parameter, if known (OpenAI's `param`).
     pub param: Option<String>,
+    /// Sent as `x-should-retry` (the gateway's "my own retries are spent").
+    pub should_retry: Option<bool>,
 }
 
 impl ApiError {
@@ -39,6 +41,7 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             param: None,
+            should_retry: None,
         }
     }
 
@@ -111,6 +114,12 @@ impl IntoResponse for ApiError {
             {
                 h.insert("retry-after-ms", v);
             }
+        }
+        if let Some(retry) = self.should_retry {
+            h.insert(
+                "x-should-retry",
+                HeaderValue::from_static(if retry { "true" } else { "false" }),
+            );
         }
         resp
     }

@@ -1,51 +1,264 @@
-//! The `gateway` built-in service (SPEC §4). Placeholder until its issue lands: it answers
-//! `/health` and `/metrics` only.
+//! The `gateway` built-in (SPEC §4.3): one front door for applications — keys, per-key
+//! limits, routing by model with retries and fallback, streams passed through frame by
+//! frame, MCP and session routes proxied to the context server, and context enrichment.
 
-use std::path::Path;
+mod config;
+mod enrich;
+mod keys;
+mod passthrough;
+mod proxy;
+mod reply;
+mod upstream;
+
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
 
 use super::ServeError;
-use super::config::{ConfigError, load_yaml};
 use super::http::Uptime;
 use super::metrics::HttpMetrics;
 
-/// The service's configuration (SPEC §4).
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct Config {
-    /// Keys are accepted as they are until the service lands.
-    #[serde(flatten)]
-    pub rest: serde_yaml::Mapping,
+/// Labels of a gateway request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    route: String,
+    status: u16,
+    upstream: String,
 }
 
-impl Config {
-    /// Reads the configuration file; none gives the defaults.
-    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        load_yaml(path)
+/// A route and a token kind.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    route: String,
+    kind: String,
+}
+
+/// What failed.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabel {
+    op: String,
+}
+
+/// The gateway's own metrics (besides the HTTP ones).
+#[derive(Debug, Default)]
+pub struct GatewayMetrics {
+    requests: Family<RequestLabels, Counter>,
+    retries: Counter,
+    fallbacks: Counter,
+    tokens: Family<TokenLabels, Counter>,
+    rate_limited: Family<OpLabel, Counter>,
+    context_failures: Family<OpLabel, Counter>,
+}
+
+/// Shared state.
+#[derive(Debug)]
+pub struct Gateway {
+    config: Config,
+    keys: keys::Keys,
+    upstreams: upstream::Upstreams,
+    context: Option<enrich::ContextClient>,
+    sessions: enrich::SessionLocks,
+    metrics: GatewayMetrics,
+    http: Arc<HttpMetrics>,
+    tasks: TaskTracker,
+    uptime: Uptime,
+}
+
+impl Gateway {
+    fn new(config: Config) -> Gateway {
+        let client = upstream::client(&config);
+        let upstreams = upstream::Upstreams::new(&config, client);
+        let context = config
+            .context_url
+            .as_deref()
+            .and_then(|u| config::parse_base(u).ok())
+            .map(|base| {
+                enrich::ContextClient::new(base, config.context_token.clone(), upstreams.clone())
+            });
+        let metrics = GatewayMetrics::default();
+        let mut http = HttpMetrics::new("stack_gateway");
+        let r = &mut http.registry;
+        r.register(
+            "requests",
+            "Model requests by route, status and upstream",
+            metrics.requests.clone(),
+        );
+        r.register(
+            "upstream_retries",
+            "Retries of an upstream URL",
+            metrics.retries.clone(),
+        );
+        r.register(
+            "upstream_fallbacks",
+            "Moves to an upstream's next URL",
+            metrics.fallbacks.clone(),
+        );
+        r.register(
+            "tokens",
+            "Tokens by route and kind (prompt estimate, completion)",
+            metrics.tokens.clone(),
+        );
+        r.register(
+            "rate_limited",
+            "Requests refused by a per-key limit",
+            metrics.rate_limited.clone(),
+        );
+        r.register(
+            "context_failures",
+            "Context server calls that failed",
+            metrics.context_failures.clone(),
+        );
+        Gateway {
+            keys: keys::Keys::new(&config.keys),
+            upstreams,
+            context,
+            sessions: enrich::SessionLocks::default(),
+            metrics,
+            http: Arc::new(http),
+            tasks: TaskTracker::new(),
+            uptime: Uptime::start("gateway"),
+            config,
+        }
+    }
+
+    /// Records a finished request: metrics and the JSON access log.
+    fn observe(&self, a: &proxy::Access) {
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route: a.route.to_string(),
+                status: a.status,
+                upstream: a.upstream.clone().unwrap_or_default(),
+            })
+            .inc();
+        self.metrics.retries.inc_by(u64::from(a.retries));
+        self.metrics.fallbacks.inc_by(u64::from(a.fallbacks));
+        self.metrics
+            .tokens
+            .get_or_create(&TokenLabels {
+                route: a.route.to_string(),
+                kind: "prompt".into(),
+            })
+            .inc_by(a.prompt_tokens);
+        if let Some(what) = a.limited {
+            self.metrics
+                .rate_limited
+                .get_or_create(&OpLabel {
+                    op: what.to_string(),
+                })
+                .inc();
+        }
+        if let Ok(line) = serde_json::to_string(a) {
+            tracing::info!(target: "access", "{line}");
+        }
+    }
+
+    /// Records the completion tokens of an answer (and charges them to the key).
+    fn count_tokens(&self, route: &str, said: &reply::Said, key: Option<&str>) {
+        self.metrics
+            .tokens
+            .get_or_create(&TokenLabels {
+                route: route.to_string(),
+                kind: "completion".into(),
+            })
+            .inc_by(said.completion_tokens);
+        if let Some(label) = key {
+            self.keys.charge(label, said.completion_tokens);
+        }
     }
 }
 
-/// The HTTP routes.
-pub fn router() -> Router {
-    let uptime = Uptime::start("gateway");
-    let metrics = Arc::new(HttpMetrics::new("stack_gateway"));
-    Router::new()
-        .route(
-            "/health",
-            get(move || async move { axum::Json(uptime.health()) }),
-        )
-        .route("/metrics", get(move || async move { metrics.render() }))
+/// The routes over `config`.
+pub fn router(config: Config) -> Router {
+    routes(Arc::new(Gateway::new(config)))
 }
 
-/// Serves until `shutdown`.
+fn routes(gw: Arc<Gateway>) -> Router {
+    let http = gw.http.clone();
+    Router::new()
+        .route("/v1/chat/completions", post(proxy::chat))
+        .route("/v1/messages", post(proxy::messages))
+        .route("/v1/messages/count_tokens", post(proxy::count_tokens))
+        .route("/v1/embeddings", post(proxy::embeddings))
+        .route("/v1/responses", post(proxy::responses))
+        .route("/v1/models", get(passthrough::models))
+        .route("/mcp", any(passthrough::context))
+        .route("/v1/sessions", any(passthrough::context))
+        .route("/v1/sessions/{*rest}", any(passthrough::context))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .route_layer(axum::middleware::from_fn_with_state(
+            http,
+            super::metrics::track,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(gw)
+}
+
+/// `/health`: the gateway, and whether each upstream URL and the context server answer a
+/// TCP connect (the gateway stays `ok` for its own liveness; `upstreams_ok` says the rest).
+async fn health(State(gw): State<Arc<Gateway>>) -> Response {
+    let mut upstreams = serde_json::Map::new();
+    let mut all = true;
+    for (name, urls) in gw.upstreams.all() {
+        let mut m = serde_json::Map::new();
+        for u in urls {
+            let ok = reachable(u).await;
+            all &= ok;
+            m.insert(u.to_string(), json!(ok));
+        }
+        upstreams.insert(name.clone(), json!(m));
+    }
+    let context = match &gw.context {
+        Some(c) => json!(reachable(c.base()).await),
+        None => json!(null),
+    };
+    let mut h = serde_json::to_value(gw.uptime.health()).unwrap_or_default();
+    h["upstreams"] = json!(upstreams);
+    h["upstreams_ok"] = json!(all);
+    h["context_server"] = context;
+    axum::Json(h).into_response()
+}
+
+async fn reachable(u: &axum::http::Uri) -> bool {
+    let Some(a) = u.authority() else { return false };
+    let port = a.port_u16().unwrap_or(80);
+    let connect = tokio::net::TcpStream::connect((a.host().trim_matches(['[', ']']), port));
+    matches!(
+        tokio::time::timeout(Duration::from_millis(300), connect).await,
+        Ok(Ok(_))
+    )
+}
+
+async fn metrics_text(State(gw): State<Arc<Gateway>>) -> Response {
+    gw.http.render()
+}
+
+/// Serves until `shutdown`, then lets pending context writes finish (up to 5 s).
 pub async fn serve(
     listener: TcpListener,
-    _config: Config,
+    config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    super::http::serve(listener, router(), shutdown).await
+    let gw = Arc::new(Gateway::new(config));
+    let result = super::http::serve(listener, routes(gw.clone()), shutdown).await;
+    gw.tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), gw.tasks.wait()).await;
+    result
 }

@@ -1,0 +1,113 @@
+//! Routes passed through: `/mcp` and `/v1/sessions…` to the context server (the key is
+//! checked here; SSE streams and both MCP eras pass untouched), and `/v1/models` merged
+//! from every upstream.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+
+use super::Gateway;
+use super::keys::Refusal;
+use super::proxy::strip_hop_headers;
+use crate::services::api_error::{Api, ApiError};
+
+fn refuse(api: Api, r: Refusal) -> Response {
+    match r {
+        Refusal::Unauthorized(m) => ApiError::new(api, 401, m).into_response(),
+        Refusal::Limited { what, retry_after } => {
+            let mut e = ApiError::new(api, 429, format!("rate limit reached for {what}"));
+            e.retry_after = Some(retry_after);
+            e.into_response()
+        }
+    }
+}
+
+/// `/mcp` and `/v1/sessions…` → the context server.
+pub async fn context(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    if let Err(r) = gw.keys.admit(req.headers(), 0) {
+        return refuse(Api::OpenAi, r);
+    }
+    let Some(ctx) = &gw.context else {
+        return ApiError::new(Api::OpenAi, 404, "this gateway has no `context_url`")
+            .into_response();
+    };
+    let (parts, body) = req.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let mut headers = super::upstream::forwardable(&parts.headers);
+    if let Some(t) = &gw.config.context_token
+        && let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}"))
+    {
+        headers.insert("authorization", v);
+    }
+    match gw
+        .upstreams
+        .send(ctx.base(), &parts.method, &path, &headers, body)
+        .await
+    {
+        Ok(resp) => {
+            let (mut p, incoming) = resp.into_parts();
+            strip_hop_headers(&mut p.headers);
+            Response::from_parts(p, Body::new(incoming))
+        }
+        Err(e) => {
+            let mut err = ApiError::new(
+                Api::OpenAi,
+                502,
+                format!("the context server is unreachable: {e}"),
+            );
+            err.should_retry = Some(false);
+            err.into_response()
+        }
+    }
+}
+
+/// `GET /v1/models`: every upstream's list, merged by id.
+pub async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if let Err(r) = gw.keys.admit(&headers, 0) {
+        return refuse(Api::OpenAi, r);
+    }
+    let fwd = super::upstream::forwardable(&headers);
+    let mut seen = std::collections::HashSet::new();
+    let mut data: Vec<Value> = Vec::new();
+    let names: Vec<String> = gw.upstreams.all().map(|(n, _)| n.clone()).collect();
+    for name in names {
+        let Ok((resp, _)) = gw
+            .upstreams
+            .forward(&name, &Method::GET, "/v1/models", &fwd, bytes::Bytes::new())
+            .await
+        else {
+            continue;
+        };
+        if !resp.status().is_success() {
+            continue;
+        }
+        let Ok(body) = resp.into_body().collect().await else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_slice::<Value>(&body.to_bytes()) else {
+            continue;
+        };
+        for m in v
+            .get("data")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(id) = m.get("id").and_then(Value::as_str)
+                && seen.insert(id.to_string())
+            {
+                data.push(m.clone());
+            }
+        }
+    }
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}

@@ -1,0 +1,218 @@
+//! Reading what the model said: the reply text and token usage of a plain JSON response,
+//! or of a stream as it passes through (a tee that forwards every frame untouched).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::Stream;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// What a response told about the model's answer.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Said {
+    /// The reply text (assembled from deltas when streamed).
+    pub text: String,
+    /// Tokens the model generated, when reported.
+    pub completion_tokens: u64,
+}
+
+/// The reply of a non-streamed response body (OpenAI chat, Anthropic messages, Responses).
+pub fn from_json(body: &[u8]) -> Said {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return Said::default();
+    };
+    let mut said = Said::default();
+    if let Some(t) = v
+        .pointer("/choices/0/message/content")
+        .and_then(Value::as_str)
+    {
+        said.text = t.to_string();
+    } else if let Some(blocks) = v.get("content").and_then(Value::as_array) {
+        said.text = blocks
+            .iter()
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect();
+    } else if let Some(items) = v.get("output").and_then(Value::as_array) {
+        said.text = items
+            .iter()
+            .filter_map(|i| i.get("content").and_then(Value::as_array))
+            .flatten()
+            .filter_map(|c| c.get("text").and_then(Value::as_str))
+            .collect();
+    }
+    said.completion_tokens = usage(&v);
+    said
+}
+
+fn usage(v: &Value) -> u64 {
+    let u = v.get("usage");
+    u.and_then(|u| {
+        u.get("completion_tokens")
+            .or_else(|| u.get("output_tokens"))
+    })
+    .and_then(Value::as_u64)
+    .unwrap_or(0)
+}
+
+/// Accumulates the reply from SSE frames of any of the three APIs.
+#[derive(Debug, Default)]
+pub struct SseText {
+    pending: Vec<u8>,
+    said: Said,
+}
+
+impl SseText {
+    /// Feeds raw bytes (frames may be split anywhere).
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        while let Some(i) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=i).collect();
+            let line = String::from_utf8_lossy(&line);
+            let line = line.trim_end();
+            if let Some(data) = line.strip_prefix("data:") {
+                self.data(data.trim_start());
+            }
+        }
+    }
+
+    fn data(&mut self, data: &str) {
+        if data == "[DONE]" {
+            return;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            return;
+        };
+        // OpenAI chat chunks.
+        if let Some(t) = v
+            .pointer("/choices/0/delta/content")
+            .and_then(Value::as_str)
+        {
+            self.said.text.push_str(t);
+        }
+        match v.get("type").and_then(Value::as_str) {
+            // Anthropic.
+            Some("content_block_delta") => {
+                if let Some(t) = v.pointer("/delta/text").and_then(Value::as_str) {
+                    self.said.text.push_str(t);
+                }
+            }
+            // Responses API.
+            Some("response.output_text.delta") => {
+                if let Some(t) = v.get("delta").and_then(Value::as_str) {
+                    self.said.text.push_str(t);
+                }
+            }
+            Some("response.completed") => {
+                if let Some(n) = v
+                    .pointer("/response/usage/output_tokens")
+                    .and_then(Value::as_u64)
+                {
+                    self.said.completion_tokens = n;
+                }
+            }
+            _ => {}
+        }
+        let n = usage(&v);
+        if n > 0 {
+            self.said.completion_tokens = n;
+        }
+    }
+
+    /// What was said so far.
+    pub fn said(&self) -> Said {
+        self.said.clone()
+    }
+}
+
+/// Forwards a stream of frames untouched while reading the reply out of it; when the
+/// stream ends (or the client goes away) the reply is sent to `done`.
+pub struct Tee<S> {
+    inner: S,
+    text: SseText,
+    done: Option<oneshot::Sender<Said>>,
+}
+
+impl<S> Tee<S> {
+    /// Tees `inner`.
+    pub fn new(inner: S, done: oneshot::Sender<Said>) -> Tee<S> {
+        Tee {
+            inner,
+            text: SseText::default(),
+            done: Some(done),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(tx) = self.done.take() {
+            let _ = tx.send(self.text.said());
+        }
+    }
+}
+
+impl<S, E> Stream for Tee<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    type Item = Result<Bytes, E>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(b))) => {
+                self.text.feed(&b);
+                Poll::Ready(Some(Ok(b)))
+            }
+            Poll::Ready(None) => {
+                self.finish();
+                Poll::Ready(None)
+            }
+            other => other,
+        }
+    }
+}
+
+impl<S> Drop for Tee<S> {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assembles_each_api() {
+        let mut s = SseText::default();
+        s.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\ndata: {\"choices\":[{\"del");
+        s.feed(b"ta\":{\"content\":\"lo\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"completion_tokens\":2}}\n\ndata: [DONE]\n\n");
+        assert_eq!(
+            s.said(),
+            Said {
+                text: "Hello".into(),
+                completion_tokens: 2
+            }
+        );
+        let mut a = SseText::default();
+        a.feed(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n");
+        a.feed(b"event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":7}}\n\n");
+        assert_eq!(
+            a.said(),
+            Said {
+                text: "Hi".into(),
+                completion_tokens: 7
+            }
+        );
+        let said = from_json(br#"{"content":[{"type":"text","text":"A"},{"type":"text","text":"B"}],"usage":{"output_tokens":3}}"#);
+        assert_eq!(
+            said,
+            Said {
+                text: "AB".into(),
+                completion_tokens: 3
+            }
+        );
+        let said = from_json(br#"{"output":[{"content":[{"type":"output_text","text":"R"}]}],"usage":{"output_tokens":1}}"#);
+        assert_eq!(said.text, "R");
+    }
+}

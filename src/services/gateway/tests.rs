@@ -1,0 +1,130 @@
+//! Router tests (`oneshot`): authentication and limits in each caller's shape, bad input.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use super::{Config, router};
+
+fn config(yaml: &str) -> Config {
+    let c: Config =
+        crate::services::config::parse_yaml(std::path::Path::new("t.yaml"), yaml).expect("yaml");
+    c.check(std::path::Path::new("t.yaml")).expect("valid");
+    c
+}
+
+async fn post(
+    app: &axum::Router,
+    path: &str,
+    key: Option<&str>,
+    body: &str,
+) -> (StatusCode, axum::http::HeaderMap, Value) {
+    let mut req = Request::post(path).header("content-type", "application/json");
+    if let Some(k) = key {
+        req = req.header("x-api-key", k);
+    }
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body.to_string())).expect("req"))
+        .await
+        .expect("resp");
+    let (s, h) = (resp.status(), resp.headers().clone());
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (s, h, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+const UP: &str = "upstreams: {default: \"http://127.0.0.1:9\"}\nretries: 0\n";
+
+#[tokio::test]
+async fn unauthorized_in_each_shape() {
+    let app = router(config(&format!("keys: [a]\n{UP}")));
+    let (s, _, v) = post(&app, "/v1/chat/completions", None, "{}").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["error"]["code"], "invalid_api_key");
+    let (s, _, v) = post(&app, "/v1/messages", Some("nope"), "{}").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["error"]["type"], "authentication_error");
+}
+
+#[tokio::test]
+async fn limits_answer_429_with_retry_after() {
+    let app = router(config(&format!(
+        "keys: [{{key: a, rpm: 1}}, {{key: t, tpm: 10}}]\n{UP}"
+    )));
+    let body = r#"{"model":"m","messages":[]}"#;
+    let (s, _, _) = post(&app, "/v1/chat/completions", Some("a"), body).await;
+    assert_eq!(
+        s,
+        StatusCode::BAD_GATEWAY,
+        "admitted, then the upstream is down"
+    );
+    let (s, h, v) = post(&app, "/v1/chat/completions", Some("a"), body).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        h["retry-after"]
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            >= Some(1)
+    );
+    assert!(h.contains_key("retry-after-ms"));
+    assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+    let big = format!(
+        r#"{{"model":"m","max_tokens":100,"messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(400)
+    );
+    // One request larger than the whole budget passes on a full bucket (and empties it).
+    let (s, _, _) = post(&app, "/v1/messages", Some("t"), &big).await;
+    assert_eq!(s, StatusCode::BAD_GATEWAY);
+    let (s, _, v) = post(&app, "/v1/messages", Some("t"), &big).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(v["error"]["type"], "rate_limit_error");
+}
+
+#[tokio::test]
+async fn bad_input_and_unroutable_models() {
+    let app = router(config(
+        "upstreams: {openai: \"http://127.0.0.1:9\"}\nroutes: [{model: \"gpt-*\", upstream: openai}]\nmax_body_bytes: 64\n",
+    ));
+    let (s, _, v) = post(&app, "/v1/chat/completions", None, "{oops").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("malformed JSON"))
+    );
+    let (s, _, _) = post(&app, "/v1/chat/completions", None, &"x".repeat(100)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    let app = router(config(
+        "upstreams: {a: \"http://127.0.0.1:9\", b: \"http://127.0.0.1:9\"}\n",
+    ));
+    let (s, _, v) = post(&app, "/v1/chat/completions", None, r#"{"model":"x"}"#).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no upstream"))
+    );
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    for bad in [
+        "upstreams: {a: \"https://x\"}\n",
+        "upstreams: {a: []}\n",
+        "upstreams: {a: \"http://x\"}\nroutes: [{model: \"*\", upstream: b}]\n",
+        "keys: [a, a]\n",
+        "keys: [{key: a, rpm: 0}]\n",
+        "context_url: \"ftp://x\"\n",
+    ] {
+        let c: Config =
+            crate::services::config::parse_yaml(std::path::Path::new("t.yaml"), bad).expect("yaml");
+        assert!(
+            c.check(std::path::Path::new("t.yaml")).is_err(),
+            "accepted: {bad}"
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! `stack serve gateway` in front of the real mock model and context server: the official
+//! SDKs through it, the MCP SDK through `/mcp`, context enrichment, retries and fallback,
+//! a dead context server, and streams that are not held back.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Sdk, Served, run_python};
+
+fn context_server() -> Served {
+    let dir = tempfile::tempdir().expect("tmp");
+    let yaml = format!("db: {}\n", dir.path().join("ctx.db").display());
+    Served::start_in("context", Some(&yaml), dir)
+}
+
+fn gateway(yaml: &str) -> Served {
+    Served::start("gateway", Some(yaml))
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+fn chat(text: &str) -> Value {
+    json!({"model": "mock-gpt", "messages": [{"role": "user", "content": text}]})
+}
+
+fn sdk_suite(sdk: Sdk) {
+    let Some(python) = sdk.python(&format!("gateway_sdk_{}", sdk.name())) else {
+        return;
+    };
+    let model = Served::start("model", None);
+    let gw = gateway(&format!(
+        "keys: [gw-key, {{key: gw-two, rpm: 2}}]\nupstreams: {{default: \"{}\"}}\n",
+        model.url
+    ));
+    let out = run_python(&python, "gateway_sdk.py", &[("GATEWAY_URL", &gw.url)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for t in ["ok openai", "ok anthropic", "ok errors"] {
+        assert!(text.contains(t), "{t}:\n{text}");
+    }
+}
+
+#[test]
+fn official_sdks_current() {
+    sdk_suite(Sdk::Current);
+}
+
+#[test]
+fn official_sdks_legacy() {
+    sdk_suite(Sdk::Legacy);
+}
+
+#[test]
+fn mcp_sdk_through_the_gateway() {
+    let Some(python) = Sdk::Current.python("gateway_mcp") else {
+        return;
+    };
+    let ctx = context_server();
+    let model = Served::start("model", None);
+    let gw = gateway(&format!(
+        "upstreams: {{default: \"{}\"}}\ncontext_url: \"{}\"\n",
+        model.url, ctx.url
+    ));
+    let out = run_python(
+        &python,
+        "context_mcp.py",
+        &[("MCP_URL", &format!("{}/mcp", gw.url))],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ok 2026-07-28") && text.contains("ok 2025-11-25"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn keys_guard_the_proxied_routes() {
+    let ctx = context_server();
+    let gw = gateway(&format!("keys: [k1]\ncontext_url: \"{}\"\n", ctx.url));
+    let c = client();
+    let r = c
+        .get(format!("{}/v1/sessions", gw.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 401);
+    let r = c
+        .post(format!("{}/mcp", gw.url))
+        .body("{}")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 401);
+    let r = c
+        .get(format!("{}/v1/sessions", gw.url))
+        .bearer_auth("k1")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn the_second_turn_carries_the_first() {
+    let ctx = context_server();
+    let model = Served::start("model", None);
+    let gw = gateway(&format!(
+        "upstreams: {{default: \"{}\"}}\ncontext_url: \"{}\"\n",
+        model.url, ctx.url
+    ));
+    let c = client();
+    let first = c
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .header("x-session-id", "ada")
+        .json(&chat("My name is Ada Lovelace"))
+        .send()
+        .await
+        .expect("first");
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-stack-context-entries"], "0");
+    // Straight away: the store is off the critical path yet ordered before this turn.
+    let second = c
+        .post(format!("{}/v1/messages", gw.url))
+        .header("x-session-id", "ada")
+        .json(&json!({"model": "mock-claude", "max_tokens": 64, "messages": [{"role": "user", "content": "What is my name?"}]}))
+        .send()
+        .await
+        .expect("second");
+    assert_eq!(second.status(), 200);
+    assert_eq!(second.headers()["x-stack-context-entries"], "2");
+    assert!(
+        second.headers()["x-stack-context-tokens"]
+            .to_str()
+            .ok()
+            .and_then(|t| t.parse::<u64>().ok())
+            > Some(0)
+    );
+    // A streamed third turn is assembled and stored too.
+    let third = c
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .header("x-session-id", "ada")
+        .json(&json!({"model": "mock-gpt", "stream": true, "messages": [{"role": "user", "content": "Tell me more"}]}))
+        .send()
+        .await
+        .expect("third");
+    assert_eq!(third.headers()["x-stack-context-entries"], "4");
+    let streamed = third.text().await.expect("stream");
+    assert!(streamed.contains("[DONE]"));
+    // The next turn waits for the streamed one to be stored: the gateway orders them.
+    let after = c
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .header("x-session-id", "ada")
+        .json(&chat("and now?"))
+        .send()
+        .await
+        .expect("fourth");
+    assert_eq!(after.headers()["x-stack-context-entries"], "6");
+    let stored: Value = c
+        .get(format!(
+            "{}/v1/sessions/ada/context?max_tokens=10000",
+            ctx.url
+        ))
+        .send()
+        .await
+        .expect("context")
+        .json()
+        .await
+        .expect("json");
+    let texts: Vec<&str> = stored["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["content"].as_str())
+        .collect();
+    assert_eq!(texts[0], "My name is Ada Lovelace");
+    assert!(
+        texts[1].starts_with("Mock reply to \"My name is Ada Lovelace\""),
+        "{texts:?}"
+    );
+    assert_eq!(texts[2], "What is my name?");
+    assert_eq!(texts[4], "Tell me more");
+    assert!(
+        texts[5].starts_with("Mock reply to \"Tell me more\""),
+        "the streamed reply is stored whole: {texts:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_faulted_upstream_falls_back_and_exhaustion_says_do_not_retry() {
+    let broken = Served::start("model", Some("faults: [{status: 500, every: 1}]\n"));
+    let good = Served::start("model", None);
+    let gw = gateway(&format!(
+        "upstreams: {{default: [\"{}\", \"{}\"], dead: [\"{}\"]}}\nroutes: [{{model: \"dead-*\", upstream: dead}}]\nretries: 1\nretry_backoff_ms: 1\n",
+        broken.url, good.url, broken.url
+    ));
+    let c = client();
+    let r = c
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .json(&chat("hi"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200, "served by the second URL");
+    let r = c
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .json(&json!({"model": "dead-model", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 500);
+    assert_eq!(r.headers()["x-should-retry"], "false");
+    let metrics = c
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        value("stack_gateway_upstream_fallbacks_total") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        value("stack_gateway_upstream_retries_total") >= 2.0,
+        "{metrics}"
+    );
+    // An unreachable upstream: 502 in the caller's shape, do not retry.
+    let gw2 = gateway("upstreams: {default: \"http://127.0.0.1:9\"}\nretries: 0\n");
+    let r = c
+        .post(format!("{}/v1/messages", gw2.url))
+        .json(
+            &json!({"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 502);
+    assert_eq!(r.headers()["x-should-retry"], "false");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(
+        body["type"], "error",
+        "Anthropic shape on /v1/messages: {body}"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_context_server_does_not_fail_requests() {
+    let mut ctx = context_server();
+    let model = Served::start("model", None);
+    let gw = gateway(&format!(
+        "upstreams: {{default: \"{}\"}}\ncontext_url: \"{}\"\n",
+        model.url, ctx.url
+    ));
+    ctx.kill();
+    let c = client();
+    for _ in 0..2 {
+        let r = c
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .header("x-session-id", "lost")
+            .json(&chat("still there?"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-stack-context-entries"], "0");
+    }
+    let metrics = c
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("stack_gateway_context_failures_total{op=\"retrieve\"}")),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn streams_are_not_held_back() {
+    // 12 tokens at 8 a second: the whole answer takes ~1.4 s; the first byte must not wait.
+    let model = Served::start(
+        "model",
+        Some("latency: {first_token_ms: 0, tokens_per_second: 8}\n"),
+    );
+    let gw = gateway(&format!("upstreams: {{default: \"{}\"}}\n", model.url));
+    let started = Instant::now();
+    let mut r = client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .json(&json!({"model": "mock-gpt", "stream": true, "max_tokens": 12, "messages": [{"role": "user", "content": "go"}]}))
+        .send()
+        .await
+        .expect("post");
+    let first = r.chunk().await.expect("chunk").expect("a first frame");
+    let to_first = started.elapsed();
+    assert!(String::from_utf8_lossy(&first).starts_with("data: "));
+    while r.chunk().await.expect("chunk").is_some() {}
+    let total = started.elapsed();
+    assert!(
+        total > Duration::from_millis(1000),
+        "the mock paced the stream: {total:?}"
+    );
+    assert!(
+        to_first < Duration::from_millis(400),
+        "first byte after {to_first:?} of {total:?}"
+    );
+}
