@@ -10,10 +10,16 @@ use crate::services;
 
 pub(crate) fn run(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCode> {
     init_tracing(global, args.log_format);
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.workers {
-        builder.worker_threads(n.max(1));
-    }
+    // One worker: a current-thread runtime, which skips the work-stealing machinery.
+    let mut builder = match args.workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n.max(1));
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let rt = builder.enable_all().build()?;
     rt.block_on(async move {
         let shutdown = CancellationToken::new();

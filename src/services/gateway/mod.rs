@@ -34,25 +34,26 @@ use super::ServeError;
 use super::http::Uptime;
 use super::metrics::HttpMetrics;
 
-/// Labels of a gateway request.
+/// Labels of a gateway request (no allocation on the hot path: static route names and
+/// shared upstream names).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    route: String,
+    route: &'static str,
     status: u16,
-    upstream: String,
+    upstream: Arc<str>,
 }
 
 /// A route and a token kind.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
-    route: String,
-    kind: String,
+    route: &'static str,
+    kind: &'static str,
 }
 
 /// What failed.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabel {
-    op: String,
+    op: &'static str,
 }
 
 /// The gateway's own metrics (besides the HTTP ones).
@@ -142,40 +143,46 @@ impl Gateway {
         self.metrics
             .requests
             .get_or_create(&RequestLabels {
-                route: a.route.to_string(),
+                route: a.route,
                 status: a.status,
-                upstream: a.upstream.clone().unwrap_or_default(),
+                upstream: a.upstream.clone().unwrap_or_else(|| Arc::from("")),
             })
             .inc();
-        self.metrics.retries.inc_by(u64::from(a.retries));
-        self.metrics.fallbacks.inc_by(u64::from(a.fallbacks));
+        self.http.observe(a.route, "POST", a.status, a.ms / 1000.0);
+        if a.retries > 0 {
+            self.metrics.retries.inc_by(u64::from(a.retries));
+        }
+        if a.fallbacks > 0 {
+            self.metrics.fallbacks.inc_by(u64::from(a.fallbacks));
+        }
         self.metrics
             .tokens
             .get_or_create(&TokenLabels {
-                route: a.route.to_string(),
-                kind: "prompt".into(),
+                route: a.route,
+                kind: "prompt",
             })
             .inc_by(a.prompt_tokens);
         if let Some(what) = a.limited {
             self.metrics
                 .rate_limited
-                .get_or_create(&OpLabel {
-                    op: what.to_string(),
-                })
+                .get_or_create(&OpLabel { op: what })
                 .inc();
         }
-        if let Ok(line) = serde_json::to_string(a) {
-            tracing::info!(target: "access", "{line}");
+        // The JSON line is only built when someone reads it.
+        if tracing::enabled!(target: "access", tracing::Level::INFO) {
+            if let Ok(line) = serde_json::to_string(a) {
+                tracing::info!(target: "access", "{line}");
+            }
         }
     }
 
     /// Records the completion tokens of an answer (and charges them to the key).
-    fn count_tokens(&self, route: &str, said: &reply::Said, key: Option<&str>) {
+    fn count_tokens(&self, route: &'static str, said: &reply::Said, key: Option<&str>) {
         self.metrics
             .tokens
             .get_or_create(&TokenLabels {
-                route: route.to_string(),
-                kind: "completion".into(),
+                route,
+                kind: "completion",
             })
             .inc_by(said.completion_tokens);
         if let Some(label) = key {
@@ -191,12 +198,15 @@ pub fn router(config: Config) -> Router {
 
 fn routes(gw: Arc<Gateway>) -> Router {
     let http = gw.http.clone();
-    Router::new()
+    // The model routes record their own metrics (`Gateway::observe`): no middleware on
+    // the hot path.
+    let model_routes = Router::new()
         .route("/v1/chat/completions", post(proxy::chat))
         .route("/v1/messages", post(proxy::messages))
         .route("/v1/messages/count_tokens", post(proxy::count_tokens))
         .route("/v1/embeddings", post(proxy::embeddings))
-        .route("/v1/responses", post(proxy::responses))
+        .route("/v1/responses", post(proxy::responses));
+    Router::new()
         .route("/v1/models", get(passthrough::models))
         .route("/mcp", any(passthrough::context))
         .route("/v1/sessions", any(passthrough::context))
@@ -207,6 +217,7 @@ fn routes(gw: Arc<Gateway>) -> Router {
             http,
             super::metrics::track,
         ))
+        .merge(model_routes)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(gw)
 }
@@ -223,7 +234,7 @@ async fn health(State(gw): State<Arc<Gateway>>) -> Response {
             all &= ok;
             m.insert(u.to_string(), json!(ok));
         }
-        upstreams.insert(name.clone(), json!(m));
+        upstreams.insert(name.to_string(), json!(m));
     }
     let context = match &gw.context {
         Some(c) => json!(reachable(c.base()).await),

@@ -78,7 +78,7 @@ pub async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Respo
     let fwd = super::upstream::forwardable(&headers);
     let mut seen = std::collections::HashSet::new();
     let mut data: Vec<Value> = Vec::new();
-    let names: Vec<String> = gw.upstreams.all().map(|(n, _)| n.clone()).collect();
+    let names: Vec<std::sync::Arc<str>> = gw.upstreams.all().map(|(n, _)| n.clone()).collect();
     for name in names {
         let Ok((resp, _)) = gw
             .upstreams

@@ -34,7 +34,7 @@ pub struct RouteKind {
 #[derive(Debug, Deserialize)]
 struct Peek<'a> {
     #[serde(borrow)]
-    model: Option<&'a str>,
+    model: Option<std::borrow::Cow<'a, str>>,
     stream: Option<bool>,
     max_tokens: Option<u64>,
 }
@@ -50,7 +50,7 @@ pub async fn handle(
     let request_id = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+        .map_or_else(next_request_id, str::to_string);
     let mut log = Access {
         request_id: request_id.clone(),
         route: route.path,
@@ -72,6 +72,21 @@ pub async fn handle(
     resp
 }
 
+/// A request id unique to this process: its start time and a counter (cheaper than a
+/// random UUID on every request).
+fn next_request_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static BOOT: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let boot = BOOT.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64)
+    });
+    format!("{boot:x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// One access-log line (JSON), also the source of the gateway's metrics.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Access {
@@ -83,7 +98,7 @@ pub struct Access {
     pub status: u16,
     /// The upstream used.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub upstream: Option<String>,
+    pub upstream: Option<Arc<str>>,
     /// The model asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
@@ -133,7 +148,7 @@ async fn forward(
     let peek: Peek = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(api, format!("malformed JSON in the request body: {e}"))
     })?;
-    log.model = peek.model.map(str::to_string);
+    log.model = peek.model.as_deref().map(str::to_string);
     log.stream = peek.stream == Some(true);
     // Charged up front: ~4 bytes a token for the prompt, plus what the answer may take.
     log.prompt_tokens = bytes.len() as u64 / 4;
@@ -153,20 +168,16 @@ async fn forward(
         }
     };
     log.key = key.map(|k| k.label.clone());
-    let upstream = gw
-        .upstreams
-        .route(peek.model)
-        .ok_or_else(|| {
-            ApiError::new(
-                api,
-                404,
-                format!(
-                    "no upstream for model `{}`: add a route or a `default` upstream",
-                    peek.model.unwrap_or("")
-                ),
-            )
-        })?
-        .to_string();
+    let upstream: Arc<str> = gw.upstreams.route(peek.model.as_deref()).ok_or_else(|| {
+        ApiError::new(
+            api,
+            404,
+            format!(
+                "no upstream for model `{}`: add a route or a `default` upstream",
+                peek.model.as_deref().unwrap_or("")
+            ),
+        )
+    })?;
     log.upstream = Some(upstream.clone());
     let stream = peek.stream == Some(true);
 
@@ -256,6 +267,7 @@ async fn forward(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("text/event-stream"));
 
+    let needs_store = session.is_some() && gw.context.is_some();
     let gw2 = gw.clone();
     let key_label = key.map(|k| k.label.clone());
     let store = move |said: Said| {
@@ -306,15 +318,21 @@ async fn forward(
             )
         })?
         .to_bytes();
-    let said = reply::from_json(&body);
-    gw.tasks.spawn(store(said));
+    if needs_store {
+        gw.tasks.spawn(store(reply::from_json(&body)));
+    } else {
+        // Nothing to store: count the tokens here, without a task or the reply text.
+        let said = reply::Said {
+            text: String::new(),
+            completion_tokens: reply::completion_tokens(&body),
+        };
+        gw.count_tokens(route.path, &said, key.map(|k| k.label.as_str()));
+    }
     Ok(Response::from_parts(parts, Body::from(body)))
 }
 
 fn op(name: &'static str) -> super::OpLabel {
-    super::OpLabel {
-        op: name.to_string(),
-    }
+    super::OpLabel { op: name }
 }
 
 fn insert_num(h: &mut HeaderMap, name: &'static str, n: u64) {

@@ -46,6 +46,24 @@ pub fn from_json(body: &[u8]) -> Said {
     said
 }
 
+/// The completion tokens a plain JSON answer reports, read without building the reply.
+pub fn completion_tokens(body: &[u8]) -> u64 {
+    #[derive(serde::Deserialize)]
+    struct Usage {
+        completion_tokens: Option<u64>,
+        output_tokens: Option<u64>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        usage: Option<Usage>,
+    }
+    serde_json::from_slice::<Answer>(body)
+        .ok()
+        .and_then(|a| a.usage)
+        .and_then(|u| u.completion_tokens.or(u.output_tokens))
+        .unwrap_or(0)
+}
+
 fn usage(v: &Value) -> u64 {
     let u = v.get("usage");
     u.and_then(|u| {

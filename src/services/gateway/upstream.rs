@@ -3,6 +3,7 @@
 //! fallback to the upstream's next URL.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -21,7 +22,7 @@ use super::config::{Config, Route, glob, parse_base};
 #[derive(Debug, Clone)]
 pub struct Upstreams {
     client: Client<HttpConnector, Body>,
-    table: BTreeMap<String, Vec<Uri>>,
+    table: BTreeMap<Arc<str>, Vec<Uri>>,
     routes: Vec<Route>,
     retries: u32,
     backoff: Duration,
@@ -70,7 +71,7 @@ impl Upstreams {
                     .iter()
                     .filter_map(|u| parse_base(u).ok())
                     .collect();
-                (name.clone(), list)
+                (Arc::from(name.as_str()), list)
             })
             .collect();
         Upstreams {
@@ -84,22 +85,18 @@ impl Upstreams {
     }
 
     /// The upstream for `model`: the first matching route, else `default`, else the only one.
-    pub fn route(&self, model: Option<&str>) -> Option<&str> {
-        if let Some(m) = model
-            && let Some(r) = self.routes.iter().find(|r| glob(&r.model, m))
-        {
-            return Some(&r.upstream);
-        }
-        if self.table.contains_key("default") {
-            return Some("default");
-        }
-        (self.table.len() == 1)
-            .then(|| self.table.keys().next().map(String::as_str))
-            .flatten()
+    pub fn route(&self, model: Option<&str>) -> Option<Arc<str>> {
+        let name: &str = match model.and_then(|m| self.routes.iter().find(|r| glob(&r.model, m))) {
+            Some(r) => &r.upstream,
+            None if self.table.contains_key("default") => "default",
+            None if self.table.len() == 1 => self.table.keys().next()?,
+            None => return None,
+        };
+        self.table.get_key_value(name).map(|(k, _)| k.clone())
     }
 
     /// Every upstream name with its URLs.
-    pub fn all(&self) -> impl Iterator<Item = (&String, &Vec<Uri>)> {
+    pub fn all(&self) -> impl Iterator<Item = (&Arc<str>, &Vec<Uri>)> {
         self.table.iter()
     }
 
