@@ -169,10 +169,10 @@ impl Gateway {
                 .inc();
         }
         // The JSON line is only built when someone reads it.
-        if tracing::enabled!(target: "access", tracing::Level::INFO) {
-            if let Ok(line) = serde_json::to_string(a) {
-                tracing::info!(target: "access", "{line}");
-            }
+        if tracing::enabled!(target: "access", tracing::Level::INFO)
+            && let Ok(line) = serde_json::to_string(a)
+        {
+            tracing::info!(target: "access", "{line}");
         }
     }
 
