@@ -72,6 +72,15 @@ pub enum Error {
     Runtime(#[from] io::Error),
 }
 
+impl From<crate::runtime::docker::DockerError> for Error {
+    fn from(e: crate::runtime::docker::DockerError) -> Error {
+        Error::Environment {
+            hint: e.hint().map(str::to_string),
+            message: e.to_string(),
+        }
+    }
+}
+
 impl Error {
     /// The process exit code for this error (SPEC §2).
     pub fn exit_code(&self) -> u8 {

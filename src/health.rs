@@ -37,6 +37,8 @@ pub struct ProbeContext {
     pub cwd: PathBuf,
     /// For log probes: turns true when a line matched.
     pub log_matched: Option<watch::Receiver<bool>>,
+    /// For containers: exec probes run inside this container.
+    pub container: Option<(crate::runtime::docker::Docker, String)>,
 }
 
 /// A client suited to probes: no proxy, no pooled connections.
@@ -84,6 +86,25 @@ async fn probe_inner(p: &ResolvedProbe, cx: &ProbeContext) -> Result<(), String>
             .await
             .map(drop)
             .map_err(|e| format!("connect to 127.0.0.1:{port}: {e}")),
+        ResolvedProbe::Exec { argv } if cx.container.is_some() => {
+            let Some((docker, id)) = &cx.container else {
+                return Err("no container".into());
+            };
+            match docker
+                .exec(id, argv, std::time::Duration::from_secs(60))
+                .await
+            {
+                Ok(0) => Ok(()),
+                Ok(code) => Err(format!(
+                    "`{}` exited with code {code} in the container",
+                    argv.join(" ")
+                )),
+                Err(e) => Err(format!(
+                    "cannot run `{}` in the container: {e}",
+                    argv.join(" ")
+                )),
+            }
+        }
         ResolvedProbe::Exec { argv } => {
             let Some((program, args)) = argv.split_first() else {
                 return Err("empty command".into());

@@ -148,32 +148,75 @@ pub fn timestamp_now() -> String {
         .to_string()
 }
 
-/// Copies `reader` (a child's stdout or stderr) into `log`, line by line, until EOF.
-pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, log: LogFile) {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut pending: Vec<u8> = Vec::new();
-    loop {
-        let n = match reader.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        pending.extend_from_slice(&buf[..n]);
+/// Cuts a byte stream into lines for a log file: whole lines as they complete, endless
+/// ones cut at [`MAX_LINE`] so memory stays bounded.
+#[derive(Debug, Default)]
+struct Lines {
+    pending: Vec<u8>,
+}
+
+impl Lines {
+    /// Adds bytes and writes every line they complete.
+    fn feed(&mut self, bytes: &[u8], stream: Stream, log: &LogFile) {
+        self.pending.extend_from_slice(bytes);
         let mut lines: Vec<&[u8]> = Vec::new();
         let mut start = 0;
-        while let Some(i) = memchr(&pending[start..]) {
-            lines.push(&pending[start..start + i]);
+        while let Some(i) = memchr(&self.pending[start..]) {
+            lines.push(&self.pending[start..start + i]);
             start += i + 1;
         }
-        // A line with no end in sight is cut, so memory stays bounded.
-        while pending.len() - start >= MAX_LINE {
-            lines.push(&pending[start..start + MAX_LINE]);
+        while self.pending.len() - start >= MAX_LINE {
+            lines.push(&self.pending[start..start + MAX_LINE]);
             start += MAX_LINE;
         }
         log.write_lines(stream, &lines);
-        pending.drain(..start);
+        self.pending.drain(..start);
     }
-    if !pending.is_empty() {
-        log.write_lines(stream, &[&pending]);
+
+    /// Writes what is left (a last line without a newline).
+    fn finish(self, stream: Stream, log: &LogFile) {
+        if !self.pending.is_empty() {
+            log.write_lines(stream, &[&self.pending]);
+        }
+    }
+}
+
+/// Copies `reader` (a child's stdout or stderr) into `log`, line by line, until EOF.
+pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, log: LogFile) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut lines = Lines::default();
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => lines.feed(&buf[..n], stream, &log),
+        }
+    }
+    lines.finish(stream, &log);
+}
+
+/// Copies chunks of a container's output (already split by stream) into `log`.
+pub async fn capture_chunks<S>(mut chunks: S, log: LogFile)
+where
+    S: futures::Stream<Item = (Stream, bytes::Bytes)> + Unpin,
+{
+    use futures::StreamExt;
+    let mut out = Lines::default();
+    let mut err = Lines::default();
+    while let Some((stream, bytes)) = chunks.next().await {
+        match stream {
+            Stream::Err => err.feed(&bytes, stream, &log),
+            _ => out.feed(&bytes, Stream::Out, &log),
+        }
+    }
+    out.finish(Stream::Out, &log);
+    err.finish(Stream::Err, &log);
+}
+
+/// Writes one line of `stream` (a build's output, say).
+impl LogFile {
+    /// Appends one line to `stream`.
+    pub fn line(&self, stream: Stream, text: &str) {
+        self.write_lines(stream, &[text.as_bytes()]);
     }
 }
 

@@ -265,6 +265,7 @@ fn check_service(
                 env: Vec::new(),
                 cwd: svc.cwd.clone(),
                 log_matched: Some(rx),
+                container: None,
             };
             match rt.block_on(crate::health::probe(&probe, h.timeout, &cx)) {
                 Ok(()) => r.add(s, Level::Ok, "its health check passes", None),
@@ -374,9 +375,13 @@ fn check_docker(r: &mut Report, stack: Option<&Stack>, rt: &tokio::runtime::Runt
             .iter()
             .any(|x| x.runtime == crate::config::RuntimeKind::Container)
     });
-    match rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(3), crate::runtime::engine_version()).await
-    }) {
+    let version = async {
+        let docker = crate::runtime::docker::Docker::connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        docker.version().await.map_err(|e| e.to_string())
+    };
+    match rt.block_on(async { tokio::time::timeout(Duration::from_secs(4), version).await }) {
         Ok(Ok(v)) => r.add(
             None,
             Level::Ok,

@@ -42,6 +42,21 @@ pub(crate) fn run(global: &GlobalArgs, args: DownArgs) -> Result<ExitCode> {
         let _ = std::fs::remove_file(dir.state_file());
     }
     let _ = std::fs::remove_file(dir.socket());
+    // Containers and the network, by label: no state needed.
+    let grace = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let removed = rt.block_on(async {
+        match crate::runtime::docker::Docker::connect().await {
+            Ok(docker) => docker
+                .down(&project.name, grace, args.volumes)
+                .await
+                .map(Some),
+            // No engine: nothing of ours can be running in it.
+            Err(_) => Ok(None),
+        }
+    })?;
+    if removed.is_some_and(|n| n > 0) {
+        stopped_something = true;
+    }
     if args.volumes {
         let data = dir.data_dir();
         if data.exists() {

@@ -48,11 +48,12 @@ pub(crate) fn run(global: &GlobalArgs, args: UpArgs) -> Result<ExitCode> {
         let options = Options {
             timeout: args.timeout,
             owner: None,
+            docker: docker_for(&plan).await?,
         };
         let code = supervisor::run(plan.clone(), notify, &mut progress, options).await;
         stop_logs.cancel();
         let _ = stream.await;
-        code
+        Ok::<_, Error>(code?)
     })?;
     drop(lock);
     Ok(ExitCode::from(code))
@@ -76,6 +77,19 @@ pub(crate) fn prepare(global: &GlobalArgs, args: &UpArgs) -> Result<Plan> {
     }
     let exe = std::env::current_exe()?;
     plan::build(stack, &selected, &ports, &exe).map_err(|e| Error::input(e.to_string(), None))
+}
+
+/// The Docker engine, when `plan` has containers (an unreachable engine is an error
+/// before anything starts).
+pub(crate) async fn docker_for(plan: &Plan) -> Result<Option<crate::runtime::docker::Docker>> {
+    if plan
+        .services
+        .iter()
+        .all(|s| s.runtime != crate::config::RuntimeKind::Container)
+    {
+        return Ok(None);
+    }
+    Ok(Some(crate::runtime::docker::Docker::connect().await?))
 }
 
 /// The error for a project whose supervisor already runs, naming it.
@@ -107,6 +121,8 @@ pub(crate) fn detached(
     owned: bool,
 ) -> Result<(u8, Option<PsDocument>)> {
     let dir = plan.state();
+    // An unreachable engine is reported here, before a supervisor starts.
+    super::runtime()?.block_on(docker_for(&plan))?;
     let plan_file = dir.run_dir().join("plan.json");
     state::write_json(&plan_file, &*plan)?;
     let log = std::fs::File::create(dir.supervisor_log()).map_err(|source| Error::Io {
@@ -227,14 +243,16 @@ pub(crate) fn supervise(args: SuperviseArgs) -> Result<ExitCode> {
                 pid,
                 start_time: crate::procfs::start_time(pid),
             }),
+            docker: docker_for(&plan).await?,
         };
-        supervisor::run(
+        let code = supervisor::run(
             plan.clone(),
             Arc::new(Notify::new()),
             &mut observer,
             options,
         )
-        .await
+        .await?;
+        Ok::<_, Error>(code)
     })?;
     drop(lock);
     Ok(ExitCode::from(code))

@@ -120,7 +120,7 @@ pub fn build(
     let state = state_dir(stack);
     let services = selected
         .iter()
-        .map(|s| resolve::service_plan(&stack.name, &stack.dir, s, selected, ports, exe))
+        .map(|s| resolve::service_plan(&stack.name, &state.dir, s, selected, ports, exe))
         .collect::<Result<_, _>>()?;
     Ok(Plan {
         project: stack.name.clone(),

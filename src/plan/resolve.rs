@@ -107,8 +107,9 @@ pub struct ServicePlan {
     pub launch: Launch,
     /// Which built-in, if any.
     pub builtin: Option<BuiltinKind>,
-    /// A built-in's configuration file contents (YAML), written under `.stack/run/`.
-    pub builtin_config: Option<String>,
+    /// A built-in's configuration (YAML) and the file it is written to before each start
+    /// (under the project's `run/` folder).
+    pub builtin_config: Option<(PathBuf, String)>,
     /// The full environment to add (injected variables, then the service's own).
     pub env: Vec<(String, String)>,
     /// The working folder.
@@ -181,7 +182,7 @@ fn address(
 /// Builds the plan of `svc` given every planned service's ports and runtimes.
 pub fn service_plan(
     project: &str,
-    stack_dir: &Path,
+    state_dir: &Path,
     svc: &Service,
     planned: &[&Service],
     ports: &PortTable,
@@ -263,24 +264,31 @@ pub fn service_plan(
             let config = interp_json(config, &mut interp)?;
             let yaml = serde_yaml::to_string(&config)
                 .map_err(|e| err(format!("cannot write the configuration: {e}")))?;
+            let file = builtin_config_path(state_dir, &svc.name);
+            let serve = |prefix: Vec<String>, host: &str| {
+                let mut argv = prefix;
+                argv.extend([
+                    "serve".to_string(),
+                    builtin.as_str().to_string(),
+                    "--host".to_string(),
+                    host.to_string(),
+                    "--config".to_string(),
+                    file.display().to_string(),
+                ]);
+                argv
+            };
             let launch = match svc.runtime {
                 RuntimeKind::Process => Launch::Process {
-                    argv: vec![
-                        exe.display().to_string(),
-                        "serve".into(),
-                        builtin.as_str().into(),
-                        "--config".into(),
-                        builtin_config_path(stack_dir, &svc.name)
-                            .display()
-                            .to_string(),
-                    ],
+                    argv: serve(vec![exe.display().to_string()], LOOPBACK),
                 },
+                // Inside the container it listens on every interface: the port is
+                // published on the host's 127.0.0.1 only.
                 RuntimeKind::Container => Launch::Container {
                     image: ContainerImage::Builtin,
-                    command: None,
+                    command: Some(serve(Vec::new(), "0.0.0.0")),
                 },
             };
-            (launch, Some(*builtin), Some(yaml))
+            (launch, Some(*builtin), Some((file, yaml)))
         }
         ServiceKind::Command { command, image } => {
             let command = command.try_map(&mut interp)?;
@@ -360,11 +368,8 @@ pub fn service_plan(
 }
 
 /// Where a built-in's configuration file is written.
-pub fn builtin_config_path(stack_dir: &Path, service: &str) -> PathBuf {
-    stack_dir
-        .join(".stack")
-        .join("run")
-        .join(format!("{service}.yaml"))
+pub fn builtin_config_path(state_dir: &Path, service: &str) -> PathBuf {
+    state_dir.join("run").join(format!("{service}.yaml"))
 }
 
 fn main_of(ports: &[ResolvedPort]) -> Option<&ResolvedPort> {

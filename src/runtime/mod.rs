@@ -1,9 +1,8 @@
 //! How to start, watch and stop one service: as a process ([`process`]) or a container.
 //! The supervisor decides when; this module knows how.
 
-pub mod engine;
+pub mod docker;
 pub mod process;
+pub mod running;
 pub mod shim;
 pub mod unix;
-
-pub use engine::engine_version;

@@ -44,6 +44,8 @@ pub struct Options {
     pub timeout: Option<Duration>,
     /// Stop everything when this process exits (`stack run`'s supervisor).
     pub owner: Option<ProcessId>,
+    /// The Docker engine, connected when the plan has containers.
+    pub docker: Option<crate::runtime::docker::Docker>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +71,9 @@ pub async fn run(
         http: crate::health::http_client(),
         events: events_tx,
         exe: std::env::current_exe()?,
+        docker: opts.docker.clone(),
+        project: plan.project.clone(),
+        stack_dir: plan.dir.clone(),
     };
     let mut tasks = JoinSet::new();
     let mut handles: Vec<ActorHandle> = Vec::new();

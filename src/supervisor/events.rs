@@ -101,6 +101,11 @@ pub enum EventKind {
     },
     /// Being started.
     Starting,
+    /// Preparing what it needs (an image being pulled or built…).
+    Preparing {
+        /// What is happening.
+        detail: String,
+    },
     /// Running.
     Started {
         /// Process pid.
@@ -180,6 +185,7 @@ impl std::fmt::Display for EventKind {
         match self {
             EventKind::Waiting { on } => write!(f, "waiting for {}", on.join(", ")),
             EventKind::Starting => f.write_str("starting"),
+            EventKind::Preparing { detail } => f.write_str(detail),
             EventKind::Started { pid: Some(pid), .. } => write!(f, "running (pid {pid})"),
             EventKind::Started {
                 container_id: Some(id),

@@ -14,7 +14,9 @@ use crate::config::{Condition, RestartPolicy};
 use crate::health::{self, ProbeContext};
 use crate::logs::LogFile;
 use crate::plan::{Launch, ResolvedProbe, ServicePlan};
-use crate::runtime::process::{self, Exit, RunningProcess};
+use crate::runtime::docker::Docker;
+use crate::runtime::process::{self, Exit};
+use crate::runtime::running::{self, ContainerContext, Running};
 use crate::runtime::unix::Spawner;
 
 /// What the dispatcher (or a user, through it) asks of a service.
@@ -62,6 +64,12 @@ pub struct Shared {
     pub events: mpsc::UnboundedSender<Event>,
     /// The `stack` executable (the process-group shim).
     pub exe: std::path::PathBuf,
+    /// The Docker engine, when the plan has containers.
+    pub docker: Option<Docker>,
+    /// The project name.
+    pub project: String,
+    /// The stack file's folder.
+    pub stack_dir: std::path::PathBuf,
 }
 
 /// First restart delay; doubled per failure in a row, capped.
@@ -377,28 +385,53 @@ impl Actor {
             }
         };
         let started = Instant::now();
+        let container = proc.container();
+        // A container without a health check of ours but with its image's HEALTHCHECK is
+        // healthy when the engine says so.
+        let docker_health = match (&self.plan.health, &container) {
+            (None, Some((docker, id))) => docker
+                .health(id)
+                .await
+                .map(|_| (docker.clone(), id.clone())),
+            _ => None,
+        };
         self.set(|s| {
             s.state = State::Running;
-            s.pid = Some(proc.pid);
-            s.pid_start = proc.start_time;
+            s.pid = proc.pid();
+            s.pid_start = proc.start_time();
+            s.container_id = proc.container_id().map(str::to_string);
             s.started_at = Some(Timestamp::now());
+            if docker_health.is_some() {
+                s.health = Health::Starting;
+            }
         });
-        self.log.note(&format!("started (pid {})", proc.pid));
+        match (proc.pid(), proc.container_id()) {
+            (Some(pid), _) => self.log.note(&format!("started (pid {pid})")),
+            (None, Some(id)) => self
+                .log
+                .note(&format!("started (container {})", &id[..id.len().min(12)])),
+            _ => self.log.note("started"),
+        }
         self.emit(EventKind::Started {
-            pid: Some(proc.pid),
-            container_id: None,
+            pid: proc.pid(),
+            container_id: proc.container_id().map(str::to_string),
         });
 
         let (htx, mut hrx) = mpsc::unbounded_channel();
-        let checker = self.plan.health.clone().map(|h| {
-            let cx = ProbeContext {
-                http: self.shared.http.clone(),
-                env: self.plan.env.clone(),
-                cwd: self.plan.cwd.clone(),
-                log_matched: self.log_matched.clone(),
-            };
-            tokio::spawn(check_loop(h, cx, htx))
-        });
+        let checker = match (self.plan.health.clone(), docker_health) {
+            (Some(h), _) => {
+                let cx = ProbeContext {
+                    http: self.shared.http.clone(),
+                    env: self.plan.env.clone(),
+                    cwd: self.plan.cwd.clone(),
+                    log_matched: self.log_matched.clone(),
+                    container: container.clone(),
+                };
+                Some(tokio::spawn(check_loop(h, cx, htx)))
+            }
+            (None, Some((docker, id))) => Some(tokio::spawn(docker_health_loop(docker, id, htx))),
+            (None, None) => None,
+        };
         let _abort = AbortOnDrop(checker);
 
         loop {
@@ -454,7 +487,7 @@ impl Actor {
         }
     }
 
-    async fn stop_process(&mut self, proc: &mut RunningProcess, timeout: Option<Duration>) {
+    async fn stop_process(&mut self, proc: &mut Running, timeout: Option<Duration>) {
         self.emit(EventKind::Stopping);
         self.log.note(&format!(
             "stopping (sending {})",
@@ -462,7 +495,7 @@ impl Actor {
         ));
         let exit = proc
             .stop(
-                self.plan.stop_signal.0,
+                self.plan.stop_signal,
                 timeout.unwrap_or(self.plan.stop_timeout),
             )
             .await;
@@ -473,44 +506,76 @@ impl Actor {
         });
     }
 
-    async fn start(&self) -> Result<RunningProcess, String> {
-        let argv = match &self.plan.launch {
-            Launch::Process { argv } => argv,
-            Launch::Container { .. } => {
-                return Err("containers are not supported by this build yet".into());
-            }
-        };
-        if let (Some(yaml), Some(path)) = (&self.plan.builtin_config, builtin_config_arg(argv)) {
-            if let Some(dir) = std::path::Path::new(path).parent() {
+    async fn start(&self) -> Result<Running, String> {
+        if let Some((path, yaml)) = &self.plan.builtin_config {
+            if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
             }
-            std::fs::write(path, yaml).map_err(|e| format!("cannot write `{path}`: {e}"))?;
+            std::fs::write(path, yaml)
+                .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
         }
-        process::start(
-            &self.shared.spawner,
-            &self.shared.exe,
-            argv,
-            &self.plan.env,
-            &self.plan.cwd,
-            &self.log,
-        )
-        .await
-        .map_err(|e| {
-            let program = argv.first().map_or("", String::as_str);
-            let reason = format!("cannot start `{program}`: {e}");
-            self.log.note(&reason);
-            reason
-        })
+        let result = match &self.plan.launch {
+            Launch::Process { argv } => process::start(
+                &self.shared.spawner,
+                &self.shared.exe,
+                argv,
+                &self.plan.env,
+                &self.plan.cwd,
+                &self.log,
+            )
+            .await
+            .map(Running::Process)
+            .map_err(|e| {
+                let program = argv.first().map_or("", String::as_str);
+                format!("cannot start `{program}`: {e}")
+            }),
+            Launch::Container { image, command } => {
+                let Some(docker) = &self.shared.docker else {
+                    return Err("no Docker engine is connected".into());
+                };
+                let note = |detail: String| {
+                    self.log.note(&detail);
+                    self.emit(EventKind::Preparing { detail });
+                };
+                let cx = ContainerContext {
+                    docker,
+                    project: &self.shared.project,
+                    stack_dir: &self.shared.stack_dir,
+                    note: &note,
+                };
+                running::start_container(&cx, &self.plan, image, command.clone(), &self.log).await
+            }
+        };
+        result.inspect_err(|reason| self.log.note(reason))
     }
 }
 
-/// The `--config FILE` argument of a built-in's command line.
-fn builtin_config_arg(argv: &[String]) -> Option<&str> {
-    argv.iter()
-        .position(|a| a == "--config")
-        .and_then(|i| argv.get(i + 1))
-        .map(String::as_str)
+/// Follows a container's own HEALTHCHECK as reported by the engine.
+async fn docker_health_loop(docker: Docker, id: String, tx: mpsc::UnboundedSender<HealthChange>) {
+    let mut last = String::new();
+    let mut was_healthy = false;
+    loop {
+        if let Some(status) = docker.health(&id).await
+            && status != last
+        {
+            match status.as_str() {
+                "healthy" => {
+                    was_healthy = true;
+                    let _ = tx.send(HealthChange::Healthy);
+                }
+                "unhealthy" => {
+                    let _ = tx.send(HealthChange::Unhealthy {
+                        reason: "the image's HEALTHCHECK reports unhealthy".into(),
+                        starting: !was_healthy,
+                    });
+                }
+                _ => {}
+            }
+            last = status;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn policy_name(p: RestartPolicy) -> &'static str {
