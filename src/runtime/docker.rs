@@ -528,13 +528,13 @@ impl Docker {
         let mut s = self
             .api
             .wait_container(id, None::<bollard::query_parameters::WaitContainerOptions>);
-        while let Some(item) = s.next().await {
-            match item {
-                Ok(r) => return r.status_code,
-                // A non-zero exit comes back as an error carrying the code.
-                Err(bollard::errors::Error::DockerContainerWaitError { code, .. }) => return code,
-                Err(_) => break,
+        match s.next().await {
+            Some(Ok(r)) => return r.status_code,
+            // A non-zero exit comes back as an error carrying the code.
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                return code;
             }
+            _ => {}
         }
         self.api
             .inspect_container(
