@@ -1,0 +1,297 @@
+//! The container runtime against the real Docker engine: the built-in services in the
+//! image `stack` builds from itself (and the official SDKs through the containerised
+//! gateway), a user image with a fixed container port, a mixed stack, `down` after a
+//! SIGKILLed supervisor, and ports published on 127.0.0.1 only.
+//!
+//! Without an engine these tests say SKIPPED; with `CI` set they fail instead.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use support::{Project, Sdk, eventually, run_python, skip_or_fail};
+
+const T: Duration = Duration::from_secs(180);
+
+fn engine(test: &str) -> bool {
+    let ok = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        skip_or_fail(
+            test,
+            "no Docker engine answers (`.ci/run` installs and starts one)",
+        );
+    }
+    ok
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// A tiny local image: busybox-static (apt) imported as a tar, serving /www on 8080.
+fn busybox_image() -> &'static str {
+    static IMAGE: OnceLock<()> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("bin")).expect("mkdir");
+        std::fs::create_dir_all(root.join("www")).expect("mkdir");
+        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+            .expect("busybox-static is needed (apt-get install busybox-static)");
+        std::fs::write(root.join("www/index.html"), "hello from busybox\n").expect("write");
+        let tar = dir.path().join("rootfs.tar");
+        let ok = Command::new("tar")
+            .args([
+                "-C",
+                &root.to_string_lossy(),
+                "-cf",
+                &tar.to_string_lossy(),
+                ".",
+            ])
+            .status()
+            .expect("tar");
+        assert!(ok.success());
+        let out = Command::new("docker")
+            .args([
+                "import",
+                "--change",
+                r#"CMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]"#,
+                &tar.to_string_lossy(),
+                "stack-test-busybox:1",
+            ])
+            .output()
+            .expect("docker import");
+        assert!(out.status.success(), "{out:?}");
+    });
+    "stack-test-busybox:1"
+}
+
+/// Brings the project down when a test ends.
+struct Down<'a>(&'a Project);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["down", "--timeout", "2s"], T);
+    }
+}
+
+fn ps(p: &Project) -> serde_json::Value {
+    serde_json::from_str(&p.run(&["ps", "--json"], T).stdout).expect("ps --json")
+}
+
+#[test]
+fn builtins_in_containers_and_the_sdks_through_the_gateway() {
+    if !engine("builtins_in_containers") {
+        return;
+    }
+    let p = Project::new(
+        r#"
+runtime: container
+services:
+  context: {builtin: context, port: auto}
+  model: {builtin: model, port: auto}
+  gateway:
+    builtin: gateway
+    port: auto
+    depends_on: {context: healthy, model: healthy}
+    config:
+      keys: [gw-key, {key: gw-two, rpm: 2}]
+      upstreams: {default: "${services.model.url}"}
+      context_url: "${services.context.url}"
+"#,
+    );
+    let _down = Down(&p);
+    let run = p.run(&["up", "-d"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let doc = ps(&p);
+    for s in doc["services"].as_array().expect("services") {
+        assert_eq!(s["runtime"], "container", "{s}");
+        assert_eq!(s["health"], "healthy", "{s}");
+        assert!(
+            s["container_id"].as_str().is_some_and(|c| c.len() >= 12),
+            "{s}"
+        );
+        // Published on 127.0.0.1 only.
+        let id = s["container_id"].as_str().unwrap_or_default();
+        let bindings = docker(&[
+            "inspect",
+            "--format",
+            "{{json .HostConfig.PortBindings}}",
+            id,
+        ]);
+        assert!(bindings.contains("\"HostIp\":\"127.0.0.1\""), "{bindings}");
+        assert!(
+            !bindings.contains("\"HostIp\":\"\"") && !bindings.contains("0.0.0.0"),
+            "{bindings}"
+        );
+    }
+    let gateway = doc["services"][2]["ports"]["main"]["url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    // The gateway reaches the model and the context server by their names.
+    let config = p.read(".stack/run/gateway.yaml");
+    assert!(
+        config.contains("http://model:") && config.contains("http://context:"),
+        "{config}"
+    );
+    if let Some(python) = Sdk::Current.python("builtins_in_containers_sdk") {
+        let out = run_python(&python, "gateway_sdk.py", &[("GATEWAY_URL", &gateway)]);
+        assert!(String::from_utf8_lossy(&out.stdout).contains("ok errors"));
+    }
+    let image = docker(&[
+        "inspect",
+        "--format",
+        "{{.Config.Image}}",
+        doc["services"][0]["container_id"]
+            .as_str()
+            .unwrap_or_default(),
+    ]);
+    assert!(image.trim().starts_with("stack-builtin:"), "{image}");
+    // The image is built once: a second project reuses it.
+    let before = docker(&["images", "-q", "stack-builtin"]);
+    let q = Project::new("runtime: container\nservices:\n  model: {builtin: model, port: auto}\n");
+    let _down_q = Down(&q);
+    let run = q.run(&["up", "-d"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("building image"),
+        "rebuilt: {}",
+        run.stderr
+    );
+    assert_eq!(before, docker(&["images", "-q", "stack-builtin"]));
+}
+
+#[test]
+fn a_user_image_with_a_fixed_container_port_and_a_mixed_stack() {
+    if !engine("user_image_mixed") {
+        return;
+    }
+    let image = busybox_image();
+    let p = Project::new(&format!(
+        r#"
+services:
+  web:
+    image: {image}
+    ports: {{http: {{host: auto, container: 8080}}}}
+    health: {{http: {{path: /index.html, port: http}}}}
+  api:
+    # A process on the host, reachable from containers through the host gateway.
+    command: [python3, -m, http.server, "${{PORT}}", --bind, 0.0.0.0]
+    port: auto
+    health: {{tcp: main}}
+  fetch:
+    # A process reaching the container through its published port…
+    command: [python3, -c, "import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())", "${{services.web.ports.http}}"]
+    depends_on: {{web: healthy}}
+  probe:
+    # …and a container reaching the process (host.docker.internal) and the other container (by name).
+    image: {image}
+    runtime: container  # image + command: the runtime picks which one runs
+    command: [/bin/busybox, sh, -c, "wget -q -O - ${{services.api.url}}/ >/dev/null && wget -q -O - http://web:8080/index.html"]
+    depends_on: {{api: healthy, web: healthy}}
+    restart: "no"
+"#
+    ));
+    // `fetch` gets the port number; make it a URL.
+    let yaml = p.read("stack.yaml").replace(
+        "\"${services.web.ports.http}\"",
+        "\"http://127.0.0.1:${services.web.ports.http}/index.html\"",
+    );
+    p.write("stack.yaml", &yaml);
+    let _down = Down(&p);
+    let run = p.run(&["up", "-d"], T);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        eventually(T, || p
+            .run(&["logs", "fetch"], T)
+            .stdout
+            .contains("hello from busybox")),
+        "{}",
+        p.run(&["logs"], T).stdout
+    );
+    assert!(
+        eventually(T, || p
+            .run(&["logs", "probe"], T)
+            .stdout
+            .contains("hello from busybox")),
+        "{}",
+        p.run(&["logs", "probe"], T).stdout
+    );
+    let service = |name: &str| {
+        ps(&p)["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .expect("service")
+    };
+    // The one-shot container exits on its own and is seen as exited (code 0).
+    assert!(
+        eventually(T, || service("probe")["state"] == "exited"),
+        "{}",
+        service("probe")
+    );
+    let doc = ps(&p);
+    let web = doc["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .find(|s| s["name"] == "web")
+        .expect("web");
+    assert_eq!(web["runtime"], "container");
+}
+
+#[test]
+fn down_after_a_sigkilled_supervisor_leaves_no_container_or_network() {
+    if !engine("down_after_sigkill") {
+        return;
+    }
+    let image = busybox_image();
+    let p = Project::new(&format!(
+        "services:\n  web:\n    image: {image}\n    ports: {{http: {{host: auto, container: 8080}}}}\n    health: {{tcp: http}}\n"
+    ));
+    let _down = Down(&p);
+    assert_eq!(p.run(&["up", "-d"], T).code, Some(0));
+    let label = format!("label=dev.stack.project={}", p.name());
+    assert_eq!(docker(&["ps", "-q", "--filter", &label]).lines().count(), 1);
+    let sup = ps(&p)["supervisor_pid"].as_u64().expect("pid");
+    let _ = Command::new("kill").args(["-9", &sup.to_string()]).status();
+    std::thread::sleep(Duration::from_millis(200));
+    let run = p.run(&["down"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", &label]).trim(),
+        "",
+        "containers left"
+    );
+    assert_eq!(
+        docker(&["network", "ls", "-q", "--filter", &label]).trim(),
+        "",
+        "networks left"
+    );
+}
+
+#[test]
+fn an_unknown_image_is_an_environment_error() {
+    if !engine("unknown_image") {
+        return;
+    }
+    let p = Project::new("services:\n  x:\n    image: stack-test-no-such-image:never\n");
+    let run = p.run(&["up"], T);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("stack-test-no-such-image:never"),
+        "{}",
+        run.stderr
+    );
+}
