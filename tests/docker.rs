@@ -287,11 +287,24 @@ fn an_unknown_image_is_an_environment_error() {
         return;
     }
     let p = Project::new("services:\n  x:\n    image: stack-test-no-such-image:never\n");
-    let run = p.run(&["up"], T);
-    assert_eq!(run.code, Some(1), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("stack-test-no-such-image:never"),
-        "{}",
-        run.stderr
-    );
+    for args in [&["up"][..], &["up", "-d"], &["run", "--", "true"]] {
+        let run = p.run(args, T);
+        // An image that cannot be had is an environment problem, found before anything starts.
+        assert_eq!(run.code, Some(3), "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("service `x`: image `stack-test-no-such-image:never`"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("docker load"),
+            "no hint: {}",
+            run.stderr
+        );
+        assert!(
+            !p.path().join(".stack/state.json").exists(),
+            "{args:?} left state"
+        );
+    }
 }

@@ -50,6 +50,7 @@ pub(crate) fn run(global: &GlobalArgs, args: UpArgs) -> Result<ExitCode> {
             owner: None,
             docker: docker_for(&plan).await?,
         };
+        pull_images(&console, &plan, options.docker.as_ref()).await?;
         let code = supervisor::run(plan.clone(), notify, &mut progress, options).await;
         stop_logs.cancel();
         let _ = stream.await;
@@ -92,6 +93,37 @@ pub(crate) async fn docker_for(plan: &Plan) -> Result<Option<crate::runtime::doc
     Ok(Some(crate::runtime::docker::Docker::connect().await?))
 }
 
+/// Makes sure every `image:` of `plan` is present before anything starts, as compose
+/// does: a missing one is pulled (layer progress on stderr); one that cannot be had is an
+/// environment error (exit 3) naming the service.
+pub(crate) async fn pull_images(
+    console: &Console,
+    plan: &Plan,
+    docker: Option<&crate::runtime::docker::Docker>,
+) -> Result<()> {
+    let Some(docker) = docker else {
+        return Ok(());
+    };
+    for s in &plan.services {
+        let crate::plan::Launch::Container {
+            image: crate::plan::ContainerImage::Reference(reference),
+            ..
+        } = &s.launch
+        else {
+            continue;
+        };
+        let note = |line: String| console.err(&format!("{}  {line}", s.name));
+        docker
+            .ensure_image(reference, &note)
+            .await
+            .map_err(|e| Error::Environment {
+                hint: e.hint().map(str::to_string),
+                message: format!("service `{}`: {e}", s.name),
+            })?;
+    }
+    Ok(())
+}
+
 /// The error for a project whose supervisor already runs, naming it.
 fn already_up(dir: &StateDir, project: &str) -> Error {
     let holder = match state::State::read(dir) {
@@ -122,7 +154,10 @@ pub(crate) fn detached(
 ) -> Result<(u8, Option<PsDocument>)> {
     let dir = plan.state();
     // An unreachable engine is reported here, before a supervisor starts.
-    super::runtime()?.block_on(docker_for(&plan))?;
+    super::runtime()?.block_on(async {
+        let docker = docker_for(&plan).await?;
+        pull_images(console, &plan, docker.as_ref()).await
+    })?;
     let plan_file = dir.run_dir().join("plan.json");
     state::write_json(&plan_file, &*plan)?;
     let log = std::fs::File::create(dir.supervisor_log()).map_err(|source| Error::Io {
