@@ -33,6 +33,12 @@ pub fn main() -> ExitCode {
         let code = runtime::shim::run(&args[2..]);
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
+    if args.get(1).is_some_and(|a| a == runtime::inside::GATE) {
+        return ExitCode::from(u8::try_from(runtime::inside::gate(&args[2..])).unwrap_or(1));
+    }
+    if args.get(1).is_some_and(|a| a == runtime::inside::PROBE) {
+        return ExitCode::from(u8::try_from(runtime::inside::probe(&args[2..])).unwrap_or(1));
+    }
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,

@@ -308,3 +308,89 @@ fn an_unknown_image_is_an_environment_error() {
         );
     }
 }
+
+#[test]
+fn a_dependent_builtin_waits_for_its_dependencies_and_ctrl_c_leaves_nothing() {
+    if !engine("gated_builtin_ctrl_c") {
+        return;
+    }
+    let p = Project::new(
+        r#"
+runtime: container
+services:
+  model: {builtin: model, port: auto}
+  gateway:
+    builtin: gateway
+    port: auto
+    depends_on: {model: healthy}
+    config: {upstreams: {default: "${services.model.url}"}}
+"#,
+    );
+    let _down = Down(&p);
+    let mut up = p.spawn(&["up"]);
+    up.wait_for("gateway  healthy", T);
+    // The gateway's container was started ahead, held at its gate: the service itself
+    // started only once the model was healthy.
+    let model = p.read(".stack/logs/model.log");
+    let gateway = p.read(".stack/logs/gateway.log");
+    let at = |log: &str, needle: &str| {
+        log.lines()
+            .find(|l| l.contains(needle))
+            .and_then(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no `{needle}` in\n{log}"))
+    };
+    assert!(
+        at(&model, "listening on") < at(&gateway, "listening on"),
+        "{model}\n{gateway}"
+    );
+    // `stop` and `start` of one container service: removed, then created anew.
+    assert_eq!(p.run(&["stop", "gateway"], T).code, Some(0));
+    let label = format!("label=dev.stack.project={}", p.name());
+    assert!(eventually(T, || docker(&["ps", "-aq", "--filter", &label])
+        .lines()
+        .count()
+        == 1));
+    assert_eq!(p.run(&["start", "gateway"], T).code, Some(0));
+    assert!(
+        eventually(T, || ps(&p)["services"][1]["health"] == "healthy"),
+        "{}",
+        ps(&p)
+    );
+    // Ctrl-C on a foreground `up`: containers and network are gone when it returns.
+    up.signal(libc::SIGINT);
+    let run = up.finish(T);
+    assert_eq!(run.code, Some(130), "{}", run.stderr);
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", &label]).trim(),
+        "",
+        "containers left"
+    );
+    assert_eq!(
+        docker(&["network", "ls", "-q", "--filter", &label]).trim(),
+        "",
+        "networks left"
+    );
+}
+
+#[test]
+fn the_probe_inside_the_builtin_image() {
+    // `stack __probe URL` is the HEALTHCHECK command for the built-in image (no curl in it).
+    let model = support::Served::start("model", None);
+    let url = model.url.clone();
+    let probe = |u: &str| {
+        Command::new(support::stack_bin())
+            .args(["__probe", u])
+            .output()
+            .expect("probe")
+    };
+    assert_eq!(probe(&format!("{url}/health")).status.code(), Some(0));
+    let missing = probe(&format!("{url}/no-such-path"));
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("HTTP 404"),
+        "{missing:?}"
+    );
+    let refused = probe("http://127.0.0.1:1/health");
+    assert_eq!(refused.status.code(), Some(1));
+}

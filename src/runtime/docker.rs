@@ -94,6 +94,8 @@ pub struct Docker {
     builtin: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// …and create the project network once (the engine allows duplicate names).
     network: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Removals of stopped containers still under way (see [`Docker::settle`]).
+    teardown: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 /// One container to run.
@@ -145,6 +147,47 @@ impl ContainerSpec {
     }
 }
 
+/// A container just created, or an identical stopped one to start again.
+enum Created {
+    New(String),
+    Existing(String),
+}
+
+/// A prestarted built-in container waiting at its gate (see [`super::inside`]).
+pub struct Gated {
+    docker: Docker,
+    /// The container id.
+    pub id: String,
+    input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
+impl std::fmt::Debug for Gated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gated").field("id", &self.id).finish()
+    }
+}
+
+impl Gated {
+    /// Lets the service start; its container id.
+    pub async fn open(mut self) -> Result<String, DockerError> {
+        use tokio::io::AsyncWriteExt;
+        let write = async {
+            self.input.write_all(super::inside::OPEN).await?;
+            self.input.flush().await
+        };
+        if let Err(e) = write.await {
+            let _ = self.docker.remove(&self.id).await;
+            return Err(DockerError::Api(format!("cannot open the gate: {e}")));
+        }
+        Ok(self.id)
+    }
+
+    /// Not needed after all: removes the container.
+    pub async fn discard(self) {
+        let _ = self.docker.remove(&self.id).await;
+    }
+}
+
 /// `<project>-<service>`.
 pub fn container_name(project: &str, service: &str) -> String {
     format!("{project}-{service}")
@@ -180,6 +223,7 @@ impl Docker {
                 api,
                 builtin: Default::default(),
                 network: Default::default(),
+                teardown: Default::default(),
             }),
             Ok(Err(e)) => Err(DockerError::Unreachable(e.to_string())),
             Err(_) => Err(DockerError::Unreachable("no answer within 3 s".into())),
@@ -405,6 +449,65 @@ impl Docker {
     /// Creates (or recreates, when its configuration changed) and starts the container;
     /// returns its id.
     pub async fn run(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
+        let id = match self.create(spec, false).await? {
+            Created::New(id) => id,
+            Created::Existing(id) => id,
+        };
+        self.api
+            .start_container(
+                &id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+            .map_err(api)?;
+        Ok(id)
+    }
+
+    /// Creates and starts the container of a built-in (whose image has `stack __gate`) held
+    /// at its gate: everything but the service itself is ready. [`Gated::open`] starts it.
+    pub async fn prestart(&self, spec: &ContainerSpec) -> Result<Gated, DockerError> {
+        let mut gated = spec.clone();
+        gated.command = Some(
+            std::iter::once(super::inside::GATE.to_string())
+                .chain(spec.command.clone().unwrap_or_default())
+                .collect(),
+        );
+        // Always a fresh container: its stdin is ours alone.
+        let _ = self.remove(&gated.name()).await;
+        let id = match self.create(&gated, true).await? {
+            Created::New(id) | Created::Existing(id) => id,
+        };
+        let options = bollard::query_parameters::AttachContainerOptionsBuilder::default()
+            .stdin(true)
+            .stream(true)
+            .build();
+        let attached = match self.api.attach_container(&id, Some(options)).await {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = self.remove(&id).await;
+                return Err(api(e));
+            }
+        };
+        if let Err(e) = self
+            .api
+            .start_container(
+                &id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+        {
+            let _ = self.remove(&id).await;
+            return Err(api(e));
+        }
+        Ok(Gated {
+            docker: self.clone(),
+            id,
+            input: attached.input,
+        })
+    }
+
+    /// Creates the container unless one with the same configuration exists (stopped).
+    async fn create(&self, spec: &ContainerSpec, stdin: bool) -> Result<Created, DockerError> {
         let name = spec.name();
         let hash = spec.config_hash();
         if let Ok(existing) = self
@@ -427,15 +530,8 @@ impl Docker {
                 .as_ref()
                 .and_then(|s| s.running)
                 .unwrap_or(false);
-            if same && !running {
-                self.api
-                    .start_container(
-                        &id,
-                        None::<bollard::query_parameters::StartContainerOptions>,
-                    )
-                    .await
-                    .map_err(api)?;
-                return Ok(id);
+            if same && !running && !stdin {
+                return Ok(Created::Existing(id));
             }
             self.remove(&id).await?;
         }
@@ -471,6 +567,9 @@ impl Docker {
             user: spec.user.clone(),
             stop_signal: Some(spec.stop_signal.clone()),
             stop_timeout: Some(spec.stop_timeout.as_secs() as i64),
+            open_stdin: stdin.then_some(true),
+            attach_stdin: stdin.then_some(true),
+            stdin_once: stdin.then_some(true),
             host_config: Some(HostConfig {
                 init: Some(spec.init),
                 port_bindings: Some(port_bindings),
@@ -490,14 +589,7 @@ impl Docker {
             .create_container(Some(options), body)
             .await
             .map_err(api)?;
-        self.api
-            .start_container(
-                &created.id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await
-            .map_err(api)?;
-        Ok(created.id)
+        Ok(Created::New(created.id))
     }
 
     /// The container's output from now on, stdout and stderr apart, until it stops.
@@ -568,6 +660,42 @@ impl Docker {
             .api
             .kill_container(id, None::<bollard::query_parameters::KillContainerOptions>)
             .await;
+    }
+
+    /// Sends `signal` (`SIGTERM`…) to the container's main process.
+    pub async fn signal(&self, id: &str, signal: &str) -> Result<(), DockerError> {
+        let options = bollard::query_parameters::KillContainerOptionsBuilder::default()
+            .signal(signal)
+            .build();
+        match self.api.kill_container(id, Some(options)).await {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404 | 409,
+                ..
+            }) => Ok(()),
+            Err(e) => Err(api(e)),
+        }
+    }
+
+    /// Runs `work` (the engine's end of a stopped container) in the background; see
+    /// [`Docker::settle`].
+    pub fn track(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(work);
+        if let Ok(mut t) = self.teardown.lock() {
+            t.retain(|h| !h.is_finished());
+            t.push(handle);
+        }
+    }
+
+    /// Waits for every tracked teardown.
+    pub async fn settle(&self) {
+        let pending: Vec<_> = match self.teardown.lock() {
+            Ok(mut t) => t.drain(..).collect(),
+            Err(_) => Vec::new(),
+        };
+        for h in pending {
+            let _ = h.await;
+        }
     }
 
     /// Removes the container (forcefully).

@@ -2,6 +2,7 @@
 //! The supervisor decides when; this module knows how.
 
 pub mod docker;
+pub mod inside;
 pub mod process;
 pub mod running;
 pub mod shim;

@@ -8,7 +8,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::docker::{ContainerSpec, Docker, Output};
+use super::docker::{ContainerSpec, Docker, Gated, Output};
 use super::process::{Exit, RunningProcess};
 use crate::config::StopSignal;
 use crate::logs::{self, LogFile, Stream};
@@ -30,6 +30,8 @@ pub struct RunningContainer {
     /// The container id.
     pub id: String,
     exit: watch::Receiver<Option<i64>>,
+    /// True once the container's output has closed: its processes have ended.
+    output_closed: watch::Receiver<bool>,
     waiter: JoinHandle<()>,
     logs: JoinHandle<()>,
 }
@@ -79,13 +81,7 @@ impl Running {
     pub async fn stop(&mut self, signal: StopSignal, timeout: Duration) -> Exit {
         match self {
             Running::Process(p) => p.stop(signal.0, timeout).await,
-            Running::Container(c) => {
-                // The engine sends the container's stop signal and kills after the timeout.
-                if let Err(err) = c.docker.stop(&c.id, timeout).await {
-                    tracing::warn!(container = %c.id, %err, "cannot stop the container");
-                }
-                c.wait().await
-            }
+            Running::Container(c) => c.stop(signal, timeout).await,
         }
     }
 
@@ -95,13 +91,54 @@ impl Running {
             Running::Process(p) => p.kill().await,
             Running::Container(c) => {
                 c.docker.kill(&c.id).await;
-                c.wait().await
+                let exit = c.wait().await;
+                let docker = c.docker.clone();
+                let id = c.id.clone();
+                c.docker.track(async move {
+                    let _ = docker.remove(&id).await;
+                });
+                exit
             }
         }
     }
 }
 
 impl RunningContainer {
+    /// Sends the stop signal and returns once the service has ended — its output closed —
+    /// or was killed after `timeout`. The engine's own end of the container (network,
+    /// mounts: ~100 ms) and its removal go on in the background ([`Docker::settle`]), so
+    /// the services it depends on can be stopped meanwhile. Stopped on purpose, the
+    /// container is not kept: a start creates it anew.
+    async fn stop(&mut self, signal: StopSignal, timeout: Duration) -> Exit {
+        if let Err(err) = self.docker.signal(&self.id, &signal.name()).await {
+            tracing::warn!(container = %self.id, %err, "cannot signal the container");
+        }
+        let mut exit = self.exit.clone();
+        let mut closed = self.output_closed.clone();
+        let ended = async {
+            tokio::select! {
+                _ = exit.wait_for(Option::is_some) => {}
+                _ = closed.wait_for(|c| *c) => {}
+            }
+        };
+        if tokio::time::timeout(timeout, ended).await.is_err() {
+            self.docker.kill(&self.id).await;
+        }
+        let docker = self.docker.clone();
+        let id = self.id.clone();
+        let mut exit = self.exit.clone();
+        self.docker.track(async move {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(30), exit.wait_for(Option::is_some)).await;
+            let _ = docker.remove(&id).await;
+        });
+        let code = *self.exit.borrow();
+        Exit {
+            code: code.and_then(|c| i32::try_from(c).ok()).filter(|c| *c >= 0),
+            signal: None,
+        }
+    }
+
     async fn wait(&mut self) -> Exit {
         let code = loop {
             if let Some(code) = *self.exit.borrow_and_update() {
@@ -139,15 +176,74 @@ pub struct ContainerContext<'a> {
     pub note: &'a (dyn Fn(String) + Sync),
 }
 
-/// Prepares the image, the network and the container of `plan`, starts it, and streams its
-/// output into `log`.
+/// Prepares the image, the network and the container of `plan`, starts it (or opens its
+/// prestarted container), and streams its output into `log`.
 pub async fn start_container(
     cx: &ContainerContext<'_>,
     plan: &ServicePlan,
     image: &ContainerImage,
     command: Option<Vec<String>>,
     log: &LogFile,
+    gated: Option<Gated>,
 ) -> Result<Running, String> {
+    let docker = cx.docker;
+    let id = match gated {
+        Some(g) => g.open().await.map_err(|e| e.to_string())?,
+        None => {
+            let spec = container_spec(cx, plan, image, command, log).await?;
+            docker.run(&spec).await.map_err(|e| e.to_string())?
+        }
+    };
+    let (tx, rx) = watch::channel(None);
+    let d = docker.clone();
+    let cid = id.clone();
+    let waiter = tokio::spawn(async move {
+        let code = d.wait(&cid).await;
+        let _ = tx.send(Some(code));
+    });
+    let chunks = docker
+        .logs(&id)
+        .map(|o| match o {
+            Output::Out(b) => (Stream::Out, b),
+            Output::Err(b) => (Stream::Err, b),
+        })
+        .boxed();
+    let (closed_tx, output_closed) = watch::channel(false);
+    let log = log.clone();
+    let logs = tokio::spawn(async move {
+        logs::capture_chunks(chunks, log).await;
+        let _ = closed_tx.send(true);
+    });
+    Ok(Running::Container(RunningContainer {
+        docker: docker.clone(),
+        id,
+        exit: rx,
+        output_closed,
+        waiter,
+        logs,
+    }))
+}
+
+/// Creates and starts the container of a built-in held at its gate, while its dependencies
+/// come up; [`start_container`] opens it once they are ready.
+pub async fn prestart_container(
+    cx: &ContainerContext<'_>,
+    plan: &ServicePlan,
+    command: Option<Vec<String>>,
+    log: &LogFile,
+) -> Result<Gated, String> {
+    let spec = container_spec(cx, plan, &ContainerImage::Builtin, command, log).await?;
+    cx.docker.prestart(&spec).await.map_err(|e| e.to_string())
+}
+
+/// The image (pulled, built or imported as needed), the network, and the container's shape.
+async fn container_spec(
+    cx: &ContainerContext<'_>,
+    plan: &ServicePlan,
+    image: &ContainerImage,
+    command: Option<Vec<String>>,
+    log: &LogFile,
+) -> Result<ContainerSpec, String> {
     let docker = cx.docker;
     let reference = match image {
         ContainerImage::Builtin => docker
@@ -203,27 +299,5 @@ pub async fn start_container(
         stop_signal: plan.stop_signal.name(),
         stop_timeout: plan.stop_timeout,
     };
-    let id = docker.run(&spec).await.map_err(|e| e.to_string())?;
-    let (tx, rx) = watch::channel(None);
-    let d = docker.clone();
-    let cid = id.clone();
-    let waiter = tokio::spawn(async move {
-        let code = d.wait(&cid).await;
-        let _ = tx.send(Some(code));
-    });
-    let chunks = docker
-        .logs(&id)
-        .map(|o| match o {
-            Output::Out(b) => (Stream::Out, b),
-            Output::Err(b) => (Stream::Err, b),
-        })
-        .boxed();
-    let logs = tokio::spawn(logs::capture_chunks(chunks, log.clone()));
-    Ok(Running::Container(RunningContainer {
-        docker: docker.clone(),
-        id,
-        exit: rx,
-        waiter,
-        logs,
-    }))
+    Ok(spec)
 }

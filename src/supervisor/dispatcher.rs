@@ -159,7 +159,18 @@ pub async fn run(
             }
         }
     }
-    // Every actor is settled: dropping the handles ends them.
+    // Every actor is settled: dropping the handles ends them. Containers end in the
+    // engine in the background; wait for that, then remove the project network, so what
+    // answers `down` has left nothing behind.
+    if let Some(docker) = &opts.docker {
+        docker.settle().await;
+        if let Err(err) = docker
+            .down(&d.plan.project, Duration::from_secs(10), false)
+            .await
+        {
+            tracing::warn!(%err, "cannot remove the project's containers and network");
+        }
+    }
     let code = d.code.unwrap_or(exit::OK);
     for w in d.down_waiters.drain(..) {
         let _ = w.send(Message::Ok.into());

@@ -13,8 +13,8 @@ use super::events::{Event, EventKind, Health, State, Status};
 use crate::config::{Condition, RestartPolicy};
 use crate::health::{self, ProbeContext};
 use crate::logs::LogFile;
-use crate::plan::{Launch, ResolvedProbe, ServicePlan};
-use crate::runtime::docker::Docker;
+use crate::plan::{ContainerImage, Launch, ResolvedProbe, ServicePlan};
+use crate::runtime::docker::{Docker, Gated};
 use crate::runtime::process::{self, Exit};
 use crate::runtime::running::{self, ContainerContext, Running};
 use crate::runtime::unix::Spawner;
@@ -89,6 +89,8 @@ pub struct Actor {
     rx: mpsc::UnboundedReceiver<Control>,
     /// Failures in a row, for the back-off.
     streak: u32,
+    /// A built-in's container started ahead, held at its gate while dependencies come up.
+    prestart: Option<tokio::task::JoinHandle<Result<Gated, String>>>,
 }
 
 /// Why a run ended.
@@ -136,6 +138,7 @@ impl Actor {
                 status,
                 rx,
                 streak: 0,
+                prestart: None,
             },
             handle,
         )
@@ -180,10 +183,17 @@ impl Actor {
             s.state = State::Created;
             s.reason = None;
         });
+        self.prestart();
         match self.wait_for_deps().await {
             DepOutcome::Ready => {}
-            DepOutcome::Failed(dep, reason) => return self.fail(reason, Some(dep)),
-            DepOutcome::Stop => return self.stopped(),
+            DepOutcome::Failed(dep, reason) => {
+                self.discard_prestart().await;
+                return self.fail(reason, Some(dep));
+            }
+            DepOutcome::Stop => {
+                self.discard_prestart().await;
+                return self.stopped();
+            }
         }
         loop {
             let started = Instant::now();
@@ -324,6 +334,61 @@ impl Actor {
         self.emit(EventKind::Stopped);
     }
 
+    /// A built-in container whose dependencies are not ready yet is created and started now,
+    /// held at its gate: its container start (hundreds of milliseconds) overlaps theirs.
+    fn prestart(&mut self) {
+        let Launch::Container {
+            image: ContainerImage::Builtin,
+            command,
+        } = &self.plan.launch
+        else {
+            return;
+        };
+        let Some(docker) = self.shared.docker.clone() else {
+            return;
+        };
+        let waiting = self
+            .deps
+            .iter()
+            .any(|d| !satisfied(d.condition, &d.status.borrow()));
+        if !waiting || self.prestart.is_some() {
+            return;
+        }
+        let plan = self.plan.clone();
+        let command = command.clone();
+        let log = self.log.clone();
+        let project = self.shared.project.clone();
+        let stack_dir = self.shared.stack_dir.clone();
+        self.prestart = Some(tokio::spawn(async move {
+            let note = |detail: String| log.note(&detail);
+            let cx = ContainerContext {
+                docker: &docker,
+                project: &project,
+                stack_dir: &stack_dir,
+                note: &note,
+            };
+            running::prestart_container(&cx, &plan, command, &log).await
+        }));
+    }
+
+    /// The prestarted container, when there is one and it came up.
+    async fn take_prestart(&mut self) -> Option<Gated> {
+        match self.prestart.take()?.await {
+            Ok(Ok(gated)) => Some(gated),
+            Ok(Err(reason)) => {
+                tracing::debug!(service = %self.plan.name, %reason, "prestart failed");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    async fn discard_prestart(&mut self) {
+        if let Some(gated) = self.take_prestart().await {
+            gated.discard().await;
+        }
+    }
+
     async fn wait_for_deps(&mut self) -> DepOutcome {
         let pending: Vec<String> = self
             .deps
@@ -377,7 +442,8 @@ impl Actor {
         });
         self.emit(EventKind::Starting);
         self.log.reset_match();
-        let mut proc = match self.start().await {
+        let gated = self.take_prestart().await;
+        let mut proc = match self.start(gated).await {
             Ok(p) => p,
             Err(reason) => {
                 self.fail(reason, None);
@@ -499,14 +565,19 @@ impl Actor {
                 timeout.unwrap_or(self.plan.stop_timeout),
             )
             .await;
-        self.log.note(&format!("stopped ({exit})"));
+        if exit.code.is_none() && exit.signal.is_none() {
+            // A container whose output closed: it ended; the engine has not said how yet.
+            self.log.note("stopped");
+        } else {
+            self.log.note(&format!("stopped ({exit})"));
+        }
         self.set(|s| {
             s.exit_code = exit.code;
             s.pid = None;
         });
     }
 
-    async fn start(&self) -> Result<Running, String> {
+    async fn start(&self, gated: Option<Gated>) -> Result<Running, String> {
         if let Some((path, yaml)) = &self.plan.builtin_config {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)
@@ -544,7 +615,8 @@ impl Actor {
                     stack_dir: &self.shared.stack_dir,
                     note: &note,
                 };
-                running::start_container(&cx, &self.plan, image, command.clone(), &self.log).await
+                running::start_container(&cx, &self.plan, image, command.clone(), &self.log, gated)
+                    .await
             }
         };
         result.inspect_err(|reason| self.log.note(reason))
