@@ -333,3 +333,8 @@ fn completions_for_each_shell() {
         );
     }
 }
+
+#[test]
+fn the_ai_stack_template_runs_its_client() {
+    support::template_runs_its_client("ai-stack");
+}

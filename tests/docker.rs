@@ -394,3 +394,11 @@ fn the_probe_inside_the_builtin_image() {
     let refused = probe("http://127.0.0.1:1/health");
     assert_eq!(refused.status.code(), Some(1));
 }
+
+#[test]
+fn the_ai_stack_containers_template_runs_its_client() {
+    if !engine("ai_stack_containers_template") {
+        return;
+    }
+    support::template_runs_its_client("ai-stack-containers");
+}

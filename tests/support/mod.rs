@@ -488,3 +488,39 @@ impl Project {
             .collect()
     }
 }
+
+/// `stack new TEMPLATE` then `stack run` of a command calling the gateway (the template's
+/// client: two chat turns, remembered by the context server) and the model directly.
+pub fn template_runs_its_client(template: &str) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let new = std::process::Command::new(stack_bin())
+        .args(["new", template, "app"])
+        .current_dir(dir.path())
+        .output()
+        .expect("new");
+    assert!(new.status.success(), "{new:?}");
+    let model_check = "import os, json, urllib.request; \
+        r = urllib.request.urlopen(os.environ['STACK_MODEL_URL'] + '/v1/models'); \
+        print('models', len(json.load(r)['data']))";
+    let run = finish(
+        std::process::Command::new(stack_bin())
+            .args(["run", "--timeout", "120s", "--", "sh", "-c"])
+            .arg(format!("python3 client.py && python3 -c \"{model_check}\""))
+            .current_dir(dir.path().join("app"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run"),
+        std::time::Duration::from_secs(300),
+    );
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("< "), "no reply: {}", run.stdout);
+    assert!(
+        run.stdout.contains("the context server keeps 4 entries"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("models "), "{}", run.stdout);
+    // Nothing is left: no supervisor, no state.
+    assert!(!dir.path().join("app/.stack/state.json").exists());
+}
