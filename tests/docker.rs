@@ -83,6 +83,15 @@ impl Drop for Down<'_> {
     }
 }
 
+/// No container and no network of `p` is left in the engine.
+fn assert_nothing_left(p: &Project) {
+    let label = format!("label=dev.stack.project={}", p.name());
+    let containers = docker(&["ps", "-aq", "--filter", &label]);
+    assert_eq!(containers.trim(), "", "containers left");
+    let networks = docker(&["network", "ls", "-q", "--filter", &label]);
+    assert_eq!(networks.trim(), "", "networks left");
+}
+
 fn ps(p: &Project) -> serde_json::Value {
     serde_json::from_str(&p.run(&["ps", "--json"], T).stdout).expect("ps --json")
 }
@@ -269,16 +278,7 @@ fn down_after_a_sigkilled_supervisor_leaves_no_container_or_network() {
     std::thread::sleep(Duration::from_millis(200));
     let run = p.run(&["down"], T);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert_eq!(
-        docker(&["ps", "-aq", "--filter", &label]).trim(),
-        "",
-        "containers left"
-    );
-    assert_eq!(
-        docker(&["network", "ls", "-q", "--filter", &label]).trim(),
-        "",
-        "networks left"
-    );
+    assert_nothing_left(&p);
 }
 
 #[test]
@@ -361,16 +361,7 @@ services:
     up.signal(libc::SIGINT);
     let run = up.finish(T);
     assert_eq!(run.code, Some(130), "{}", run.stderr);
-    assert_eq!(
-        docker(&["ps", "-aq", "--filter", &label]).trim(),
-        "",
-        "containers left"
-    );
-    assert_eq!(
-        docker(&["network", "ls", "-q", "--filter", &label]).trim(),
-        "",
-        "networks left"
-    );
+    assert_nothing_left(&p);
 }
 
 #[test]

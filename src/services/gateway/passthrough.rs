@@ -42,6 +42,11 @@ pub async fn context(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
+    // Read your writes: a session's turns are stored after its replies are sent; a read of
+    // that session through the gateway waits until they are in.
+    if let Some(session) = session_of(parts.uri.path()) {
+        drop(gw.sessions.hold(&session).await);
+    }
     let mut headers = super::upstream::forwardable(&parts.headers);
     if let Some(t) = &gw.config.context_token
         && let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}"))
@@ -68,6 +73,29 @@ pub async fn context(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
             err.into_response()
         }
     }
+}
+
+/// The session of a `/v1/sessions/{id}…` path, percent-decoded.
+fn session_of(path: &str) -> Option<String> {
+    let raw = path.strip_prefix("/v1/sessions/")?.split('/').next()?;
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    let session = String::from_utf8(out).ok()?;
+    (!session.is_empty()).then_some(session)
 }
 
 /// `GET /v1/models`: every upstream's list, merged by id.
@@ -110,4 +138,20 @@ pub async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Respo
         }
     }
     axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::session_of;
+
+    #[test]
+    fn sessions_in_paths() {
+        assert_eq!(
+            session_of("/v1/sessions/demo/context").as_deref(),
+            Some("demo")
+        );
+        assert_eq!(session_of("/v1/sessions/a%20b").as_deref(), Some("a b"));
+        assert_eq!(session_of("/v1/sessions/").as_deref(), None);
+        assert_eq!(session_of("/mcp"), None);
+    }
 }
