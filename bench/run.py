@@ -16,7 +16,9 @@ ENV = {**os.environ, "NO_COLOR": "1"}
 def run(dir, project=None):
     args = [STACK] + (["-p", project] if project else []) + ["-q", "run", "--", "true"]
     t0 = time.perf_counter()
-    subprocess.run(args, cwd=dir, env=ENV, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = subprocess.run(args, cwd=dir, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(args)} exited {r.returncode}:\n{r.stderr}")
     return time.perf_counter() - t0
 
 

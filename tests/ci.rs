@@ -49,6 +49,16 @@ fn run_passes_the_exit_code_and_leaves_nothing() {
 }
 
 #[test]
+fn back_to_back_runs_never_find_the_project_still_up() {
+    // `stack run` returns only once its supervisor has exited and released the project.
+    let p = Project::new("services:\n  s:\n    command: sleep 30\n");
+    for i in 0..25 {
+        let run = p.run(&["run", "--", "true"], T);
+        assert_eq!(run.code, Some(0), "run {i}: {}", run.stderr);
+    }
+}
+
+#[test]
 fn sigterm_to_run_midway_leaves_nothing() {
     let p = Project::new(WEB);
     let mut run = p.spawn(&["run", "--", "sh", "-c", "echo started; sleep 600"]);

@@ -34,6 +34,8 @@ pub(crate) fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode> {
         // The stack did not come up; the supervisor has already taken it down.
         return Ok(ExitCode::from(code));
     };
+    // Read now: the supervisor removes `state.json` before it exits.
+    let supervisor = State::read(&plan.state()).map(|s| s.supervisor);
     let rt = super::runtime()?;
     let code = rt.block_on(async {
         let code = run_command(&args.command, &doc.endpoint_env()).await;
@@ -41,9 +43,9 @@ pub(crate) fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode> {
         code
     });
     // Wait until the supervisor is gone, so nothing outlives `stack run`.
-    if let Some(s) = State::read(&plan.state()) {
+    if let Some(supervisor) = supervisor {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while s.supervisor.alive() && std::time::Instant::now() < deadline {
+        while supervisor.alive() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
