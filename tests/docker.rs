@@ -47,39 +47,42 @@ fn busybox_image(test: &str) -> Option<&'static str> {
         return None;
     }
     static IMAGE: OnceLock<()> = OnceLock::new();
-    IMAGE.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tmp");
-        let root = dir.path().join("root");
-        std::fs::create_dir_all(root.join("bin")).expect("mkdir");
-        std::fs::create_dir_all(root.join("www")).expect("mkdir");
-        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
-            .expect("busybox-static is needed (apt-get install busybox-static)");
-        std::fs::write(root.join("www/index.html"), "hello from busybox\n").expect("write");
-        let tar = dir.path().join("rootfs.tar");
-        let ok = Command::new("tar")
-            .args([
-                "-C",
-                &root.to_string_lossy(),
-                "-cf",
-                &tar.to_string_lossy(),
-                ".",
-            ])
-            .status()
-            .expect("tar");
-        assert!(ok.success());
-        let out = Command::new("docker")
-            .args([
-                "import",
-                "--change",
-                r#"CMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]"#,
-                &tar.to_string_lossy(),
-                "stack-test-busybox:1",
-            ])
-            .output()
-            .expect("docker import");
-        assert!(out.status.success(), "{out:?}");
-    });
+    IMAGE.get_or_init(|| import_busybox("stack-test-busybox:1", "hello from busybox\n"));
     Some("stack-test-busybox:1")
+}
+
+/// Imports busybox-static as `tag`, serving `page` as /www/index.html on 8080.
+fn import_busybox(tag: &str, page: &str) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("bin")).expect("mkdir");
+    std::fs::create_dir_all(root.join("www")).expect("mkdir");
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .expect("busybox-static is needed (apt-get install busybox-static)");
+    std::fs::write(root.join("www/index.html"), page).expect("write");
+    let tar = dir.path().join("rootfs.tar");
+    let ok = Command::new("tar")
+        .args([
+            "-C",
+            &root.to_string_lossy(),
+            "-cf",
+            &tar.to_string_lossy(),
+            ".",
+        ])
+        .status()
+        .expect("tar");
+    assert!(ok.success());
+    let out = Command::new("docker")
+        .args([
+            "import",
+            "--change",
+            r#"CMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]"#,
+            &tar.to_string_lossy(),
+            tag,
+        ])
+        .output()
+        .expect("docker import");
+    assert!(out.status.success(), "{out:?}");
 }
 
 /// Brings the project down when a test ends.
@@ -404,4 +407,109 @@ fn the_ai_stack_containers_template_runs_its_client() {
         return;
     }
     support::template_runs_its_client("ai-stack-containers");
+}
+
+/// A registry on loopback (Debian's `docker-registry`), ended when dropped.
+struct Registry {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start(test: &str) -> Option<Registry> {
+        let bin = "/usr/bin/docker-registry";
+        if !std::path::Path::new(bin).exists() {
+            skip_or_fail(test, "no registry (apt-get install docker-registry)");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let dir = tempfile::tempdir().expect("tmp");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            "version: 0.1\nstorage: {filesystem: {}}\nhttp: {}\n",
+        )
+        .expect("config");
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(bin)
+            .args(["serve", &config.to_string_lossy()])
+            .env("REGISTRY_HTTP_ADDR", &addr)
+            .env(
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+                dir.path().join("data"),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry");
+        let registry = Registry {
+            child,
+            addr,
+            _dir: dir,
+        };
+        assert!(
+            eventually(Duration::from_secs(20), || std::net::TcpStream::connect(
+                &registry.addr
+            )
+            .is_ok()),
+            "the registry did not listen"
+        );
+        Some(registry)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_image_missing_locally_is_pulled_before_anything_starts() {
+    if !engine("image_pull") {
+        return;
+    }
+    if busybox_image("image_pull").is_none() {
+        return;
+    }
+    // An image of its own, so its layer is nowhere in the engine once pushed and removed.
+    let local = "stack-test-pull:1";
+    import_busybox(local, "pulled\n");
+    let Some(registry) = Registry::start("image_pull") else {
+        return;
+    };
+    let remote = format!("{}/stack-test/busybox:1", registry.addr);
+    docker(&["tag", local, &remote]);
+    let push = Command::new("docker")
+        .args(["push", &remote])
+        .output()
+        .expect("push");
+    assert!(push.status.success(), "{push:?}");
+    docker(&["rmi", &remote, local]);
+    assert_eq!(docker(&["images", "-q", &remote]).trim(), "");
+    let p = Project::new(&format!(
+        "services:\n  web:\n    image: {remote}\n    ports: {{http: {{host: auto, container: 8080}}}}\n    health: {{http: {{path: /index.html, port: http}}}}\n"
+    ));
+    let _down = Down(&p);
+    let run = p.run(&["up", "-d"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("web  pulling {remote}\n")),
+        "{}",
+        run.stderr
+    );
+    // One line per layer step; the layer counted once.
+    assert!(run.stderr.contains("1/1 layers"), "{}", run.stderr);
+    assert!(
+        !docker(&["images", "-q", &remote]).trim().is_empty(),
+        "not pulled"
+    );
+    assert_eq!(ps(&p)["services"][0]["health"], "healthy");
+    assert_eq!(p.run(&["down"], T).code, Some(0));
+    docker(&["rmi", &remote]);
 }

@@ -112,7 +112,7 @@ pub(crate) async fn pull_images(
         else {
             continue;
         };
-        let note = |line: String| console.err(&format!("{}  {line}", s.name));
+        let note = |line: String| console.err(&format!("{}  {line}\n", s.name));
         docker
             .ensure_image(reference, &note)
             .await

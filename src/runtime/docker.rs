@@ -341,8 +341,14 @@ impl Docker {
                 image: reference.to_string(),
                 reason: e.to_string(),
             })?;
-            if let (Some(id), Some(status)) = (info.id, info.status) {
-                layers.insert(id.clone(), status.clone());
+            if let (Some(id), Some(status)) = (info.id, info.status)
+                && !status.starts_with("Pulling from")
+            {
+                // One line per layer and step ("Downloading", "Extracting", …), not one per
+                // progress tick.
+                if layers.insert(id.clone(), status.clone()).as_ref() == Some(&status) {
+                    continue;
+                }
                 let done = layers
                     .values()
                     .filter(|s| s.starts_with("Pull complete") || s.starts_with("Already exists"))
