@@ -513,3 +513,50 @@ fn an_image_missing_locally_is_pulled_before_anything_starts() {
     assert_eq!(p.run(&["down"], T).code, Some(0));
     docker(&["rmi", &remote]);
 }
+
+#[test]
+fn a_service_built_from_a_dockerfile_logs_its_build() {
+    if !engine("dockerfile_build") || busybox_image("dockerfile_build").is_none() {
+        return;
+    }
+    let p = Project::new(
+        "services:\n  web:\n    build: ./web\n    ports: {http: {host: auto, container: 8080}}\n    health: {http: {path: /index.html, port: http}}\n",
+    );
+    p.write(
+        "web/Dockerfile",
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY index.html /www/index.html\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+    );
+    std::fs::copy("/bin/busybox", p.path().join("web/busybox")).expect("copy busybox");
+    p.write("web/index.html", "built here\n");
+    let _down = Down(&p);
+    let run = p.run(&["up", "-d"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let log = p.read(".stack/logs/web.log");
+    assert!(
+        log.contains("Step 2/4 : COPY busybox /bin/busybox"),
+        "{log}"
+    );
+    let url = ps(&p)["services"][0]["ports"]["http"]["url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    let page = Command::new("python3")
+        .args([
+            "-c",
+            "import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())",
+        ])
+        .arg(format!("{url}/index.html"))
+        .output()
+        .expect("fetch");
+    assert!(
+        String::from_utf8_lossy(&page.stdout).contains("built here"),
+        "{page:?}"
+    );
+    let image = format!("stack-{}-web:latest", p.name());
+    assert!(
+        !docker(&["images", "-q", &image]).trim().is_empty(),
+        "no {image}"
+    );
+    assert_eq!(p.run(&["down"], T).code, Some(0));
+    docker(&["rmi", &image]);
+}
