@@ -560,3 +560,30 @@ fn a_service_built_from_a_dockerfile_logs_its_build() {
     assert_eq!(p.run(&["down"], T).code, Some(0));
     docker(&["rmi", &image]);
 }
+
+#[test]
+fn the_gate_inside_the_builtin_image() {
+    // `stack __gate CMD…` becomes `stack CMD…` once "open" arrives on stdin…
+    let gate = |input: &[u8]| {
+        let mut child = Command::new(support::stack_bin())
+            .args(["__gate", "--version"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("gate");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), input).expect("write");
+        child.wait_with_output().expect("wait")
+    };
+    let opened = gate(b"open\n");
+    assert_eq!(opened.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&opened.stdout).starts_with("stack "),
+        "{opened:?}"
+    );
+    // …and stands down with 75 (not a clean exit) when its input closes or says anything else.
+    for input in [&b""[..], b"nope\n"] {
+        let closed = gate(input);
+        assert_eq!(closed.status.code(), Some(75), "{closed:?}");
+        assert!(closed.stdout.is_empty());
+    }
+}

@@ -2,7 +2,7 @@
 //!
 //! - `stack __gate CMD…` holds a prestarted container until the supervisor opens it: it
 //!   reads one line from stdin (attached by the supervisor) and then becomes `stack CMD…`
-//!   (exec, same pid). End of input without a line means "not needed": it exits 0. A
+//!   (exec, same pid). End of input without a line means "not needed": it exits 75. A
 //!   dependent built-in's container is created and started this way while its
 //!   dependencies come up, so its own (slow) container start is off the critical path.
 //! - `stack __probe URL` is an HTTP GET that exits 0 on a 2xx answer: a HEALTHCHECK for
@@ -18,6 +18,8 @@ use std::time::Duration;
 pub const GATE: &str = "__gate";
 /// The first argument that selects the probe.
 pub const PROBE: &str = "__probe";
+/// The gate's exit code when it closes without opening (EX_TEMPFAIL).
+pub const GATE_CLOSED: i32 = 75;
 /// What the supervisor writes to open the gate.
 pub const OPEN: &[u8] = b"open\n";
 
@@ -26,8 +28,9 @@ pub fn gate(args: &[OsString]) -> i32 {
     let mut line = String::new();
     match std::io::stdin().lock().read_line(&mut line) {
         Ok(n) if n > 0 && line.as_bytes() == OPEN => {}
-        // Closed (the supervisor went away or did not need us) or anything else: stand down.
-        _ => return 0,
+        // Closed (the supervisor went away or did not need us) or anything else: stand down,
+        // with a code that cannot pass for the service's own clean exit.
+        _ => return GATE_CLOSED,
     }
     let exe = std::env::current_exe().unwrap_or_else(|_| "/stack".into());
     let err = std::process::Command::new(exe).args(args).exec();
