@@ -1,6 +1,7 @@
 //! Prometheus metrics shared by the built-in services: request counts by route and status,
 //! a latency histogram, and the `/metrics` text endpoint.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,9 +19,9 @@ use prometheus_client::registry::Registry;
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// The route template (`/v1/sessions/{id}/entries`), never the raw path.
-    pub route: String,
+    pub route: Cow<'static, str>,
     /// `GET`, `POST`, …
-    pub method: String,
+    pub method: Cow<'static, str>,
     /// The status code.
     pub status: u16,
 }
@@ -29,7 +30,7 @@ pub struct RequestLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     /// The route template.
-    pub route: String,
+    pub route: Cow<'static, str>,
 }
 
 /// Request counters and latency histograms; add service-specific metrics to `registry`.
@@ -73,18 +74,24 @@ impl HttpMetrics {
     }
 
     /// Records one request.
-    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    pub fn observe(
+        &self,
+        route: impl Into<Cow<'static, str>>,
+        method: impl Into<Cow<'static, str>>,
+        status: u16,
+        seconds: f64,
+    ) {
+        // Static labels (the built-ins' own routes) cost no allocation.
+        let route = route.into();
         self.requests
             .get_or_create(&RequestLabels {
-                route: route.to_string(),
-                method: method.to_string(),
+                route: route.clone(),
+                method: method.into(),
                 status,
             })
             .inc();
         self.latency
-            .get_or_create(&RouteLabels {
-                route: route.to_string(),
-            })
+            .get_or_create(&RouteLabels { route })
             .observe(seconds);
     }
 
@@ -118,8 +125,8 @@ pub async fn track(State(metrics): State<Arc<HttpMetrics>>, req: Request, next: 
     let method = req.method().as_str().to_string();
     let response = next.run(req).await;
     metrics.observe(
-        &route,
-        &method,
+        route,
+        method,
         response.status().as_u16(),
         start.elapsed().as_secs_f64(),
     );

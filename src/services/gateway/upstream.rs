@@ -111,7 +111,7 @@ impl Upstreams {
         body: Bytes,
     ) -> Result<(Response<Incoming>, Attempts), Unreachable> {
         let mut attempts = Attempts::default();
-        let urls = self.table.get(upstream).cloned().unwrap_or_default();
+        let urls: &[Uri] = self.table.get(upstream).map_or(&[], Vec::as_slice);
         let mut last: Option<Response<Incoming>> = None;
         let mut reason = format!("no URL for upstream `{upstream}`");
         for (i, base) in urls.iter().enumerate() {

@@ -114,10 +114,10 @@ impl AppState {
     }
 
     /// Counts generated tokens.
-    pub fn count_tokens(&self, route: &str, n: u32) {
+    pub fn count_tokens(&self, route: &'static str, n: u32) {
         self.tokens_out
             .get_or_create(&RouteLabels {
-                route: route.to_string(),
+                route: route.into(),
             })
             .inc_by(u64::from(n));
     }
