@@ -236,8 +236,14 @@ async fn raw_http_origin_protocol_version_and_rest_errors() {
         400
     );
     let huge = json!({"role": "user", "content": "x".repeat(2 * 1024 * 1024)}).to_string();
+    // Its own connection: the server answers 413 without reading the rest and closes it,
+    // which a pooled connection reused by the next request would trip over.
+    let once = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
     assert_eq!(
-        c.post(format!("{base}/v1/sessions/s1/entries"))
+        once.post(format!("{base}/v1/sessions/s1/entries"))
             .body(huge)
             .send()
             .await
