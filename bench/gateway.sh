@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 6 figures: the mock model directly, the gateway in front of it, and nginx
 # (proxy_pass with upstream keepalive) in front of it, under the same wrk load.
-# The model runs on core 0 (1 worker), the proxy on core 1 (1 worker / 1 nginx worker).
+# The model runs on core 0 (1 worker), the proxy on core 1 (1 worker / 1 nginx worker);
+# for each proxy it also prints its own CPU time per request, user and system.
 #   bench/gateway.sh [DURATION] [CONNECTIONS]   (default 10s, 16; needs wrk and nginx:
 #                                                apt-get install -y wrk nginx)
 set -euo pipefail
@@ -61,9 +62,11 @@ http {
 }
 NGINX
 taskset -c 1 nginx -c "$tmp/nginx.conf" &
-pids+=($!)
+nginx_master=$!
+pids+=($nginx_master)
 for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$nport/health" && break; sleep 0.01; done
 nginx_url="http://127.0.0.1:$nport"
+nginx_worker=$(pgrep -P "$nginx_master" | head -n 1)
 
 cat >"$tmp/chat.lua" <<'LUA'
 wrk.method = "POST"
@@ -72,21 +75,34 @@ wrk.body = '{"model":"mock-gpt","messages":[{"role":"user","content":"What is a 
 LUA
 
 declare -A rps p50 p99
-run() {  # run NAME URL
+cpu() { awk '{print $14 + $15, $14, $15}' "/proc/$1/stat"; }  # total, user, system ticks
+run() {  # run NAME URL [PID]: wrk against URL; with PID, that process's CPU time per request
   wrk -t1 -c"$conns" -d2s -s "$tmp/chat.lua" "$2/v1/chat/completions" >/dev/null
-  local out
+  local out before after
+  [ -n "${3:-}" ] && before=$(cpu "$3")
   out=$(wrk -t1 -c"$conns" -d"$duration" --latency -s "$tmp/chat.lua" "$2/v1/chat/completions")
+  [ -n "${3:-}" ] && after=$(cpu "$3")
   rps[$1]=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50[$1]=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99[$1]=$(awk '$1=="99%" {print $2}' <<<"$out")
   if grep -q "Non-2xx" <<<"$out"; then echo "warning: $1 answered errors" >&2; grep Non-2xx <<<"$out" >&2; fi
-  printf '%-8s %10s req/s   p50 %9s   p99 %9s\n' "$1" "${rps[$1]}" "${p50[$1]}" "${p99[$1]}"
+  printf '%-8s %10s req/s   p50 %9s   p99 %9s' "$1" "${rps[$1]}" "${p50[$1]}" "${p99[$1]}"
+  if [ -n "${3:-}" ]; then
+    local n hz
+    n=$(awk '/requests in/ {print $1}' <<<"$out")
+    hz=$(getconf CLK_TCK)
+    python3 -c 'import sys; b, a, n, hz = sys.argv[1].split(), sys.argv[2].split(), int(sys.argv[3]), int(sys.argv[4])
+us = lambda i: (int(a[i]) - int(b[i])) * 1e6 / hz / n
+print(f"   CPU/request: user {us(1):.1f} us, system {us(2):.1f} us")' "$before" "$after" "$n" "$hz"
+  else
+    echo
+  fi
 }
 
 echo "non-streaming chat completions, wrk -c$conns, $duration each; model on core 0, proxy on core 1"
 run direct "$model"
-run gateway "$gateway"
-run nginx "$nginx_url"
+run gateway "$gateway" "$gateway_pid"
+run nginx "$nginx_url" "$nginx_worker"
 python3 - "${rps[gateway]}" "${rps[nginx]}" "${p50[direct]}" "${p50[gateway]}" "${p99[direct]}" "${p99[gateway]}" "${p50[nginx]}" "${p99[nginx]}" <<'PY'
 import sys
 def ms(v):

@@ -29,15 +29,16 @@ pub use error::{Error, Result};
 pub fn main() -> ExitCode {
     // The process-group shim runs before anything else: it must start fast.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == runtime::shim::ARG) {
-        let code = runtime::shim::run(&args[2..]);
-        return ExitCode::from(u8::try_from(code).unwrap_or(1));
-    }
-    if args.get(1).is_some_and(|a| a == runtime::inside::GATE) {
-        return ExitCode::from(u8::try_from(runtime::inside::gate(&args[2..])).unwrap_or(1));
-    }
-    if args.get(1).is_some_and(|a| a == runtime::inside::PROBE) {
-        return ExitCode::from(u8::try_from(runtime::inside::probe(&args[2..])).unwrap_or(1));
+    // So do the two commands of the built-in image (`runtime::inside`).
+    let early: Option<fn(&[std::ffi::OsString]) -> i32> = match args.get(1).and_then(|a| a.to_str())
+    {
+        Some(runtime::shim::ARG) => Some(runtime::shim::run),
+        Some(runtime::inside::GATE) => Some(runtime::inside::gate),
+        Some(runtime::inside::PROBE) => Some(runtime::inside::probe),
+        _ => None,
+    };
+    if let Some(command) = early {
+        return ExitCode::from(u8::try_from(command(&args[2..])).unwrap_or(1));
     }
     let cli = cli::Cli::parse();
     match commands::run(cli) {

@@ -147,12 +147,6 @@ impl ContainerSpec {
     }
 }
 
-/// A container just created, or an identical stopped one to start again.
-enum Created {
-    New(String),
-    Existing(String),
-}
-
 /// A prestarted built-in container waiting at its gate (see [`super::inside`]).
 pub struct Gated {
     docker: Docker,
@@ -455,10 +449,7 @@ impl Docker {
     /// Creates (or recreates, when its configuration changed) and starts the container;
     /// returns its id.
     pub async fn run(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
-        let id = match self.create(spec, false).await? {
-            Created::New(id) => id,
-            Created::Existing(id) => id,
-        };
+        let id = self.create(spec, false).await?;
         self.api
             .start_container(
                 &id,
@@ -478,11 +469,8 @@ impl Docker {
                 .chain(spec.command.clone().unwrap_or_default())
                 .collect(),
         );
-        // Always a fresh container: its stdin is ours alone.
-        let _ = self.remove(&gated.name()).await;
-        let id = match self.create(&gated, true).await? {
-            Created::New(id) | Created::Existing(id) => id,
-        };
+        // Always a fresh container (`create` replaces any other): its stdin is ours alone.
+        let id = self.create(&gated, true).await?;
         let options = bollard::query_parameters::AttachContainerOptionsBuilder::default()
             .stdin(true)
             .stream(true)
@@ -512,8 +500,9 @@ impl Docker {
         })
     }
 
-    /// Creates the container unless one with the same configuration exists (stopped).
-    async fn create(&self, spec: &ContainerSpec, stdin: bool) -> Result<Created, DockerError> {
+    /// Creates the container unless one with the same configuration exists (stopped);
+    /// its id. With `stdin` (attached by the caller), always a new one.
+    async fn create(&self, spec: &ContainerSpec, stdin: bool) -> Result<String, DockerError> {
         let name = spec.name();
         let hash = spec.config_hash();
         if let Ok(existing) = self
@@ -537,7 +526,7 @@ impl Docker {
                 .and_then(|s| s.running)
                 .unwrap_or(false);
             if same && !running && !stdin {
-                return Ok(Created::Existing(id));
+                return Ok(id);
             }
             self.remove(&id).await?;
         }
@@ -595,7 +584,7 @@ impl Docker {
             .create_container(Some(options), body)
             .await
             .map_err(api)?;
-        Ok(Created::New(created.id))
+        Ok(created.id)
     }
 
     /// The container's output from now on, stdout and stderr apart, until it stops.
@@ -662,10 +651,7 @@ impl Docker {
 
     /// SIGKILLs the container.
     pub async fn kill(&self, id: &str) {
-        let _ = self
-            .api
-            .kill_container(id, None::<bollard::query_parameters::KillContainerOptions>)
-            .await;
+        let _ = self.signal(id, "SIGKILL").await;
     }
 
     /// Sends `signal` (`SIGTERM`…) to the container's main process.

@@ -92,11 +92,7 @@ impl Running {
             Running::Container(c) => {
                 c.docker.kill(&c.id).await;
                 let exit = c.wait().await;
-                let docker = c.docker.clone();
-                let id = c.id.clone();
-                c.docker.track(async move {
-                    let _ = docker.remove(&id).await;
-                });
+                c.remove_once_exited();
                 exit
             }
         }
@@ -124,6 +120,17 @@ impl RunningContainer {
         if tokio::time::timeout(timeout, ended).await.is_err() {
             self.docker.kill(&self.id).await;
         }
+        self.remove_once_exited();
+        let code = *self.exit.borrow();
+        Exit {
+            code: code.and_then(|c| i32::try_from(c).ok()).filter(|c| *c >= 0),
+            signal: None,
+        }
+    }
+
+    /// In the background ([`Docker::settle`]): once the engine reports the exit (at most
+    /// 30 s), removes the container.
+    fn remove_once_exited(&self) {
         let docker = self.docker.clone();
         let id = self.id.clone();
         let mut exit = self.exit.clone();
@@ -132,11 +139,6 @@ impl RunningContainer {
                 tokio::time::timeout(Duration::from_secs(30), exit.wait_for(Option::is_some)).await;
             let _ = docker.remove(&id).await;
         });
-        let code = *self.exit.borrow();
-        Exit {
-            code: code.and_then(|c| i32::try_from(c).ok()).filter(|c| *c >= 0),
-            signal: None,
-        }
     }
 
     async fn wait(&mut self) -> Exit {

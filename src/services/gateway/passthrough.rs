@@ -78,24 +78,10 @@ pub async fn context(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
 /// The session of a `/v1/sessions/{id}…` path, percent-decoded.
 fn session_of(path: &str) -> Option<String> {
     let raw = path.strip_prefix("/v1/sessions/")?.split('/').next()?;
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
-            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
-                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    let session = String::from_utf8(out).ok()?;
-    (!session.is_empty()).then_some(session)
+    let session = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()?;
+    (!session.is_empty()).then(|| session.into_owned())
 }
 
 /// `GET /v1/models`: every upstream's list, merged by id.
