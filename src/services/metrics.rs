@@ -95,6 +95,31 @@ impl HttpMetrics {
             .observe(seconds);
     }
 
+    /// The request counter of one route, method and status, to count without a lookup.
+    pub fn requests_counter(
+        &self,
+        route: &'static str,
+        method: &'static str,
+        status: u16,
+    ) -> Counter {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: Cow::Borrowed(route),
+                method: Cow::Borrowed(method),
+                status,
+            })
+            .clone()
+    }
+
+    /// The latency histogram of one route, to observe without a lookup.
+    pub fn latency_histogram(&self, route: &'static str) -> Histogram {
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: Cow::Borrowed(route),
+            })
+            .clone()
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> Response {
         let mut body = String::new();

@@ -109,7 +109,7 @@ impl ContextClient {
         let fut = async {
             let resp = self
                 .upstreams
-                .send(&self.base, &method, path, &self.headers(), body)
+                .send(&self.base, &method, path, self.headers(), body)
                 .await?;
             let status = resp.status().as_u16();
             let bytes = resp

@@ -23,6 +23,7 @@ use axum::routing::{any, get, post};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -67,6 +68,63 @@ pub struct GatewayMetrics {
     context_failures: Family<OpLabel, Counter>,
 }
 
+/// The metrics one model route touches on every request, resolved at start: a request
+/// bumps these directly instead of hashing its labels into a family. Answers other than
+/// 200 and upstreams added later go through the families.
+#[derive(Debug)]
+struct RouteHandles {
+    /// `requests{route, status="200", upstream}`, one per upstream.
+    ok: Vec<(Arc<str>, Counter)>,
+    /// `http_requests{route, method="POST", status="200"}`.
+    http_ok: Counter,
+    latency: Histogram,
+    prompt_tokens: Counter,
+    completion_tokens: Counter,
+}
+
+impl RouteHandles {
+    fn new(
+        route: &'static str,
+        upstreams: &upstream::Upstreams,
+        metrics: &GatewayMetrics,
+        http: &HttpMetrics,
+    ) -> RouteHandles {
+        let tokens = |kind| {
+            metrics
+                .tokens
+                .get_or_create(&TokenLabels { route, kind })
+                .clone()
+        };
+        RouteHandles {
+            ok: upstreams
+                .all()
+                .map(|(name, _)| {
+                    let labels = RequestLabels {
+                        route,
+                        status: 200,
+                        upstream: name.clone(),
+                    };
+                    (
+                        name.clone(),
+                        metrics.requests.get_or_create(&labels).clone(),
+                    )
+                })
+                .collect(),
+            http_ok: http.requests_counter(route, "POST", 200),
+            latency: http.latency_histogram(route),
+            prompt_tokens: tokens("prompt"),
+            completion_tokens: tokens("completion"),
+        }
+    }
+
+    fn ok_counter(&self, upstream: &Arc<str>) -> Option<&Counter> {
+        self.ok
+            .iter()
+            .find(|(name, _)| Arc::ptr_eq(name, upstream))
+            .map(|(_, c)| c)
+    }
+}
+
 /// Shared state.
 #[derive(Debug)]
 pub struct Gateway {
@@ -77,6 +135,8 @@ pub struct Gateway {
     sessions: enrich::SessionLocks,
     metrics: GatewayMetrics,
     http: Arc<HttpMetrics>,
+    /// Per model route, indexed like [`proxy::ROUTES`].
+    hot: Vec<RouteHandles>,
     tasks: TaskTracker,
     uptime: Uptime,
 }
@@ -125,6 +185,10 @@ impl Gateway {
             "Context server calls that failed",
             metrics.context_failures.clone(),
         );
+        let hot = proxy::ROUTES
+            .iter()
+            .map(|r| RouteHandles::new(r.path, &upstreams, &metrics, &http))
+            .collect();
         Gateway {
             keys: keys::Keys::new(&config.keys),
             upstreams,
@@ -132,6 +196,7 @@ impl Gateway {
             sessions: enrich::SessionLocks::default(),
             metrics,
             http: Arc::new(http),
+            hot,
             tasks: TaskTracker::new(),
             uptime: Uptime::start("gateway"),
             config,
@@ -140,28 +205,34 @@ impl Gateway {
 
     /// Records a finished request: metrics and the JSON access log.
     fn observe(&self, a: &proxy::Access) {
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                route: a.route,
-                status: a.status,
-                upstream: a.upstream.clone().unwrap_or_else(|| Arc::from("")),
-            })
-            .inc();
-        self.http.observe(a.route, "POST", a.status, a.ms / 1000.0);
+        let route = a.route.path;
+        let hot = &self.hot[a.route.index];
+        let seconds = a.ms / 1000.0;
+        match a.upstream.as_ref().and_then(|u| hot.ok_counter(u)) {
+            Some(ok) if a.status == 200 => {
+                ok.inc();
+                hot.http_ok.inc();
+                hot.latency.observe(seconds);
+            }
+            _ => {
+                self.metrics
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        route,
+                        status: a.status,
+                        upstream: a.upstream.clone().unwrap_or_else(|| Arc::from("")),
+                    })
+                    .inc();
+                self.http.observe(route, "POST", a.status, seconds);
+            }
+        }
         if a.retries > 0 {
             self.metrics.retries.inc_by(u64::from(a.retries));
         }
         if a.fallbacks > 0 {
             self.metrics.fallbacks.inc_by(u64::from(a.fallbacks));
         }
-        self.metrics
-            .tokens
-            .get_or_create(&TokenLabels {
-                route: a.route,
-                kind: "prompt",
-            })
-            .inc_by(a.prompt_tokens);
+        hot.prompt_tokens.inc_by(a.prompt_tokens);
         if let Some(what) = a.limited {
             self.metrics
                 .rate_limited
@@ -177,13 +248,9 @@ impl Gateway {
     }
 
     /// Records the completion tokens of an answer (and charges them to the key).
-    fn count_tokens(&self, route: &'static str, said: &reply::Said, key: Option<&str>) {
-        self.metrics
-            .tokens
-            .get_or_create(&TokenLabels {
-                route,
-                kind: "completion",
-            })
+    fn count_tokens(&self, route: proxy::RouteKind, said: &reply::Said, key: Option<&str>) {
+        self.hot[route.index]
+            .completion_tokens
             .inc_by(said.completion_tokens);
         if let Some(label) = key {
             self.keys.charge(label, said.completion_tokens);
@@ -201,11 +268,11 @@ fn routes(gw: Arc<Gateway>) -> Router {
     // The model routes record their own metrics (`Gateway::observe`): no middleware on
     // the hot path.
     let model_routes = Router::new()
-        .route("/v1/chat/completions", post(proxy::chat))
-        .route("/v1/messages", post(proxy::messages))
-        .route("/v1/messages/count_tokens", post(proxy::count_tokens))
-        .route("/v1/embeddings", post(proxy::embeddings))
-        .route("/v1/responses", post(proxy::responses));
+        .route(proxy::ROUTES[0].path, post(proxy::model_route::<0>))
+        .route(proxy::ROUTES[1].path, post(proxy::model_route::<1>))
+        .route(proxy::ROUTES[2].path, post(proxy::model_route::<2>))
+        .route(proxy::ROUTES[3].path, post(proxy::model_route::<3>))
+        .route(proxy::ROUTES[4].path, post(proxy::model_route::<4>));
     Router::new()
         .route("/v1/models", get(passthrough::models))
         .route("/mcp", any(passthrough::context))

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::Gateway;
 use super::keys::Refusal;
-use super::proxy::strip_hop_headers;
+use super::upstream::strip_hop_headers;
 use crate::services::api_error::{Api, ApiError};
 
 fn refuse(api: Api, r: Refusal) -> Response {
@@ -55,7 +55,7 @@ pub async fn context(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     }
     match gw
         .upstreams
-        .send(ctx.base(), &parts.method, &path, &headers, body)
+        .send(ctx.base(), &parts.method, &path, headers, body)
         .await
     {
         Ok(resp) => {
@@ -89,14 +89,19 @@ pub async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Respo
     if let Err(r) = gw.keys.admit(&headers, 0) {
         return refuse(Api::OpenAi, r);
     }
-    let fwd = super::upstream::forwardable(&headers);
     let mut seen = std::collections::HashSet::new();
     let mut data: Vec<Value> = Vec::new();
     let names: Vec<std::sync::Arc<str>> = gw.upstreams.all().map(|(n, _)| n.clone()).collect();
     for name in names {
         let Ok((resp, _)) = gw
             .upstreams
-            .forward(&name, &Method::GET, "/v1/models", &fwd, bytes::Bytes::new())
+            .forward(
+                &name,
+                &Method::GET,
+                "/v1/models",
+                &headers,
+                bytes::Bytes::new(),
+            )
             .await
         else {
             continue;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -17,11 +17,14 @@ use super::Gateway;
 use super::enrich::{self, Prepended, Shape};
 use super::keys::Refusal;
 use super::reply::{self, Said, Tee};
+use super::upstream::{names, strip_hop_headers};
 use crate::services::api_error::{Api, ApiError};
 
 /// Which route, for errors, enrichment and metrics.
 #[derive(Debug, Clone, Copy)]
 pub struct RouteKind {
+    /// Position in [`ROUTES`].
+    pub index: usize,
     /// The path forwarded.
     pub path: &'static str,
     /// Error shape.
@@ -48,13 +51,24 @@ pub async fn handle(
 ) -> Response<Body> {
     let started = Instant::now();
     let request_id = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map_or_else(next_request_id, str::to_string);
+        .get(names::REQUEST_ID)
+        .cloned()
+        .unwrap_or_else(next_request_id);
     let mut log = Access {
-        request_id: request_id.clone(),
-        route: route.path,
-        ..Access::default()
+        request_id,
+        route,
+        status: 0,
+        upstream: None,
+        model: None,
+        key: None,
+        retries: 0,
+        fallbacks: 0,
+        stream: false,
+        context_entries: 0,
+        prompt_tokens: 0,
+        error: None,
+        limited: None,
+        ms: 0.0,
     };
     let mut resp = match forward(&gw, route, &headers, body, &mut log).await {
         Ok(r) => r,
@@ -63,37 +77,52 @@ pub async fn handle(
             e.into_response()
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
+    resp.headers_mut()
+        .insert(names::REQUEST_ID, log.request_id.clone());
     log.status = resp.status().as_u16();
     log.ms = started.elapsed().as_secs_f64() * 1000.0;
     gw.observe(&log);
     resp
 }
 
-/// A request id unique to this process: its start time and a counter (cheaper than a
-/// random UUID on every request).
-fn next_request_id() -> String {
+/// A request id unique to this process: its start time and a counter, in hex (cheaper
+/// than a random UUID on every request).
+pub(super) fn next_request_id() -> HeaderValue {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     static BOOT: OnceLock<u64> = OnceLock::new();
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    let boot = BOOT.get_or_init(|| {
+    let boot = *BOOT.get_or_init(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64)
     });
-    format!("{boot:x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+    let mut id = [0u8; 33];
+    let mut len = push_hex(&mut id, 0, boot);
+    id[len] = b'-';
+    len = push_hex(&mut id, len + 1, NEXT.fetch_add(1, Ordering::Relaxed));
+    HeaderValue::from_bytes(&id[..len]).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// Writes `n` in lowercase hex at `buf[at..]`; returns the end.
+pub(super) fn push_hex(buf: &mut [u8; 33], at: usize, n: u64) -> usize {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let width = (16 - n.leading_zeros() as usize / 4).max(1);
+    for i in 0..width {
+        buf[at + width - 1 - i] = DIGITS[(n >> (4 * i)) as usize & 0xf];
+    }
+    at + width
 }
 
 /// One access-log line (JSON), also the source of the gateway's metrics.
-#[derive(Debug, Default, serde::Serialize)]
+#[derive(Debug, serde::Serialize)]
 pub struct Access {
     /// Request id (`x-request-id`, given or made).
-    pub request_id: String,
+    #[serde(serialize_with = "header_text")]
+    pub request_id: HeaderValue,
     /// The route.
-    pub route: &'static str,
+    #[serde(serialize_with = "route_path")]
+    pub route: RouteKind,
     /// The answer's status.
     pub status: u16,
     /// The upstream used.
@@ -123,6 +152,15 @@ pub struct Access {
     pub limited: Option<&'static str>,
     /// Time to the response head.
     pub ms: f64,
+}
+
+fn route_path<S: serde::Serializer>(r: &RouteKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(r.path)
+}
+
+/// A header value in the access log (lossy when it is not visible ASCII).
+fn header_text<S: serde::Serializer>(v: &HeaderValue, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(v.as_bytes()))
 }
 
 async fn forward(
@@ -183,7 +221,7 @@ async fn forward(
 
     // Context enrichment.
     let session = headers
-        .get("x-session-id")
+        .get(names::SESSION_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|s| !s.is_empty())
         .map(str::to_string);
@@ -219,10 +257,9 @@ async fn forward(
     }
     log.context_entries = prepended.entries;
 
-    let fwd_headers = super::upstream::forwardable(headers);
     let result = gw
         .upstreams
-        .forward(&upstream, &Method::POST, route.path, &fwd_headers, out_body)
+        .forward(&upstream, &Method::POST, route.path, headers, out_body)
         .await;
     let (upstream_resp, attempts) = match result {
         Ok(r) => r,
@@ -247,23 +284,19 @@ async fn forward(
         // Every retry and fallback answered this: the caller should not retry on top.
         parts
             .headers
-            .insert("x-should-retry", HeaderValue::from_static("false"));
+            .insert(names::SHOULD_RETRY, HeaderValue::from_static("false"));
     }
     if prepended.entries > 0 || session.is_some() {
         insert_num(
             &mut parts.headers,
-            "x-stack-context-entries",
+            names::CONTEXT_ENTRIES,
             prepended.entries as u64,
         );
-        insert_num(
-            &mut parts.headers,
-            "x-stack-context-tokens",
-            prepended.tokens,
-        );
+        insert_num(&mut parts.headers, names::CONTEXT_TOKENS, prepended.tokens);
     }
     let is_sse = parts
         .headers
-        .get("content-type")
+        .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("text/event-stream"));
 
@@ -272,9 +305,8 @@ async fn forward(
     let key_label = key.map(|k| k.label.clone());
     let store = move |said: Said| {
         let gw = gw2;
-        let route_path = route.path;
         async move {
-            gw.count_tokens(route_path, &said, key_label.as_deref());
+            gw.count_tokens(route, &said, key_label.as_deref());
             if let (Some(sid), Some(ctx), true) = (&session, &gw.context, status.is_success()) {
                 for (role, text) in [
                     ("user", user_turn.as_str()),
@@ -326,7 +358,7 @@ async fn forward(
             text: String::new(),
             completion_tokens: reply::completion_tokens(&body),
         };
-        gw.count_tokens(route.path, &said, key.map(|k| k.label.as_str()));
+        gw.count_tokens(route, &said, key.map(|k| k.label.as_str()));
     }
     Ok(Response::from_parts(parts, Body::from(body)))
 }
@@ -335,118 +367,49 @@ fn op(name: &'static str) -> super::OpLabel {
     super::OpLabel { op: name }
 }
 
-fn insert_num(h: &mut HeaderMap, name: &'static str, n: u64) {
-    if let Ok(v) = HeaderValue::from_str(&n.to_string()) {
-        h.insert(name, v);
-    }
+fn insert_num(h: &mut HeaderMap, name: HeaderName, n: u64) {
+    h.insert(name, HeaderValue::from(n));
 }
 
-/// Drops hop-by-hop headers of an upstream answer.
-pub fn strip_hop_headers(h: &mut HeaderMap) {
-    for name in [
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "upgrade",
-        "proxy-connection",
-    ] {
-        h.remove(name);
-    }
-}
+/// The model routes.
+pub const ROUTES: [RouteKind; 5] = [
+    RouteKind {
+        index: 0,
+        path: "/v1/chat/completions",
+        api: Api::OpenAi,
+        shape: Some(Shape::Chat),
+    },
+    RouteKind {
+        index: 1,
+        path: "/v1/messages",
+        api: Api::Anthropic,
+        shape: Some(Shape::Messages),
+    },
+    RouteKind {
+        index: 2,
+        path: "/v1/messages/count_tokens",
+        api: Api::Anthropic,
+        shape: None,
+    },
+    RouteKind {
+        index: 3,
+        path: "/v1/embeddings",
+        api: Api::OpenAi,
+        shape: None,
+    },
+    RouteKind {
+        index: 4,
+        path: "/v1/responses",
+        api: Api::OpenAi,
+        shape: Some(Shape::Responses),
+    },
+];
 
-/// `POST` handlers for each model route.
-pub async fn chat(
+/// A `POST` handler for the model route `ROUTES[I]`.
+pub async fn model_route<const I: usize>(
     State(gw): State<Arc<Gateway>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response<Body> {
-    handle(
-        gw,
-        RouteKind {
-            path: "/v1/chat/completions",
-            api: Api::OpenAi,
-            shape: Some(Shape::Chat),
-        },
-        headers,
-        body,
-    )
-    .await
-}
-
-/// `POST /v1/messages`.
-pub async fn messages(
-    State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response<Body> {
-    handle(
-        gw,
-        RouteKind {
-            path: "/v1/messages",
-            api: Api::Anthropic,
-            shape: Some(Shape::Messages),
-        },
-        headers,
-        body,
-    )
-    .await
-}
-
-/// `POST /v1/messages/count_tokens`.
-pub async fn count_tokens(
-    State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response<Body> {
-    handle(
-        gw,
-        RouteKind {
-            path: "/v1/messages/count_tokens",
-            api: Api::Anthropic,
-            shape: None,
-        },
-        headers,
-        body,
-    )
-    .await
-}
-
-/// `POST /v1/embeddings`.
-pub async fn embeddings(
-    State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response<Body> {
-    handle(
-        gw,
-        RouteKind {
-            path: "/v1/embeddings",
-            api: Api::OpenAi,
-            shape: None,
-        },
-        headers,
-        body,
-    )
-    .await
-}
-
-/// `POST /v1/responses`.
-pub async fn responses(
-    State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response<Body> {
-    handle(
-        gw,
-        RouteKind {
-            path: "/v1/responses",
-            api: Api::OpenAi,
-            shape: Some(Shape::Responses),
-        },
-        headers,
-        body,
-    )
-    .await
+    handle(gw, ROUTES[I], headers, body).await
 }

@@ -46,22 +46,34 @@ pub fn from_json(body: &[u8]) -> Said {
     said
 }
 
-/// The completion tokens a plain JSON answer reports, read without building the reply.
+/// The completion tokens a plain JSON answer reports, read without parsing it: the number
+/// after the `"completion_tokens"` key (OpenAI), else after `"output_tokens"` (Anthropic,
+/// Responses). A key cannot be mistaken for text inside a string value, where every quote
+/// is escaped, and `"completion_tokens_details"` does not match. 0 when neither is there.
 pub fn completion_tokens(body: &[u8]) -> u64 {
-    #[derive(serde::Deserialize)]
-    struct Usage {
-        completion_tokens: Option<u64>,
-        output_tokens: Option<u64>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        usage: Option<Usage>,
-    }
-    serde_json::from_slice::<Answer>(body)
-        .ok()
-        .and_then(|a| a.usage)
-        .and_then(|u| u.completion_tokens.or(u.output_tokens))
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    // Searchers built once: building one costs more than searching a small answer.
+    static KEYS: LazyLock<[Finder<'static>; 2]> = LazyLock::new(|| {
+        [
+            Finder::new(b"\"completion_tokens\""),
+            Finder::new(b"\"output_tokens\""),
+        ]
+    });
+    KEYS.iter()
+        .find_map(|key| number_after(body, key))
         .unwrap_or(0)
+}
+
+/// The unsigned integer value of the first `key` (a quoted JSON key) in `body`.
+fn number_after(body: &[u8], key: &memchr::memmem::Finder<'_>) -> Option<u64> {
+    let at = key.find(body)? + key.needle().len();
+    let rest = body[at..]
+        .trim_ascii_start()
+        .strip_prefix(b":")?
+        .trim_ascii_start();
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
 }
 
 fn usage(v: &Value) -> u64 {
@@ -232,5 +244,30 @@ mod tests {
         );
         let said = from_json(br#"{"output":[{"content":[{"type":"output_text","text":"R"}]}],"usage":{"output_tokens":1}}"#);
         assert_eq!(said.text, "R");
+    }
+
+    #[test]
+    fn completion_tokens_reads_the_usage_key_only() {
+        // OpenAI: `completion_tokens_details` and quoted text mentioning the key do not count.
+        let chat = br#"{"choices":[{"message":{"content":"say \"completion_tokens\": 99"}}],"usage":{"prompt_tokens":7,"completion_tokens_details":{"reasoning_tokens":5}, "completion_tokens" : 26}}"#;
+        assert_eq!(completion_tokens(chat), 26);
+        assert_eq!(completion_tokens(chat), from_json(chat).completion_tokens);
+        // Anthropic and Responses.
+        assert_eq!(
+            completion_tokens(br#"{"usage":{"input_tokens":3,"output_tokens":12}}"#),
+            12
+        );
+        assert_eq!(
+            completion_tokens(br#"{"usage":{"output_tokens_details":{"x":1},"output_tokens":4}}"#),
+            4
+        );
+        // Nothing reported, not JSON, or not a number: 0.
+        assert_eq!(completion_tokens(br#"{"choices":[]}"#), 0);
+        assert_eq!(completion_tokens(b"upstream exploded"), 0);
+        assert_eq!(
+            completion_tokens(br#"{"usage":{"completion_tokens":null}}"#),
+            0
+        );
+        assert_eq!(completion_tokens(br#"{"usage":{"completion_tokens":"#), 0);
     }
 }

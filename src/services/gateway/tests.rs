@@ -128,3 +128,26 @@ fn bad_configurations_are_refused() {
         );
     }
 }
+
+#[test]
+fn route_table_and_request_ids() {
+    for (i, r) in super::proxy::ROUTES.iter().enumerate() {
+        assert_eq!(r.index, i, "{} sits at {i}", r.path);
+    }
+    let (a, b) = (
+        super::proxy::next_request_id(),
+        super::proxy::next_request_id(),
+    );
+    assert_ne!(a, b);
+    for id in [&a, &b] {
+        let text = id.to_str().expect("ascii");
+        let (boot, n) = text.split_once('-').expect("boot-counter");
+        assert!(u64::from_str_radix(boot, 16).is_ok(), "{text}");
+        assert!(u64::from_str_radix(n, 16).is_ok_and(|n| n > 0), "{text}");
+    }
+    let mut buf = [0u8; 33];
+    let end = super::proxy::push_hex(&mut buf, 0, u64::MAX);
+    assert_eq!(&buf[..end], b"ffffffffffffffff");
+    assert_eq!(super::proxy::push_hex(&mut buf, 0, 0), 1);
+    assert_eq!(buf[0], b'0');
+}

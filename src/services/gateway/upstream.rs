@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::http::uri::PathAndQuery;
 use axum::http::{
     HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
 };
@@ -100,20 +101,21 @@ impl Upstreams {
         self.table.iter()
     }
 
-    /// Forwards to `upstream`, retrying and falling back. The response may be an error
-    /// status when every attempt answered one.
+    /// Forwards a request with the caller's `headers` (what [`forwardable`] keeps) to
+    /// `upstream`, retrying and falling back. The response may be an error status when
+    /// every attempt answered one.
     pub async fn forward(
         &self,
         upstream: &str,
         method: &Method,
-        path: &str,
+        path: &'static str,
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<(Response<Incoming>, Attempts), Unreachable> {
         let mut attempts = Attempts::default();
         let urls: &[Uri] = self.table.get(upstream).map_or(&[], Vec::as_slice);
         let mut last: Option<Response<Incoming>> = None;
-        let mut reason = format!("no URL for upstream `{upstream}`");
+        let mut reason = None;
         for (i, base) in urls.iter().enumerate() {
             if i > 0 {
                 attempts.fallbacks += 1;
@@ -123,27 +125,39 @@ impl Upstreams {
                     attempts.retries += 1;
                     tokio::time::sleep(self.backoff * 2u32.saturating_pow(attempt - 1)).await;
                 }
-                let req = build(base, method, path, headers, body.clone());
+                let req = request(
+                    base,
+                    method,
+                    target_static(base, path),
+                    forwardable(headers),
+                    Body::from(body.clone()),
+                );
                 match tokio::time::timeout(self.timeout, self.client.request(req)).await {
                     Ok(Ok(resp)) => {
                         let s = resp.status();
                         if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS {
-                            reason = format!("{base} answered {s}");
+                            reason = Some(format!("{base} answered {s}"));
                             last = Some(resp);
                             continue;
                         }
                         return Ok((resp, attempts));
                     }
-                    Ok(Err(e)) => reason = format!("{base}: {}", describe(&e)),
+                    Ok(Err(e)) => reason = Some(format!("{base}: {}", describe(&e))),
                     Err(_) => {
-                        reason = format!("{base}: no answer within {} ms", self.timeout.as_millis())
+                        reason = Some(format!(
+                            "{base}: no answer within {} ms",
+                            self.timeout.as_millis()
+                        ))
                     }
                 }
             }
         }
         match last {
             Some(resp) => Ok((resp, attempts)),
-            None => Err(Unreachable { reason, attempts }),
+            None => Err(Unreachable {
+                reason: reason.unwrap_or_else(|| format!("no URL for upstream `{upstream}`")),
+                attempts,
+            }),
         }
     }
 
@@ -153,40 +167,70 @@ impl Upstreams {
         base: &Uri,
         method: &Method,
         path: &str,
-        headers: &HeaderMap,
+        headers: HeaderMap,
         body: Body,
     ) -> Result<Response<Incoming>, String> {
-        let req = build_streaming(base, method, path, headers, body);
+        let req = request(base, method, target(base, path), headers, body);
         self.client.request(req).await.map_err(|e| describe(&e))
     }
 }
 
-/// Headers that describe one hop, or the client's credentials for the gateway.
-const DROPPED: [&str; 10] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "authorization",
-    "x-api-key",
-];
+/// Header names the gateway reads or writes, parsed once rather than on every request.
+pub mod names {
+    use axum::http::HeaderName;
 
-/// The request headers worth passing upstream.
+    /// The request id, given by the caller or made by the gateway.
+    pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+    /// The conversation to enrich.
+    pub const SESSION_ID: HeaderName = HeaderName::from_static("x-session-id");
+    /// Tells SDKs not to retry what the gateway already retried.
+    pub const SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
+    /// Context entries prepended.
+    pub const CONTEXT_ENTRIES: HeaderName = HeaderName::from_static("x-stack-context-entries");
+    /// Context tokens prepended.
+    pub const CONTEXT_TOKENS: HeaderName = HeaderName::from_static("x-stack-context-tokens");
+    /// The Anthropic-style key header.
+    pub const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+}
+
+/// Whether `name` describes one hop only (RFC 9110 §7.6.1), never forwarded either way.
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::TRANSFER_ENCODING
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::UPGRADE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+}
+
+/// The request headers worth passing upstream: not hop-by-hop, not the caller's
+/// credentials for the gateway, not the gateway's own (`x-stack-…`, `x-session-id`), and
+/// not `content-length`: hyper sets it from the body forwarded, which enrichment may
+/// have changed. The map has room for the `host` the request adds without growing.
 pub fn forwardable(headers: &HeaderMap) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(headers.len());
+    let mut out = HeaderMap::with_capacity(headers.len() + 1);
     for (k, v) in headers {
-        if !DROPPED.contains(&k.as_str())
-            && !k.as_str().starts_with("x-stack-")
-            && k != "x-session-id"
-        {
+        let dropped = is_hop_by_hop(k)
+            || k == header::HOST
+            || k == header::CONTENT_LENGTH
+            || k == header::AUTHORIZATION
+            || k == names::API_KEY
+            || k == names::SESSION_ID
+            || k.as_str().starts_with("x-stack-");
+        if !dropped {
             out.append(k.clone(), v.clone());
         }
     }
     out
+}
+
+/// Drops the hop-by-hop headers of an upstream answer.
+pub fn strip_hop_headers(h: &mut HeaderMap) {
+    let hops: Vec<HeaderName> = h.keys().filter(|k| is_hop_by_hop(k)).cloned().collect();
+    for name in hops {
+        h.remove(name);
+    }
 }
 
 fn target(base: &Uri, path: &str) -> Uri {
@@ -197,37 +241,34 @@ fn target(base: &Uri, path: &str) -> Uri {
     Uri::from_parts(parts).unwrap_or_else(|_| base.clone())
 }
 
-fn build(
-    base: &Uri,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Request<Body> {
-    let len = body.len();
-    let mut req = build_streaming(base, method, path, headers, Body::from(body));
-    if let Ok(v) = HeaderValue::from_str(&len.to_string()) {
-        req.headers_mut().insert(header::CONTENT_LENGTH, v);
+/// `base` + `path`; a base without a path prefix (the usual case) costs no parsing.
+fn target_static(base: &Uri, path: &'static str) -> Uri {
+    if !matches!(base.path(), "" | "/") {
+        return target(base, path);
     }
-    req
+    let mut parts = base.clone().into_parts();
+    parts.path_and_query = Some(PathAndQuery::from_static(path));
+    Uri::from_parts(parts).unwrap_or_else(|_| base.clone())
 }
 
-fn build_streaming(
+/// A request to `uri` with `headers` and the `host` of `base`. The body's length is set by
+/// hyper from the body itself.
+fn request(
     base: &Uri,
     method: &Method,
-    path: &str,
-    headers: &HeaderMap,
+    uri: Uri,
+    mut headers: HeaderMap,
     body: Body,
 ) -> Request<Body> {
-    let mut req = Request::new(body);
-    *req.method_mut() = method.clone();
-    *req.uri_mut() = target(base, path);
-    *req.headers_mut() = headers.clone();
     if let Some(a) = base.authority()
         && let Ok(v) = HeaderValue::from_str(a.as_str())
     {
-        req.headers_mut().insert(HeaderName::from_static("host"), v);
+        headers.insert(header::HOST, v);
     }
+    let mut req = Request::new(body);
+    *req.method_mut() = method.clone();
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
     req
 }
 
