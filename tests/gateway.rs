@@ -324,3 +324,98 @@ async fn streams_are_not_held_back() {
         "first byte after {to_first:?} of {total:?}"
     );
 }
+
+/// A bare HTTP/1.1 upstream on loopback that counts its connections; with `close_each`
+/// it closes every connection right after its first answer, without saying so (as an
+/// upstream whose keep-alive timeout ran out would).
+fn counting_upstream(close_each: bool) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let answer = r#"{"choices":[],"usage":{"completion_tokens":1}}"#;
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        answer.len()
+                    );
+                    let out = reader.get_mut();
+                    if out.write_all(head.as_bytes()).is_err()
+                        || out.write_all(answer.as_bytes()).is_err()
+                        || close_each
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_a_closed_one_is_replaced() {
+    use std::sync::atomic::Ordering;
+    let c = client();
+    let (url, accepted) = counting_upstream(false);
+    let gw = gateway(&format!("upstreams: {{default: \"{url}\"}}\nretries: 0\n"));
+    for _ in 0..20 {
+        let r = c
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .json(&chat("hi"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 200);
+        r.bytes().await.expect("body");
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "20 requests one after another share one upstream connection"
+    );
+
+    // Every connection is closed after one answer: each request still succeeds, on a new
+    // connection (`retries: 1` covers a request written just as the close arrives).
+    let (url, accepted) = counting_upstream(true);
+    let gw = gateway(&format!(
+        "upstreams: {{default: \"{url}\"}}\nretries: 1\nretry_backoff_ms: 1\n"
+    ));
+    for i in 0..20 {
+        let r = c
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .json(&chat("hi"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 200, "request {i}");
+        r.bytes().await.expect("body");
+    }
+    assert!(accepted.load(Ordering::SeqCst) >= 20);
+}

@@ -1,10 +1,13 @@
 //! HTTP plumbing shared by the built-in services: binding, serving with TCP_NODELAY and
 //! graceful shutdown, and the `/health` document.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::Router;
+use axum::extract::Request;
+use axum::response::Response;
 use axum::serve::ListenerExt;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -26,12 +29,25 @@ pub async fn serve(
     app: Router,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    serve_service(listener, app, shutdown).await
+}
+
+/// [`serve`] for any service (a router behind a front that answers some routes itself).
+pub async fn serve_service<S>(
+    listener: TcpListener,
+    service: S,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
     let listener = listener.tap_io(|tcp| {
         if let Err(err) = tcp.set_nodelay(true) {
             tracing::debug!(%err, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app)
+    axum::serve(listener, tower::make::Shared::new(service))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     Ok(())

@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::{HeaderMap, Method};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::sync::OwnedMutexGuard;
 
-use super::upstream::Upstreams;
+use super::pool::Endpoint;
 
 /// Which API a request speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,26 +63,21 @@ impl SessionLocks {
 /// Talks to the context server's REST API.
 #[derive(Debug, Clone)]
 pub struct ContextClient {
-    base: Uri,
+    endpoint: Arc<Endpoint>,
     token: Option<String>,
-    upstreams: Upstreams,
 }
 
 const CONTEXT_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl ContextClient {
-    /// A client of the context server at `base`.
-    pub fn new(base: Uri, token: Option<String>, upstreams: Upstreams) -> ContextClient {
-        ContextClient {
-            base,
-            token,
-            upstreams,
-        }
+    /// A client of the context server at `endpoint`.
+    pub fn new(endpoint: Arc<Endpoint>, token: Option<String>) -> ContextClient {
+        ContextClient { endpoint, token }
     }
 
-    /// The context server's base URL.
-    pub fn base(&self) -> &Uri {
-        &self.base
+    /// The context server.
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.endpoint
     }
 
     fn headers(&self) -> HeaderMap {
@@ -107,10 +102,8 @@ impl ContextClient {
     ) -> Result<(u16, Value), String> {
         let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
         let fut = async {
-            let resp = self
-                .upstreams
-                .send(&self.base, &method, path, self.headers(), body)
-                .await?;
+            let resp =
+                super::upstream::send(&self.endpoint, &method, path, self.headers(), body).await?;
             let status = resp.status().as_u16();
             let bytes = resp
                 .into_body()

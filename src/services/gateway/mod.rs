@@ -6,6 +6,7 @@ mod config;
 mod enrich;
 mod keys;
 mod passthrough;
+mod pool;
 mod proxy;
 mod reply;
 mod upstream;
@@ -13,11 +14,14 @@ mod upstream;
 #[cfg(test)]
 mod tests;
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -143,14 +147,15 @@ pub struct Gateway {
 
 impl Gateway {
     fn new(config: Config) -> Gateway {
-        let client = upstream::client(&config);
-        let upstreams = upstream::Upstreams::new(&config, client);
+        let upstreams = upstream::Upstreams::new(&config);
         let context = config
             .context_url
             .as_deref()
             .and_then(|u| config::parse_base(u).ok())
             .map(|base| {
-                enrich::ContextClient::new(base, config.context_token.clone(), upstreams.clone())
+                let endpoint =
+                    pool::Endpoint::new(base, Duration::from_millis(config.connect_timeout_ms));
+                enrich::ContextClient::new(Arc::new(endpoint), config.context_token.clone())
             });
         let metrics = GatewayMetrics::default();
         let mut http = HttpMetrics::new("stack_gateway");
@@ -296,15 +301,15 @@ async fn health(State(gw): State<Arc<Gateway>>) -> Response {
     let mut all = true;
     for (name, urls) in gw.upstreams.all() {
         let mut m = serde_json::Map::new();
-        for u in urls {
-            let ok = reachable(u).await;
+        for endpoint in urls {
+            let ok = reachable(endpoint.uri()).await;
             all &= ok;
-            m.insert(u.to_string(), json!(ok));
+            m.insert(endpoint.uri().to_string(), json!(ok));
         }
         upstreams.insert(name.to_string(), json!(m));
     }
     let context = match &gw.context {
-        Some(c) => json!(reachable(c.base()).await),
+        Some(c) => json!(reachable(c.endpoint().uri()).await),
         None => json!(null),
     };
     let mut h = serde_json::to_value(gw.uptime.health()).unwrap_or_default();
@@ -328,6 +333,44 @@ async fn metrics_text(State(gw): State<Arc<Gateway>>) -> Response {
     gw.http.render()
 }
 
+/// The gateway's front: a model route goes straight to its handler, without the router's
+/// per-request work (route lookup, boxed handler, extensions); everything else, and a
+/// model route with another method, goes through the router.
+#[derive(Clone)]
+struct Front {
+    gw: Arc<Gateway>,
+    router: Router,
+}
+
+type FrontFuture = futures::future::Either<
+    futures::future::BoxFuture<'static, Result<Response, Infallible>>,
+    <Router as tower::Service<Request>>::Future,
+>;
+
+impl tower::Service<Request> for Front {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = FrontFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> FrontFuture {
+        use futures::future::{Either, FutureExt};
+        if req.method() == Method::POST
+            && let Some(route) = proxy::ROUTES.iter().find(|r| r.path == req.uri().path())
+        {
+            let (gw, route) = (self.gw.clone(), *route);
+            let (parts, body) = req.into_parts();
+            return Either::Left(
+                async move { Ok(proxy::handle(gw, route, parts.headers, body).await) }.boxed(),
+            );
+        }
+        Either::Right(tower::Service::call(&mut self.router, req))
+    }
+}
+
 /// Serves until `shutdown`, then lets pending context writes finish (up to 5 s).
 pub async fn serve(
     listener: TcpListener,
@@ -335,7 +378,11 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let gw = Arc::new(Gateway::new(config));
-    let result = super::http::serve(listener, routes(gw.clone()), shutdown).await;
+    let front = Front {
+        gw: gw.clone(),
+        router: routes(gw.clone()),
+    };
+    let result = super::http::serve_service(listener, front, shutdown).await;
     gw.tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), gw.tasks.wait()).await;
     result

@@ -53,11 +53,7 @@ pub async fn context(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     {
         headers.insert("authorization", v);
     }
-    match gw
-        .upstreams
-        .send(ctx.base(), &parts.method, &path, headers, body)
-        .await
-    {
+    match super::upstream::send(ctx.endpoint(), &parts.method, &path, headers, body).await {
         Ok(resp) => {
             let (mut p, incoming) = resp.into_parts();
             strip_hop_headers(&mut p.headers);

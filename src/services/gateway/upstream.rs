@@ -1,6 +1,6 @@
-//! Upstreams: routing a model to an upstream, and forwarding with pooled connections
-//! (TCP_NODELAY), timeouts, retries with back-off on connection errors, 5xx and 429, then
-//! fallback to the upstream's next URL.
+//! Upstreams: routing a model to an upstream, and forwarding over pooled keep-alive
+//! connections (TCP_NODELAY) with timeouts, retries with back-off on connection errors, 5xx
+//! and 429, then fallback to the upstream's next URL.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,22 +8,16 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::uri::PathAndQuery;
-use axum::http::{
-    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
-};
+use axum::http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode, Uri, header};
 use bytes::Bytes;
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use super::config::{Config, Route, glob, parse_base};
+use super::pool::{Endpoint, PooledBody};
 
-/// The HTTP client and the upstream table.
+/// The upstream table: each upstream's URLs, with their connections.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
-    client: Client<HttpConnector, Body>,
-    table: BTreeMap<Arc<str>, Vec<Uri>>,
+    table: BTreeMap<Arc<str>, Vec<Arc<Endpoint>>>,
     routes: Vec<Route>,
     retries: u32,
     backoff: Duration,
@@ -48,21 +42,10 @@ pub struct Unreachable {
     pub attempts: Attempts,
 }
 
-/// Builds the client used for every upstream (and the context server).
-pub fn client(config: &Config) -> Client<HttpConnector, Body> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_millis(config.connect_timeout_ms)));
-    connector.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .build(connector)
-}
-
 impl Upstreams {
     /// The upstreams of `config`.
-    pub fn new(config: &Config, client: Client<HttpConnector, Body>) -> Upstreams {
+    pub fn new(config: &Config) -> Upstreams {
+        let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
         let table = config
             .upstreams
             .iter()
@@ -71,12 +54,12 @@ impl Upstreams {
                     .list()
                     .iter()
                     .filter_map(|u| parse_base(u).ok())
+                    .map(|uri| Arc::new(Endpoint::new(uri, connect_timeout)))
                     .collect();
                 (Arc::from(name.as_str()), list)
             })
             .collect();
         Upstreams {
-            client,
             table,
             routes: config.routes.clone(),
             retries: config.retries,
@@ -97,7 +80,7 @@ impl Upstreams {
     }
 
     /// Every upstream name with its URLs.
-    pub fn all(&self) -> impl Iterator<Item = (&Arc<str>, &Vec<Uri>)> {
+    pub fn all(&self) -> impl Iterator<Item = (&Arc<str>, &Vec<Arc<Endpoint>>)> {
         self.table.iter()
     }
 
@@ -111,10 +94,10 @@ impl Upstreams {
         path: &'static str,
         headers: &HeaderMap,
         body: Bytes,
-    ) -> Result<(Response<Incoming>, Attempts), Unreachable> {
+    ) -> Result<(Response<PooledBody>, Attempts), Unreachable> {
         let mut attempts = Attempts::default();
-        let urls: &[Uri] = self.table.get(upstream).map_or(&[], Vec::as_slice);
-        let mut last: Option<Response<Incoming>> = None;
+        let urls: &[Arc<Endpoint>] = self.table.get(upstream).map_or(&[], Vec::as_slice);
+        let mut last: Option<Response<PooledBody>> = None;
         let mut reason = None;
         for (i, base) in urls.iter().enumerate() {
             if i > 0 {
@@ -128,24 +111,25 @@ impl Upstreams {
                 let req = request(
                     base,
                     method,
-                    target_static(base, path),
+                    target_static(base.uri(), path),
                     forwardable(headers),
                     Body::from(body.clone()),
                 );
-                match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+                match tokio::time::timeout(self.timeout, base.send(req)).await {
                     Ok(Ok(resp)) => {
                         let s = resp.status();
                         if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS {
-                            reason = Some(format!("{base} answered {s}"));
+                            reason = Some(format!("{} answered {s}", base.uri()));
                             last = Some(resp);
                             continue;
                         }
                         return Ok((resp, attempts));
                     }
-                    Ok(Err(e)) => reason = Some(format!("{base}: {}", describe(&e))),
+                    Ok(Err(e)) => reason = Some(format!("{}: {}", base.uri(), e.0)),
                     Err(_) => {
                         reason = Some(format!(
-                            "{base}: no answer within {} ms",
+                            "{}: no answer within {} ms",
+                            base.uri(),
                             self.timeout.as_millis()
                         ))
                     }
@@ -160,19 +144,25 @@ impl Upstreams {
             }),
         }
     }
+}
 
-    /// Sends one request to `base` + `path` (no retries): the proxied MCP and session routes.
-    pub async fn send(
-        &self,
-        base: &Uri,
-        method: &Method,
-        path: &str,
-        headers: HeaderMap,
-        body: Body,
-    ) -> Result<Response<Incoming>, String> {
-        let req = request(base, method, target(base, path), headers, body);
-        self.client.request(req).await.map_err(|e| describe(&e))
-    }
+/// Sends one request to `endpoint` + `path` (no retries): the proxied MCP and session
+/// routes, and the context server's API.
+pub async fn send(
+    endpoint: &Arc<Endpoint>,
+    method: &Method,
+    path: &str,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response<PooledBody>, String> {
+    let req = request(
+        endpoint,
+        method,
+        target(endpoint.uri(), path),
+        headers,
+        body,
+    );
+    endpoint.send(req).await.map_err(|e| e.0)
 }
 
 /// Header names the gateway reads or writes, parsed once rather than on every request.
@@ -233,52 +223,38 @@ pub fn strip_hop_headers(h: &mut HeaderMap) {
     }
 }
 
+/// The origin-form target: `base`'s path prefix, then `path`.
 fn target(base: &Uri, path: &str) -> Uri {
     let prefix = base.path().trim_end_matches('/');
-    let pq = format!("{prefix}{path}");
-    let mut parts = base.clone().into_parts();
-    parts.path_and_query = pq.parse().ok();
-    Uri::from_parts(parts).unwrap_or_else(|_| base.clone())
+    format!("{prefix}{path}")
+        .parse()
+        .unwrap_or_else(|_| Uri::from_static("/"))
 }
 
-/// `base` + `path`; a base without a path prefix (the usual case) costs no parsing.
+/// [`target`]; a base without a path prefix (the usual case) costs no formatting.
 fn target_static(base: &Uri, path: &'static str) -> Uri {
-    if !matches!(base.path(), "" | "/") {
-        return target(base, path);
+    if matches!(base.path(), "" | "/") {
+        Uri::from(PathAndQuery::from_static(path))
+    } else {
+        target(base, path)
     }
-    let mut parts = base.clone().into_parts();
-    parts.path_and_query = Some(PathAndQuery::from_static(path));
-    Uri::from_parts(parts).unwrap_or_else(|_| base.clone())
 }
 
-/// A request to `uri` with `headers` and the `host` of `base`. The body's length is set by
-/// hyper from the body itself.
+/// A request to `uri` on `endpoint` with `headers` and its `host`. The body's length is set
+/// by hyper from the body itself.
 fn request(
-    base: &Uri,
+    endpoint: &Endpoint,
     method: &Method,
     uri: Uri,
     mut headers: HeaderMap,
     body: Body,
 ) -> Request<Body> {
-    if let Some(a) = base.authority()
-        && let Ok(v) = HeaderValue::from_str(a.as_str())
-    {
-        headers.insert(header::HOST, v);
+    if let Some(v) = endpoint.host_header() {
+        headers.insert(header::HOST, v.clone());
     }
     let mut req = Request::new(body);
     *req.method_mut() = method.clone();
     *req.uri_mut() = uri;
     *req.headers_mut() = headers;
     req
-}
-
-fn describe(e: &hyper_util::client::legacy::Error) -> String {
-    use std::error::Error as _;
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg = format!("{msg}: {s}");
-        source = s.source();
-    }
-    msg
 }
