@@ -3,12 +3,15 @@
 # (proxy_pass with upstream keepalive) in front of it, under the same wrk load.
 # The model runs on core 0 (1 worker), the proxy on core 1 (1 worker / 1 nginx worker);
 # for each proxy it also prints its own CPU time per request, user and system.
-#   bench/gateway.sh [DURATION] [CONNECTIONS]   (default 10s, 16; needs wrk and nginx:
-#                                                apt-get install -y wrk nginx)
+#   bench/gateway.sh [DURATION] [CONNECTIONS] [ROUNDS]   (default 5s, 16, 5; needs wrk
+#                                                         and nginx: apt-get install -y wrk nginx)
+# The three targets take turns, round after round, and the figures are medians: on a
+# shared 2-core machine one run of each is at the mercy of whatever else ran just then.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-duration="${1:-10s}"
+duration="${1:-5s}"
 conns="${2:-16}"
+rounds="${3:-5}"
 for tool in wrk nginx; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install -y wrk nginx" >&2; exit 1; }
 done
@@ -74,47 +77,58 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"model":"mock-gpt","messages":[{"role":"user","content":"What is a context window?"}]}'
 LUA
 
-declare -A rps p50 p99
-cpu() { awk '{print $14 + $15, $14, $15}' "/proc/$1/stat"; }  # total, user, system ticks
-run() {  # run NAME URL [PID]: wrk against URL; with PID, that process's CPU time per request
-  wrk -t1 -c"$conns" -d2s -s "$tmp/chat.lua" "$2/v1/chat/completions" >/dev/null
-  local out before after
+cpu() { awk '{print $14, $15}' "/proc/$1/stat"; }  # user, system ticks
+results="$tmp/results"
+run() {  # run NAME URL [PID]: one wrk run against URL; with PID, that process's CPU ticks
+  local out before="" after=""
   [ -n "${3:-}" ] && before=$(cpu "$3")
   out=$(wrk -t1 -c"$conns" -d"$duration" --latency -s "$tmp/chat.lua" "$2/v1/chat/completions")
   [ -n "${3:-}" ] && after=$(cpu "$3")
-  rps[$1]=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p50[$1]=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99[$1]=$(awk '$1=="99%" {print $2}' <<<"$out")
   if grep -q "Non-2xx" <<<"$out"; then echo "warning: $1 answered errors" >&2; grep Non-2xx <<<"$out" >&2; fi
-  printf '%-8s %10s req/s   p50 %9s   p99 %9s' "$1" "${rps[$1]}" "${p50[$1]}" "${p99[$1]}"
-  if [ -n "${3:-}" ]; then
-    local n hz
-    n=$(awk '/requests in/ {print $1}' <<<"$out")
-    hz=$(getconf CLK_TCK)
-    python3 -c 'import sys; b, a, n, hz = sys.argv[1].split(), sys.argv[2].split(), int(sys.argv[3]), int(sys.argv[4])
-us = lambda i: (int(a[i]) - int(b[i])) * 1e6 / hz / n
-print(f"   CPU/request: user {us(1):.1f} us, system {us(2):.1f} us")' "$before" "$after" "$n" "$hz"
-  else
-    echo
-  fi
+  printf '%s %s %s %s %s %s\n' "$1" \
+    "$(awk '/requests in/ {print $1}' <<<"$out")" \
+    "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
+    "$(awk '$1=="50%" {print $2}' <<<"$out")" \
+    "$(awk '$1=="99%" {print $2}' <<<"$out")" \
+    "${before:-0 0} ${after:-0 0}" >>"$results"
 }
 
-echo "non-streaming chat completions, wrk -c$conns, $duration each; model on core 0, proxy on core 1"
-run direct "$model"
-run gateway "$gateway" "$gateway_pid"
-run nginx "$nginx_url" "$nginx_worker"
-python3 - "${rps[gateway]}" "${rps[nginx]}" "${p50[direct]}" "${p50[gateway]}" "${p99[direct]}" "${p99[gateway]}" "${p50[nginx]}" "${p99[nginx]}" <<'PY'
-import sys
+echo "non-streaming chat completions, wrk -c$conns, $duration per run, $rounds rounds (direct, gateway, nginx in turn);"
+echo "model on core 0, proxy on core 1; medians over the rounds"
+for target in "$model" "$gateway" "$nginx_url"; do  # warm-up: connections, pools, caches
+  wrk -t1 -c"$conns" -d1s -s "$tmp/chat.lua" "$target/v1/chat/completions" >/dev/null
+done
+for _ in $(seq 1 "$rounds"); do
+  run direct "$model"
+  run gateway "$gateway" "$gateway_pid"
+  run nginx "$nginx_url" "$nginx_worker"
+done
+python3 - "$results" "$(getconf CLK_TCK)" <<'PY'
+import statistics, sys
 def ms(v):
-    v = v.strip()
     for unit, f in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
         if v.endswith(unit):
             return float(v[: -len(unit)]) * f
     return float(v)
-g, n = float(sys.argv[1]), float(sys.argv[2])
-d50, g50, d99, g99, n50, n99 = map(ms, sys.argv[3:9])
-print(f"gateway/nginx throughput: {g / n:.2f}x")
-print(f"added latency: gateway p50 +{g50 - d50:.3f} ms, p99 +{g99 - d99:.3f} ms;"
-      f" nginx p50 +{n50 - d50:.3f} ms, p99 +{n99 - d99:.3f} ms")
+hz = int(sys.argv[2])
+runs = {}
+for line in open(sys.argv[1]):
+    name, n, rps, p50, p99, u0, s0, u1, s1 = line.split()
+    n = int(n)
+    runs.setdefault(name, []).append((float(rps), ms(p50), ms(p99),
+        (int(u1) - int(u0)) * 1e6 / hz / n, (int(s1) - int(s0)) * 1e6 / hz / n))
+med = {k: [statistics.median(col) for col in zip(*v)] for k, v in runs.items()}
+for name in ("direct", "gateway", "nginx"):
+    rps, p50, p99, user, system = med[name]
+    line = f"{name:8} {rps:10.0f} req/s   p50 {p50:6.3f} ms   p99 {p99:6.3f} ms"
+    if name != "direct":
+        line += f"   CPU/request: user {user:.1f} us, system {system:.1f} us"
+    print(line)
+ratios = [g[0] / n[0] for g, n in zip(runs["gateway"], runs["nginx"])]
+print("gateway/nginx throughput: " + f"{statistics.median(ratios):.2f}x (median; rounds: "
+      + ", ".join(f"{r:.2f}" for r in ratios) + ")")
+d, g, n = med["direct"], med["gateway"], med["nginx"]
+print(f"added latency: gateway p50 +{g[1] - d[1]:.3f} ms, p99 +{g[2] - d[2]:.3f} ms;"
+      f" nginx p50 +{n[1] - d[1]:.3f} ms, p99 +{n[2] - d[2]:.3f} ms")
 PY
 echo "gateway idle RSS: $((idle_rss / 1024)) MB ($idle_rss kB)"

@@ -339,6 +339,20 @@ async fn forward(
         });
         return Ok(Response::from_parts(parts, Body::from_stream(tee)));
     }
+    if !needs_store {
+        // Nothing to store: the answer passes through as it arrives (nothing buffered),
+        // its tokens counted when its end goes by.
+        let gw = gw.clone();
+        let key_label = key.map(|k| k.label.clone());
+        let counted = reply::Counted::new(incoming, move |tokens| {
+            let said = Said {
+                text: String::new(),
+                completion_tokens: tokens,
+            };
+            gw.count_tokens(route, &said, key_label.as_deref());
+        });
+        return Ok(Response::from_parts(parts, Body::new(counted)));
+    }
     let body = incoming
         .collect()
         .await
@@ -350,16 +364,7 @@ async fn forward(
             )
         })?
         .to_bytes();
-    if needs_store {
-        gw.tasks.spawn(store(reply::from_json(&body)));
-    } else {
-        // Nothing to store: count the tokens here, without a task or the reply text.
-        let said = reply::Said {
-            text: String::new(),
-            completion_tokens: reply::completion_tokens(&body),
-        };
-        gw.count_tokens(route, &said, key.map(|k| k.label.as_str()));
-    }
+    gw.tasks.spawn(store(reply::from_json(&body)));
     Ok(Response::from_parts(parts, Body::from(body)))
 }
 

@@ -156,6 +156,81 @@ impl SseText {
     }
 }
 
+/// Passes a plain JSON answer through as it arrives, and hands its completion tokens to
+/// `done` once its end has gone by. A one-frame answer (the usual) is read in place; a
+/// longer one is gathered (up to 1 MiB, beyond which its tokens count as 0).
+pub struct Counted<B, F> {
+    inner: B,
+    gathered: Vec<u8>,
+    done: Option<F>,
+}
+
+const GATHER_LIMIT: usize = 1 << 20;
+
+impl<B, F: FnOnce(u64)> Counted<B, F> {
+    /// Counts `inner`'s tokens into `done`.
+    pub fn new(inner: B, done: F) -> Counted<B, F> {
+        Counted {
+            inner,
+            gathered: Vec::new(),
+            done: Some(done),
+        }
+    }
+
+    fn finish(&mut self, last: &[u8]) {
+        if let Some(done) = self.done.take() {
+            let tokens = if self.gathered.is_empty() {
+                completion_tokens(last)
+            } else if self.gathered.len() + last.len() <= GATHER_LIMIT {
+                self.gathered.extend_from_slice(last);
+                completion_tokens(&self.gathered)
+            } else {
+                0
+            };
+            done(tokens);
+        }
+    }
+}
+
+impl<B, F> hyper::body::Body for Counted<B, F>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    F: FnOnce(u64) + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, B::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    if this.inner.is_end_stream() {
+                        this.finish(data);
+                    } else if this.gathered.len() + data.len() <= GATHER_LIMIT {
+                        this.gathered.extend_from_slice(data);
+                    }
+                }
+            }
+            Poll::Ready(None) => this.finish(&[]),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Forwards a stream of frames untouched while reading the reply out of it; when the
 /// stream ends (or the client goes away) the reply is sent to `done`.
 pub struct Tee<S> {
@@ -269,5 +344,34 @@ mod tests {
             0
         );
         assert_eq!(completion_tokens(br#"{"usage":{"completion_tokens":"#), 0);
+    }
+
+    #[tokio::test]
+    async fn counted_bodies_pass_through_and_count_once() {
+        use http_body_util::{BodyExt, Full, StreamBody};
+        use hyper::body::Frame;
+        use std::sync::{Arc, Mutex};
+        let answer = br#"{"choices":[],"usage":{"completion_tokens":42}}"#;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        // One frame, read in place.
+        let s = seen.clone();
+        let body = Counted::new(Full::new(Bytes::from_static(answer)), move |n| {
+            s.lock().expect("lock").push(n)
+        });
+        let out = body.collect().await.expect("body").to_bytes();
+        assert_eq!(&out[..], &answer[..]);
+        // Three frames, the key split across two of them.
+        let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> =
+            [&answer[..20], &answer[20..30], &answer[30..]]
+                .iter()
+                .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+                .collect();
+        let s = seen.clone();
+        let body = Counted::new(StreamBody::new(futures::stream::iter(frames)), move |n| {
+            s.lock().expect("lock").push(n)
+        });
+        let out = body.collect().await.expect("body").to_bytes();
+        assert_eq!(&out[..], &answer[..]);
+        assert_eq!(*seen.lock().expect("lock"), vec![42, 42]);
     }
 }
