@@ -69,7 +69,7 @@ async fn probe_inner(p: &ResolvedProbe, cx: &ProbeContext) -> Result<(), String>
                 .get(url)
                 .send()
                 .await
-                .map_err(|e| describe_reqwest(&e))?;
+                .map_err(|e| crate::error::with_causes(&e))?;
             let got = resp.status().as_u16();
             let ok = match status {
                 Some(want) => got == *want,
@@ -142,17 +142,6 @@ async fn probe_inner(p: &ResolvedProbe, cx: &ProbeContext) -> Result<(), String>
             _ => Err(format!("no log line matched `{pattern}` yet")),
         },
     }
-}
-
-fn describe_reqwest(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg = format!("{msg}: {s}");
-        source = s.source();
-    }
-    msg
 }
 
 #[cfg(test)]

@@ -379,22 +379,27 @@ fn counting_upstream(close_each: bool) -> (String, std::sync::Arc<std::sync::ato
     (url, accepted)
 }
 
+/// Sends `n` chat requests one after another through the gateway at `url`; each must be 200.
+async fn chats_in_turn(c: &reqwest::Client, url: &str, n: usize) {
+    for i in 0..n {
+        let r = c
+            .post(format!("{url}/v1/chat/completions"))
+            .json(&chat("hi"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 200, "request {i}");
+        r.bytes().await.expect("body");
+    }
+}
+
 #[tokio::test]
 async fn upstream_connections_are_kept_alive_and_a_closed_one_is_replaced() {
     use std::sync::atomic::Ordering;
     let c = client();
     let (url, accepted) = counting_upstream(false);
     let gw = gateway(&format!("upstreams: {{default: \"{url}\"}}\nretries: 0\n"));
-    for _ in 0..20 {
-        let r = c
-            .post(format!("{}/v1/chat/completions", gw.url))
-            .json(&chat("hi"))
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(r.status(), 200);
-        r.bytes().await.expect("body");
-    }
+    chats_in_turn(&c, &gw.url, 20).await;
     assert_eq!(
         accepted.load(Ordering::SeqCst),
         1,
@@ -407,15 +412,6 @@ async fn upstream_connections_are_kept_alive_and_a_closed_one_is_replaced() {
     let gw = gateway(&format!(
         "upstreams: {{default: \"{url}\"}}\nretries: 1\nretry_backoff_ms: 1\n"
     ));
-    for i in 0..20 {
-        let r = c
-            .post(format!("{}/v1/chat/completions", gw.url))
-            .json(&chat("hi"))
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(r.status(), 200, "request {i}");
-        r.bytes().await.expect("body");
-    }
+    chats_in_turn(&c, &gw.url, 20).await;
     assert!(accepted.load(Ordering::SeqCst) >= 20);
 }

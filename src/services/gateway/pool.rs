@@ -102,7 +102,7 @@ impl Endpoint {
                 if reused {
                     continue;
                 }
-                return Err(SendError(describe(&e)));
+                return Err(SendError(crate::error::with_causes(&e)));
             }
             match sender.try_send_request(req).await {
                 Ok(resp) => {
@@ -112,7 +112,7 @@ impl Endpoint {
                 Err(mut e) => match e.take_message() {
                     // Never written: safe to send on another connection.
                     Some(r) if reused => req = r,
-                    _ => return Err(SendError(describe(e.error()))),
+                    _ => return Err(SendError(crate::error::with_causes(e.error()))),
                 },
             }
         }
@@ -169,7 +169,7 @@ impl Endpoint {
         let (sender, conn) = Builder::new()
             .handshake(TokioIo::new(tcp))
             .await
-            .map_err(|e| SendError(describe(&e)))?;
+            .map_err(|e| SendError(crate::error::with_causes(&e)))?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "upstream connection ended");
@@ -238,15 +238,4 @@ impl Drop for PooledBody {
             self.release();
         }
     }
-}
-
-/// An error with its chain of causes.
-pub fn describe(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg = format!("{msg}: {s}");
-        source = s.source();
-    }
-    msg
 }
