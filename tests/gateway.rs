@@ -325,20 +325,28 @@ async fn streams_are_not_held_back() {
     );
 }
 
+/// Connections an upstream accepted, and how many of them the gateway closed.
+#[derive(Default)]
+struct Connections {
+    accepted: std::sync::atomic::AtomicUsize,
+    closed_by_gateway: std::sync::atomic::AtomicUsize,
+}
+
 /// A bare HTTP/1.1 upstream on loopback that counts its connections; with `close_each`
 /// it closes every connection right after its first answer, without saying so (as an
 /// upstream whose keep-alive timeout ran out would).
-fn counting_upstream(close_each: bool) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+fn counting_upstream(close_each: bool) -> (String, std::sync::Arc<Connections>) {
     use std::io::{BufRead, BufReader, Read, Write};
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
+    let connections = std::sync::Arc::new(Connections::default());
+    let count = connections.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { return };
-            count.fetch_add(1, Ordering::SeqCst);
+            count.accepted.fetch_add(1, Ordering::SeqCst);
+            let count = count.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream);
                 loop {
@@ -346,6 +354,7 @@ fn counting_upstream(close_each: bool) -> (String, std::sync::Arc<std::sync::ato
                     loop {
                         let mut line = String::new();
                         if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            count.closed_by_gateway.fetch_add(1, Ordering::SeqCst);
                             return;
                         }
                         if line == "\r\n" {
@@ -376,7 +385,7 @@ fn counting_upstream(close_each: bool) -> (String, std::sync::Arc<std::sync::ato
             });
         }
     });
-    (url, accepted)
+    (url, connections)
 }
 
 /// Sends `n` chat requests one after another through the gateway at `url`; each must be 200.
@@ -394,24 +403,36 @@ async fn chats_in_turn(c: &reqwest::Client, url: &str, n: usize) {
 }
 
 #[tokio::test]
-async fn upstream_connections_are_kept_alive_and_a_closed_one_is_replaced() {
+async fn upstream_connections_are_kept_alive_replaced_and_closed_when_idle() {
     use std::sync::atomic::Ordering;
     let c = client();
-    let (url, accepted) = counting_upstream(false);
-    let gw = gateway(&format!("upstreams: {{default: \"{url}\"}}\nretries: 0\n"));
+    let (url, upstream) = counting_upstream(false);
+    let gw = gateway(&format!(
+        "upstreams: {{default: \"{url}\"}}\nretries: 0\npool_idle_timeout_ms: 300\n"
+    ));
     chats_in_turn(&c, &gw.url, 20).await;
     assert_eq!(
-        accepted.load(Ordering::SeqCst),
+        upstream.accepted.load(Ordering::SeqCst),
         1,
         "20 requests one after another share one upstream connection"
     );
+    assert_eq!(upstream.closed_by_gateway.load(Ordering::SeqCst), 0);
+    // Idle past `pool_idle_timeout_ms`: the gateway closes it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while upstream.closed_by_gateway.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the idle connection is still open after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Every connection is closed after one answer: each request still succeeds, on a new
     // connection (`retries: 1` covers a request written just as the close arrives).
-    let (url, accepted) = counting_upstream(true);
+    let (url, upstream) = counting_upstream(true);
     let gw = gateway(&format!(
         "upstreams: {{default: \"{url}\"}}\nretries: 1\nretry_backoff_ms: 1\n"
     ));
     chats_in_turn(&c, &gw.url, 20).await;
-    assert!(accepted.load(Ordering::SeqCst) >= 20);
+    assert!(upstream.accepted.load(Ordering::SeqCst) >= 20);
 }

@@ -31,6 +31,8 @@ pub struct Config {
     pub connect_timeout_ms: u64,
     /// Waiting for an upstream's response head.
     pub request_timeout_ms: u64,
+    /// An upstream connection idle this long is closed.
+    pub pool_idle_timeout_ms: u64,
     /// Request bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
 }
@@ -48,6 +50,7 @@ impl Default for Config {
             retry_backoff_ms: 25,
             connect_timeout_ms: 2000,
             request_timeout_ms: 120_000,
+            pool_idle_timeout_ms: 90_000,
             max_body_bytes: 16 * 1024 * 1024,
         }
     }

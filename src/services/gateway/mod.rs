@@ -153,9 +153,12 @@ impl Gateway {
             .as_deref()
             .and_then(|u| config::parse_base(u).ok())
             .map(|base| {
-                let endpoint =
-                    pool::Endpoint::new(base, Duration::from_millis(config.connect_timeout_ms));
-                enrich::ContextClient::new(Arc::new(endpoint), config.context_token.clone())
+                let endpoint = pool::Endpoint::start(
+                    base,
+                    Duration::from_millis(config.connect_timeout_ms),
+                    Duration::from_millis(config.pool_idle_timeout_ms),
+                );
+                enrich::ContextClient::new(endpoint, config.context_token.clone())
             });
         let metrics = GatewayMetrics::default();
         let mut http = HttpMetrics::new("stack_gateway");

@@ -23,8 +23,6 @@ use tokio::net::TcpStream;
 
 /// Idle connections kept per endpoint, at most.
 const MAX_IDLE: usize = 1024;
-/// An idle connection older than this is closed rather than reused.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// One upstream URL: where to connect, and its idle connections.
 #[derive(Debug)]
@@ -36,6 +34,8 @@ pub struct Endpoint {
     addr: Option<SocketAddr>,
     host_header: Option<HeaderValue>,
     connect_timeout: Duration,
+    /// An idle connection older than this is closed rather than reused.
+    idle_timeout: Duration,
     idle: Mutex<Vec<Idle>>,
 }
 
@@ -50,8 +50,30 @@ struct Idle {
 pub struct SendError(pub String);
 
 impl Endpoint {
-    /// An endpoint for `uri` (`http://host:port[/prefix]`).
-    pub fn new(uri: Uri, connect_timeout: Duration) -> Endpoint {
+    /// An endpoint for `uri` (`http://host:port[/prefix]`). Inside a runtime, a task
+    /// closes its idle connections once they are `idle_timeout` old; it ends with the
+    /// endpoint.
+    pub fn start(uri: Uri, connect_timeout: Duration, idle_timeout: Duration) -> Arc<Endpoint> {
+        let endpoint = Arc::new(Endpoint::new(uri, connect_timeout, idle_timeout));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&endpoint);
+            let period = (idle_timeout / 2).max(Duration::from_millis(10));
+            rt.spawn(async move {
+                let mut tick = tokio::time::interval(period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(endpoint) = weak.upgrade() else {
+                        return;
+                    };
+                    endpoint.close_idle();
+                }
+            });
+        }
+        endpoint
+    }
+
+    fn new(uri: Uri, connect_timeout: Duration, idle_timeout: Duration) -> Endpoint {
         let (host, port) = match uri.authority() {
             Some(a) => (
                 a.host().trim_matches(['[', ']']).to_string(),
@@ -73,6 +95,7 @@ impl Endpoint {
             addr,
             host_header,
             connect_timeout,
+            idle_timeout,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -121,7 +144,7 @@ impl Endpoint {
     fn checkout(&self) -> Option<SendRequest<Body>> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(Idle { sender, since }) = idle.pop() {
-            if !sender.is_closed() && since.elapsed() < IDLE_TIMEOUT {
+            if !sender.is_closed() && since.elapsed() < self.idle_timeout {
                 return Some(sender);
             }
         }
@@ -137,13 +160,20 @@ impl Endpoint {
         // The oldest sit at the front: drop those idle too long, or beyond the cap.
         let stale = idle
             .iter()
-            .take_while(|i| now.duration_since(i.since) >= IDLE_TIMEOUT)
+            .take_while(|i| now.duration_since(i.since) >= self.idle_timeout)
             .count()
             .max((idle.len() + 1).saturating_sub(MAX_IDLE));
         if stale > 0 {
             idle.drain(..stale);
         }
         idle.push(Idle { sender, since: now });
+    }
+
+    /// Closes the connections idle for too long, and forgets the closed ones.
+    fn close_idle(&self) {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.retain(|i| !i.sender.is_closed() && now.duration_since(i.since) < self.idle_timeout);
     }
 
     async fn connect(&self) -> Result<SendRequest<Body>, SendError> {

@@ -46,6 +46,7 @@ impl Upstreams {
     /// The upstreams of `config`.
     pub fn new(config: &Config) -> Upstreams {
         let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
+        let idle_timeout = Duration::from_millis(config.pool_idle_timeout_ms);
         let table = config
             .upstreams
             .iter()
@@ -54,7 +55,7 @@ impl Upstreams {
                     .list()
                     .iter()
                     .filter_map(|u| parse_base(u).ok())
-                    .map(|uri| Arc::new(Endpoint::new(uri, connect_timeout)))
+                    .map(|uri| Endpoint::start(uri, connect_timeout, idle_timeout))
                     .collect();
                 (Arc::from(name.as_str()), list)
             })
