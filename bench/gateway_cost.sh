@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The gateway's CPU cost per proxied request, in instructions, counted by callgrind: a
+# steady figure where requests/s on a shared machine swing from run to run, so one change
+# to the hot path can be judged on its own. The mock model serves; the gateway (one
+# worker) runs under callgrind; wrk warms it up, the counters are zeroed, wrk runs again,
+# and the counts are dumped. Prints instructions per request and the functions that cost
+# the most (self cost).
+#   bench/gateway_cost.sh [SECONDS] [TOP]   (default 5, 25; needs wrk and valgrind:
+#                                            apt-get install -y wrk valgrind)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-5}"
+top="${2:-25}"
+for tool in wrk valgrind callgrind_control; do
+  command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install -y wrk valgrind" >&2; exit 1; }
+done
+cargo build --release --quiet
+tmp="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+listening() {  # listening FILE: the URL a `stack serve` printed, waiting up to 30 s
+  for _ in $(seq 1 300); do grep -q listening "$1" && break; sleep 0.1; done
+  sed -n 's/^listening on //p' "$1"
+}
+
+RUST_LOG=warn target/release/stack serve model --port 0 --workers 1 >"$tmp/model.out" 2>&1 &
+pids+=($!)
+model=$(listening "$tmp/model.out")
+printf 'upstreams: {default: "%s"}\n' "$model" >"$tmp/gateway.yaml"
+RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" \
+  target/release/stack serve gateway --config "$tmp/gateway.yaml" --port 0 --workers 1 \
+  >"$tmp/gateway.out" 2>"$tmp/gateway.err" &
+gateway_pid=$!
+pids+=($gateway_pid)
+gateway=$(listening "$tmp/gateway.out")
+[ -n "$gateway" ] || { echo "the gateway did not start under valgrind:" >&2; cat "$tmp/gateway.err" >&2; exit 1; }
+
+cat >"$tmp/chat.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"model":"mock-gpt","messages":[{"role":"user","content":"What is a context window?"}]}'
+LUA
+wrk -t1 -c16 -d2s -s "$tmp/chat.lua" "$gateway/v1/chat/completions" >/dev/null
+callgrind_control -z "$gateway_pid" >/dev/null 2>&1
+requests=$(wrk -t1 -c16 -d"${seconds}s" -s "$tmp/chat.lua" "$gateway/v1/chat/completions" |
+  awk '/requests in/ {print $1}')
+callgrind_control -d "$gateway_pid" >/dev/null 2>&1
+for _ in $(seq 1 50); do [ -s "$tmp/cg.out.1" ] && break; sleep 0.1; done
+
+python3 - "$tmp/cg.out.1" "$requests" "$top" <<'PY'
+import collections, re, sys
+path, requests, top = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+names, cost = {}, collections.Counter()
+function, skip = None, False
+for line in open(path, errors="replace"):
+    if line.startswith("fn="):
+        m = re.match(r"fn=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
+        if m and m.group(2):
+            names[m.group(1)] = m.group(2)
+        function = names.get(m.group(1), m.group(1)) if m else line[3:].strip()
+    elif line.startswith("cfn="):
+        m = re.match(r"cfn=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
+        if m and m.group(2):
+            names[m.group(1)] = m.group(2)
+    elif line.startswith("calls="):
+        skip = True  # the next cost line is the callee's inclusive cost
+    elif line[:1].isdigit() or line[:1] in "+-*":
+        parts = line.split()
+        if len(parts) >= 2 and parts[1].isdigit():
+            if not skip:
+                cost[function] += int(parts[1])
+            skip = False
+total = sum(cost.values())
+print(f"{requests} requests through the gateway under callgrind; "
+      f"{total / requests:,.0f} instructions per request")
+for name, c in cost.most_common(top):
+    print(f"{c / requests:9,.0f} {100 * c / total:5.1f}%  {name[:150]}")
+PY
