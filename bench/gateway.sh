@@ -12,30 +12,13 @@ cd "$(dirname "$0")/.."
 duration="${1:-5s}"
 conns="${2:-16}"
 rounds="${3:-5}"
-for tool in wrk nginx; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install -y wrk nginx" >&2; exit 1; }
-done
-cargo build --release --quiet
-tmp="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
+. bench/lib.sh
+bench_setup wrk nginx
 
-url=""; pid=""
-serve() {  # serve NAME CORE ARGS…: start `stack serve` pinned to CORE; sets $url and $pid
-  local name=$1 core=$2; shift 2
-  RUST_LOG="${RUST_LOG_SERVE:-warn}" taskset -c "$core" target/release/stack serve "$@" --port 0 --workers 1 \
-    >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  pid=$!
-  pids+=("$pid")
-  for _ in $(seq 1 300); do grep -q listening "$tmp/$name.out" && break; sleep 0.01; done
-  url=$(sed -n 's/^listening on //p' "$tmp/$name.out")
-}
-
-serve model 0 model
+serve model taskset -c 0 -- model
 model=$url
 printf 'upstreams: {default: "%s"}\n' "$model" >"$tmp/gateway.yaml"
-serve gateway 1 gateway --config "$tmp/gateway.yaml"
+serve gateway taskset -c 1 -- gateway --config "$tmp/gateway.yaml"
 gateway=$url
 gateway_pid=$pid
 sleep 0.3
@@ -71,11 +54,7 @@ for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$nport/health" 
 nginx_url="http://127.0.0.1:$nport"
 nginx_worker=$(pgrep -P "$nginx_master" | head -n 1)
 
-cat >"$tmp/chat.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"model":"mock-gpt","messages":[{"role":"user","content":"What is a context window?"}]}'
-LUA
+chat_lua "$tmp/chat.lua"
 
 cpu() { awk '{print $14, $15}' "/proc/$1/stat"; }  # user, system ticks
 results="$tmp/results"

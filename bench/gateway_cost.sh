@@ -11,37 +11,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-5}"
 top="${2:-25}"
-for tool in wrk valgrind callgrind_control; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install -y wrk valgrind" >&2; exit 1; }
-done
-cargo build --release --quiet
-tmp="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
+. bench/lib.sh
+bench_setup wrk valgrind
 
-listening() {  # listening FILE: the URL a `stack serve` printed, waiting up to 30 s
-  for _ in $(seq 1 300); do grep -q listening "$1" && break; sleep 0.1; done
-  sed -n 's/^listening on //p' "$1"
-}
-
-RUST_LOG=warn target/release/stack serve model --port 0 --workers 1 >"$tmp/model.out" 2>&1 &
-pids+=($!)
-model=$(listening "$tmp/model.out")
+serve model -- model
+model=$url
 printf 'upstreams: {default: "%s"}\n' "$model" >"$tmp/gateway.yaml"
-RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" \
-  target/release/stack serve gateway --config "$tmp/gateway.yaml" --port 0 --workers 1 \
-  >"$tmp/gateway.out" 2>"$tmp/gateway.err" &
-gateway_pid=$!
-pids+=($gateway_pid)
-gateway=$(listening "$tmp/gateway.out")
-[ -n "$gateway" ] || { echo "the gateway did not start under valgrind:" >&2; cat "$tmp/gateway.err" >&2; exit 1; }
-
-cat >"$tmp/chat.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"model":"mock-gpt","messages":[{"role":"user","content":"What is a context window?"}]}'
-LUA
+serve gateway valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" -- \
+  gateway --config "$tmp/gateway.yaml"
+gateway=$url
+gateway_pid=$pid
+chat_lua "$tmp/chat.lua"
 wrk -t1 -c16 -d2s -s "$tmp/chat.lua" "$gateway/v1/chat/completions" >/dev/null
 callgrind_control -z "$gateway_pid" >/dev/null 2>&1
 requests=$(wrk -t1 -c16 -d"${seconds}s" -s "$tmp/chat.lua" "$gateway/v1/chat/completions" |

@@ -86,6 +86,22 @@ fn api(e: bollard::errors::Error) -> DockerError {
     DockerError::Api(e.to_string())
 }
 
+/// `result`, also `Ok` when the engine answered one of `harmless` (gone, already
+/// stopped, not running…).
+fn tolerating(
+    result: Result<(), bollard::errors::Error>,
+    harmless: &[u16],
+) -> Result<(), DockerError> {
+    match result {
+        Err(bollard::errors::Error::DockerResponseServerError { status_code, .. })
+            if harmless.contains(&status_code) =>
+        {
+            Ok(())
+        }
+        other => other.map_err(api),
+    }
+}
+
 /// A connection to the engine.
 #[derive(Debug, Clone)]
 pub struct Docker {
@@ -639,14 +655,10 @@ impl Docker {
         let options = StopContainerOptionsBuilder::default()
             .t(timeout.as_secs() as i32)
             .build();
-        match self.api.stop_container(id, Some(options)).await {
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304 | 404,
-                ..
-            }) => Ok(()),
-            Err(e) => Err(api(e)),
-        }
+        tolerating(
+            self.api.stop_container(id, Some(options)).await,
+            &[304, 404],
+        )
     }
 
     /// SIGKILLs the container.
@@ -659,32 +671,32 @@ impl Docker {
         let options = bollard::query_parameters::KillContainerOptionsBuilder::default()
             .signal(signal)
             .build();
-        match self.api.kill_container(id, Some(options)).await {
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404 | 409,
-                ..
-            }) => Ok(()),
-            Err(e) => Err(api(e)),
-        }
+        tolerating(
+            self.api.kill_container(id, Some(options)).await,
+            &[404, 409],
+        )
     }
 
     /// Runs `work` (the engine's end of a stopped container) in the background; see
     /// [`Docker::settle`].
     pub fn track(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
         let handle = tokio::spawn(work);
-        if let Ok(mut t) = self.teardown.lock() {
-            t.retain(|h| !h.is_finished());
-            t.push(handle);
-        }
+        let mut t = self
+            .teardown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        t.retain(|h| !h.is_finished());
+        t.push(handle);
     }
 
     /// Waits for every tracked teardown.
     pub async fn settle(&self) {
-        let pending: Vec<_> = match self.teardown.lock() {
-            Ok(mut t) => t.drain(..).collect(),
-            Err(_) => Vec::new(),
-        };
+        let pending: Vec<_> = self
+            .teardown
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+            .collect();
         for h in pending {
             let _ = h.await;
         }
@@ -693,13 +705,7 @@ impl Docker {
     /// Removes the container (forcefully).
     pub async fn remove(&self, id: &str) -> Result<(), DockerError> {
         let options = RemoveContainerOptionsBuilder::default().force(true).build();
-        match self.api.remove_container(id, Some(options)).await {
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(()),
-            Err(e) => Err(api(e)),
-        }
+        tolerating(self.api.remove_container(id, Some(options)).await, &[404])
     }
 
     /// Runs `argv` inside the container; its exit code.

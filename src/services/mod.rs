@@ -1,7 +1,8 @@
 //! The built-in services: `stack serve context|model|gateway`.
 //!
-//! Each is a plain `router(state) -> axum::Router` plus a `serve(listener, config, shutdown)`,
-//! so it runs as a child process of the orchestrator and is testable in-process.
+//! Each is a plain `router(state)` (an `axum::Router`; the gateway's is a front over one)
+//! plus a `serve(listener, config, shutdown)`, so it runs as a child process of the
+//! orchestrator and is testable in-process.
 
 pub mod api_error;
 pub mod config;

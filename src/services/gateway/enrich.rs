@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::sync::OwnedMutexGuard;
@@ -64,15 +64,20 @@ impl SessionLocks {
 #[derive(Debug, Clone)]
 pub struct ContextClient {
     endpoint: Arc<Endpoint>,
-    token: Option<String>,
+    /// `Bearer <token>`, when the context server wants one.
+    authorization: Option<HeaderValue>,
 }
 
 const CONTEXT_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl ContextClient {
     /// A client of the context server at `endpoint`.
-    pub fn new(endpoint: Arc<Endpoint>, token: Option<String>) -> ContextClient {
-        ContextClient { endpoint, token }
+    pub fn new(endpoint: Arc<Endpoint>, token: Option<&str>) -> ContextClient {
+        let authorization = token.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok());
+        ContextClient {
+            endpoint,
+            authorization,
+        }
     }
 
     /// The context server.
@@ -80,16 +85,19 @@ impl ContextClient {
         &self.endpoint
     }
 
+    /// The `authorization` header the context server wants, if any.
+    pub fn authorization(&self) -> Option<&HeaderValue> {
+        self.authorization.as_ref()
+    }
+
     fn headers(&self) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
-            "content-type",
-            axum::http::HeaderValue::from_static("application/json"),
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
         );
-        if let Some(t) = &self.token
-            && let Ok(v) = format!("Bearer {t}").parse()
-        {
-            h.insert("authorization", v);
+        if let Some(v) = &self.authorization {
+            h.insert(header::AUTHORIZATION, v.clone());
         }
         h
     }

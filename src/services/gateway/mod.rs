@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::Method;
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, get};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -158,7 +158,7 @@ impl Gateway {
                     Duration::from_millis(config.connect_timeout_ms),
                     Duration::from_millis(config.pool_idle_timeout_ms),
                 );
-                enrich::ContextClient::new(endpoint, config.context_token.clone())
+                enrich::ContextClient::new(endpoint, config.context_token.as_deref())
             });
         let metrics = GatewayMetrics::default();
         let mut http = HttpMetrics::new("stack_gateway");
@@ -266,21 +266,21 @@ impl Gateway {
     }
 }
 
-/// The routes over `config`.
-pub fn router(config: Config) -> Router {
-    routes(Arc::new(Gateway::new(config)))
+/// The gateway over `config`: what [`serve`] serves.
+pub fn router(config: Config) -> Front {
+    front(Arc::new(Gateway::new(config)))
 }
 
+fn front(gw: Arc<Gateway>) -> Front {
+    Front {
+        router: routes(gw.clone()),
+        gw,
+    }
+}
+
+/// Every route but the model routes, which [`Front`] answers itself.
 fn routes(gw: Arc<Gateway>) -> Router {
     let http = gw.http.clone();
-    // The model routes record their own metrics (`Gateway::observe`): no middleware on
-    // the hot path.
-    let model_routes = Router::new()
-        .route(proxy::ROUTES[0].path, post(proxy::model_route::<0>))
-        .route(proxy::ROUTES[1].path, post(proxy::model_route::<1>))
-        .route(proxy::ROUTES[2].path, post(proxy::model_route::<2>))
-        .route(proxy::ROUTES[3].path, post(proxy::model_route::<3>))
-        .route(proxy::ROUTES[4].path, post(proxy::model_route::<4>));
     Router::new()
         .route("/v1/models", get(passthrough::models))
         .route("/mcp", any(passthrough::context))
@@ -292,7 +292,6 @@ fn routes(gw: Arc<Gateway>) -> Router {
             http,
             super::metrics::track,
         ))
-        .merge(model_routes)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(gw)
 }
@@ -305,14 +304,14 @@ async fn health(State(gw): State<Arc<Gateway>>) -> Response {
     for (name, urls) in gw.upstreams.all() {
         let mut m = serde_json::Map::new();
         for endpoint in urls {
-            let ok = reachable(endpoint.uri()).await;
+            let ok = endpoint.reachable(REACHABLE_WITHIN).await;
             all &= ok;
             m.insert(endpoint.uri().to_string(), json!(ok));
         }
         upstreams.insert(name.to_string(), json!(m));
     }
     let context = match &gw.context {
-        Some(c) => json!(reachable(c.endpoint().uri()).await),
+        Some(c) => json!(c.endpoint().reachable(REACHABLE_WITHIN).await),
         None => json!(null),
     };
     let mut h = serde_json::to_value(gw.uptime.health()).unwrap_or_default();
@@ -322,25 +321,18 @@ async fn health(State(gw): State<Arc<Gateway>>) -> Response {
     axum::Json(h).into_response()
 }
 
-async fn reachable(u: &axum::http::Uri) -> bool {
-    let Some(a) = u.authority() else { return false };
-    let port = a.port_u16().unwrap_or(80);
-    let connect = tokio::net::TcpStream::connect((a.host().trim_matches(['[', ']']), port));
-    matches!(
-        tokio::time::timeout(Duration::from_millis(300), connect).await,
-        Ok(Ok(_))
-    )
-}
+/// How long `/health` waits for a TCP connect to an upstream or the context server.
+const REACHABLE_WITHIN: Duration = Duration::from_millis(300);
 
 async fn metrics_text(State(gw): State<Arc<Gateway>>) -> Response {
     gw.http.render()
 }
 
-/// The gateway's front: a model route goes straight to its handler, without the router's
-/// per-request work (route lookup, boxed handler, extensions); everything else, and a
-/// model route with another method, goes through the router.
+/// The gateway's front: a model route goes straight to its handler, without a router's
+/// per-request work (route lookup, boxed handler, extensions), and records its own metrics
+/// (`Gateway::observe`); everything else goes through the axum router.
 #[derive(Clone)]
-struct Front {
+pub struct Front {
     gw: Arc<Gateway>,
     router: Router,
 }
@@ -360,17 +352,17 @@ impl tower::Service<Request> for Front {
     }
 
     fn call(&mut self, req: Request) -> FrontFuture {
-        use futures::future::{Either, FutureExt};
-        if req.method() == Method::POST
-            && let Some(route) = proxy::ROUTES.iter().find(|r| r.path == req.uri().path())
-        {
-            let (gw, route) = (self.gw.clone(), *route);
-            let (parts, body) = req.into_parts();
-            return Either::Left(
-                async move { Ok(proxy::handle(gw, route, parts.headers, body).await) }.boxed(),
-            );
+        use futures::future::{Either, FutureExt, ready};
+        let Some(route) = proxy::ROUTES.iter().find(|r| r.path == req.uri().path()) else {
+            return Either::Right(tower::Service::call(&mut self.router, req));
+        };
+        if req.method() != Method::POST {
+            let refused = (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]);
+            return Either::Left(ready(Ok(refused.into_response())).boxed());
         }
-        Either::Right(tower::Service::call(&mut self.router, req))
+        let (gw, route) = (self.gw.clone(), *route);
+        let (parts, body) = req.into_parts();
+        Either::Left(async move { Ok(proxy::handle(gw, route, parts.headers, body).await) }.boxed())
     }
 }
 
@@ -381,11 +373,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let gw = Arc::new(Gateway::new(config));
-    let front = Front {
-        gw: gw.clone(),
-        router: routes(gw.clone()),
-    };
-    let result = super::http::serve_service(listener, front, shutdown).await;
+    let result = super::http::serve_service(listener, front(gw.clone()), shutdown).await;
     gw.tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), gw.tasks.wait()).await;
     result

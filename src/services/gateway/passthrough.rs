@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -48,10 +48,8 @@ pub async fn context(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         drop(gw.sessions.hold(&session).await);
     }
     let mut headers = super::upstream::forwardable(&parts.headers);
-    if let Some(t) = &gw.config.context_token
-        && let Ok(v) = HeaderValue::from_str(&format!("Bearer {t}"))
-    {
-        headers.insert("authorization", v);
+    if let Some(v) = ctx.authorization() {
+        headers.insert(header::AUTHORIZATION, v.clone());
     }
     match super::upstream::send(ctx.endpoint(), &parts.method, &path, headers, body).await {
         Ok(resp) => {

@@ -45,10 +45,6 @@ struct Idle {
     since: Instant,
 }
 
-/// Why a request got no answer.
-#[derive(Debug)]
-pub struct SendError(pub String);
-
 impl Endpoint {
     /// An endpoint for `uri` (`http://host:port[/prefix]`). Inside a runtime, a task
     /// closes its idle connections once they are `idle_timeout` old; it ends with the
@@ -115,7 +111,7 @@ impl Endpoint {
     pub async fn send(
         self: &Arc<Self>,
         mut req: Request<Body>,
-    ) -> Result<Response<PooledBody>, SendError> {
+    ) -> Result<Response<PooledBody>, String> {
         loop {
             let (mut sender, reused) = match self.checkout() {
                 Some(s) => (s, true),
@@ -125,7 +121,7 @@ impl Endpoint {
                 if reused {
                     continue;
                 }
-                return Err(SendError(crate::error::with_causes(&e)));
+                return Err(crate::error::with_causes(&e));
             }
             match sender.try_send_request(req).await {
                 Ok(resp) => {
@@ -135,7 +131,7 @@ impl Endpoint {
                 Err(mut e) => match e.take_message() {
                     // Never written: safe to send on another connection.
                     Some(r) if reused => req = r,
-                    _ => return Err(SendError(crate::error::with_causes(e.error()))),
+                    _ => return Err(crate::error::with_causes(e.error())),
                 },
             }
         }
@@ -157,14 +153,9 @@ impl Endpoint {
         }
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        // The oldest sit at the front: drop those idle too long, or beyond the cap.
-        let stale = idle
-            .iter()
-            .take_while(|i| now.duration_since(i.since) >= self.idle_timeout)
-            .count()
-            .max((idle.len() + 1).saturating_sub(MAX_IDLE));
-        if stale > 0 {
-            idle.drain(..stale);
+        // At the cap, the oldest (at the front) goes; the old ones go in `close_idle`.
+        if idle.len() >= MAX_IDLE {
+            idle.remove(0);
         }
         idle.push(Idle { sender, since: now });
     }
@@ -176,30 +167,34 @@ impl Endpoint {
         idle.retain(|i| !i.sender.is_closed() && now.duration_since(i.since) < self.idle_timeout);
     }
 
-    async fn connect(&self) -> Result<SendRequest<Body>, SendError> {
+    /// Whether a TCP connection to the endpoint opens within `timeout` (`/health`).
+    pub async fn reachable(&self, timeout: Duration) -> bool {
+        self.tcp(timeout).await.is_ok()
+    }
+
+    async fn tcp(&self, timeout: Duration) -> Result<TcpStream, String> {
         let connect = async {
             match self.addr {
                 Some(addr) => TcpStream::connect(addr).await,
                 None => TcpStream::connect((self.host.as_str(), self.port)).await,
             }
         };
-        let tcp = match tokio::time::timeout(self.connect_timeout, connect).await {
-            Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) => return Err(SendError(format!("cannot connect: {e}"))),
-            Err(_) => {
-                return Err(SendError(format!(
-                    "cannot connect within {} ms",
-                    self.connect_timeout.as_millis()
-                )));
-            }
-        };
+        match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok(tcp)) => Ok(tcp),
+            Ok(Err(e)) => Err(format!("cannot connect: {e}")),
+            Err(_) => Err(format!("cannot connect within {} ms", timeout.as_millis())),
+        }
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Body>, String> {
+        let tcp = self.tcp(self.connect_timeout).await?;
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
         let (sender, conn) = Builder::new()
             .handshake(TokioIo::new(tcp))
             .await
-            .map_err(|e| SendError(crate::error::with_causes(&e)))?;
+            .map_err(|e| crate::error::with_causes(&e))?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "upstream connection ended");

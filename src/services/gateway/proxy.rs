@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use bytes::Bytes;
@@ -301,8 +300,22 @@ async fn forward(
         .is_some_and(|c| c.starts_with("text/event-stream"));
 
     let needs_store = session.is_some() && gw.context.is_some();
-    let gw2 = gw.clone();
     let key_label = key.map(|k| k.label.clone());
+    let streamed = stream && is_sse;
+    if !needs_store && !streamed {
+        // Nothing to store: the answer passes through as it arrives (nothing buffered),
+        // its tokens counted when its end goes by.
+        let gw = gw.clone();
+        let counted = reply::Counted::new(incoming, move |tokens| {
+            let said = Said {
+                text: String::new(),
+                completion_tokens: tokens,
+            };
+            gw.count_tokens(route, &said, key_label.as_deref());
+        });
+        return Ok(Response::from_parts(parts, Body::new(counted)));
+    }
+    let gw2 = gw.clone();
     let store = move |said: Said| {
         let gw = gw2;
         async move {
@@ -328,7 +341,7 @@ async fn forward(
         }
     };
 
-    if stream && is_sse {
+    if streamed {
         // Frame by frame: nothing is buffered; the reply is read on the way through.
         let (tx, rx) = tokio::sync::oneshot::channel();
         let tee = Tee::new(incoming.into_data_stream(), tx);
@@ -338,20 +351,6 @@ async fn forward(
             }
         });
         return Ok(Response::from_parts(parts, Body::from_stream(tee)));
-    }
-    if !needs_store {
-        // Nothing to store: the answer passes through as it arrives (nothing buffered),
-        // its tokens counted when its end goes by.
-        let gw = gw.clone();
-        let key_label = key.map(|k| k.label.clone());
-        let counted = reply::Counted::new(incoming, move |tokens| {
-            let said = Said {
-                text: String::new(),
-                completion_tokens: tokens,
-            };
-            gw.count_tokens(route, &said, key_label.as_deref());
-        });
-        return Ok(Response::from_parts(parts, Body::new(counted)));
     }
     let body = incoming
         .collect()
@@ -409,12 +408,3 @@ pub const ROUTES: [RouteKind; 5] = [
         shape: Some(Shape::Responses),
     },
 ];
-
-/// A `POST` handler for the model route `ROUTES[I]`.
-pub async fn model_route<const I: usize>(
-    State(gw): State<Arc<Gateway>>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response<Body> {
-    handle(gw, ROUTES[I], headers, body).await
-}

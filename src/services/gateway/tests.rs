@@ -15,7 +15,7 @@ fn config(yaml: &str) -> Config {
 }
 
 async fn post(
-    app: &axum::Router,
+    app: &super::Front,
     path: &str,
     key: Option<&str>,
     body: &str,

@@ -126,7 +126,7 @@ impl Upstreams {
                         }
                         return Ok((resp, attempts));
                     }
-                    Ok(Err(e)) => reason = Some(format!("{}: {}", base.uri(), e.0)),
+                    Ok(Err(e)) => reason = Some(format!("{}: {e}", base.uri())),
                     Err(_) => {
                         reason = Some(format!(
                             "{}: no answer within {} ms",
@@ -163,7 +163,7 @@ pub async fn send(
         headers,
         body,
     );
-    endpoint.send(req).await.map_err(|e| e.0)
+    endpoint.send(req).await
 }
 
 /// Header names the gateway reads or writes, parsed once rather than on every request.
