@@ -17,6 +17,7 @@ use super::model::*;
 use super::raw::*;
 use super::source::{FieldPath, Positions};
 use crate::plan::graph;
+use crate::services::BuiltinKind;
 
 /// What the command line adds to the file.
 pub struct LoadOptions<'a> {
@@ -607,6 +608,9 @@ fn service(
                     .hint = Some(format!("remove `{field}`, or remove `builtin` to run your own program"));
             }
         }
+        if let (BuiltinKind::Model, Some(v @ Value::Mapping(_))) = (builtin, &raw.config) {
+            check_model_config(cx, &path.key("config"), v, dir);
+        }
         let config = match &raw.config {
             None | Some(Value::Null) => serde_json::Value::Object(Default::default()),
             Some(v @ Value::Mapping(_)) => match serde_json::to_value(v) {
@@ -1116,4 +1120,21 @@ pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, String> {
         "no stack.yaml in `{}` or any parent folder",
         cwd.display()
     ))
+}
+
+/// A built-in model's `config:` checked as `stack serve model` will check it, each
+/// problem at its line in the stack file (a fixtures file's, at its own line).
+fn check_model_config(cx: &mut Cx, at: &FieldPath, value: &Value, dir: &Path) {
+    let Some(config) = cx.de::<crate::services::model::Config>(at, value.clone()) else {
+        return;
+    };
+    for p in config.problems() {
+        let field = FieldPath(at.0.iter().chain(&p.field.0).cloned().collect());
+        cx.error(field, p.message);
+    }
+    if let Some(crate::services::model::Fixtures::File(name)) = &config.fixtures
+        && let Err(e) = crate::services::model::load_fixtures(&dir.join(name))
+    {
+        cx.error(at.key("fixtures"), e.to_string());
+    }
 }

@@ -1,32 +1,79 @@
-//! What to answer a prompt with: a fixture's reply, tool call or error, else the
-//! deterministic reply; plus the ids and timestamps answers carry.
+//! What to answer a turn with: a fixture's reply, tool calls or error, a forced tool call,
+//! a structured document, a final answer after tool results, else the deterministic
+//! reply; plus the ids and timestamps answers carry.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde_json::{Value, json};
+
 use super::config::ToolCall;
+use super::schema::{Unsatisfiable, generate};
 use super::state::{AppState, Canned};
-use super::text::{Reply, mix, reply_to};
+use super::text::{Reply, count_tokens, fnv, mix, reply_to};
+use super::turn::{Format, ToolChoice, Turn};
 use crate::services::api_error::{Api, ApiError};
 
 /// The answer to one request.
 #[derive(Debug, Clone)]
 pub enum Answer {
-    /// Text.
+    /// Text (for a structured output, the JSON document).
     Text(Reply),
-    /// A tool call.
-    Tool(ToolCall),
+    /// Tool calls, in order (several when the fixture lists several and the request
+    /// allows parallel calls).
+    Tools(Vec<ToolCall>),
 }
 
-/// Decides the answer to `prompt` (at most `limit` tokens), or the fixture's error.
-pub fn answer(
-    state: &AppState,
-    api: Api,
-    prompt: &str,
-    limit: Option<u32>,
-) -> Result<Answer, ApiError> {
-    match state.fixture(prompt) {
-        Some(Canned::Reply(text)) => Ok(Answer::Text(Reply::from_text(text, limit))),
-        Some(Canned::ToolCall(t)) => Ok(Answer::Tool(t.clone())),
+impl Answer {
+    /// Tokens generated.
+    pub fn tokens(&self) -> u32 {
+        match self {
+            Answer::Text(r) => r.tokens.len() as u32,
+            Answer::Tools(calls) => calls
+                .iter()
+                .map(|t| count_tokens(&t.arguments_json()) + 1)
+                .sum(),
+        }
+    }
+
+    /// Steps of simulated latency a non-streamed answer waits for.
+    pub fn steps(&self) -> usize {
+        match self {
+            Answer::Text(r) => r.tokens.len(),
+            Answer::Tools(_) => 1,
+        }
+    }
+}
+
+/// Decides the answer to `turn`, or the fixture's error (SPEC §4.2, "Agents and
+/// structured outputs"): a fixture for the turn wins; a forced tool choice makes a call
+/// with generated arguments; a structured output format gets a document valid against
+/// it; the turn after tool results gets a final answer quoting them; else the
+/// deterministic reply.
+pub fn decide(state: &AppState, api: Api, turn: &Turn) -> Result<Answer, ApiError> {
+    let seed = turn.seed();
+    match state.fixture(turn) {
+        Some(Canned::Reply(text)) => return Ok(Answer::Text(Reply::from_text(text, turn.limit))),
+        Some(Canned::ToolCalls(calls)) if turn.choice != ToolChoice::None => {
+            let mut calls: Vec<ToolCall> = calls
+                .iter()
+                .filter(|c| match &turn.choice {
+                    ToolChoice::Named(n) => &c.name == n,
+                    _ => true,
+                })
+                .cloned()
+                .collect();
+            if !turn.parallel {
+                calls.truncate(1);
+            }
+            if !calls.is_empty() {
+                for c in &mut calls {
+                    if c.arguments.is_null() {
+                        c.arguments = arguments(api, turn, &c.name, seed)?;
+                    }
+                }
+                return Ok(Answer::Tools(calls));
+            }
+        }
         Some(Canned::Error(e)) => {
             let message = e
                 .message
@@ -36,10 +83,73 @@ pub fn answer(
             if matches!(e.status, 429 | 503 | 529) {
                 err.retry_after = Some(1.0);
             }
-            Err(err)
+            return Err(err);
         }
-        None => Ok(Answer::Text(reply_to(prompt, limit))),
+        _ => {}
     }
+    let forced = match &turn.choice {
+        ToolChoice::Named(n) => Some(n.as_str()),
+        ToolChoice::Required => turn.tools.first().map(|t| t.name.as_str()),
+        ToolChoice::Auto | ToolChoice::None => None,
+    };
+    if let Some(name) = forced {
+        let call = ToolCall {
+            name: name.to_string(),
+            arguments: arguments(api, turn, name, seed)?,
+        };
+        return Ok(Answer::Tools(vec![call]));
+    }
+    if let Some(format) = &turn.format {
+        let doc = match format {
+            Format::JsonSchema(schema) | Format::JsonObject(Some(schema)) => {
+                generate(schema, seed).map_err(|e| unsatisfiable(api, "the output schema", &e))?
+            }
+            Format::JsonObject(None) => json!({"reply": reply_to(&turn.prompt, None).text()}),
+        };
+        return Ok(Answer::Text(Reply::from_json(&doc.to_string(), turn.limit)));
+    }
+    if let Some(results) = &turn.tool_results {
+        return Ok(Answer::Text(Reply::from_text(&quote(results), turn.limit)));
+    }
+    Ok(Answer::Text(reply_to(&turn.prompt, turn.limit)))
+}
+
+/// Arguments for a call of `name`, valid against its parameter schema (`{}` for a tool
+/// the request does not describe).
+fn arguments(api: Api, turn: &Turn, name: &str, seed: u64) -> Result<Value, ApiError> {
+    let Some(tool) = turn.tool(name) else {
+        return Ok(json!({}));
+    };
+    let doc = generate(&tool.parameters, seed ^ fnv(name.as_bytes()))
+        .map_err(|e| unsatisfiable(api, &format!("the parameters of tool `{name}`"), &e))?;
+    // A tool's arguments are an object, even when its schema says nothing.
+    Ok(if doc.is_object() { doc } else { json!({}) })
+}
+
+fn unsatisfiable(api: Api, what: &str, e: &Unsatisfiable) -> ApiError {
+    ApiError::bad_request(
+        api,
+        format!("the mock cannot make a document for {what}: {e}"),
+    )
+}
+
+/// The final answer after tool results: deterministic, quoting them.
+fn quote(results: &[String]) -> String {
+    const MAX: usize = 400;
+    let cut = |r: &String| -> String {
+        let r = r.trim();
+        match r.char_indices().nth(MAX) {
+            Some((i, _)) => format!("{}…", &r[..i]),
+            None => r.to_string(),
+        }
+    };
+    let quoted: Vec<String> = results.iter().map(cut).collect();
+    let what = if results.len() == 1 {
+        "the tool result"
+    } else {
+        "the tool results"
+    };
+    format!("Based on {what}: {}", quoted.join("; "))
 }
 
 impl ToolCall {

@@ -12,11 +12,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::answer::{Answer, answer, id, pieces};
-use super::body::{all_text, content_text, json as read_json, last_user_text};
+use super::answer::{Answer, decide, id, pieces};
+use super::body::{all_text, content_text, json as read_json};
 use super::state::{AppState, fault_error};
 use super::stream::{Frames, event, token_delay, total_delay};
 use super::text::count_tokens;
+use super::turn::Turn;
 use crate::services::api_error::{Api, ApiError};
 
 const API: Api = Api::Anthropic;
@@ -28,6 +29,11 @@ struct MessagesRequest {
     max_tokens: Option<u32>,
     system: Option<Value>,
     stream: Option<bool>,
+    tools: Option<Value>,
+    tool_choice: Option<Value>,
+    output_config: Option<Value>,
+    /// The structured-outputs beta's spelling of `output_config.format`.
+    output_format: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,15 +92,27 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
             return Err(e);
         }
     }
-    let prompt = last_user_text(&req.messages);
-    let in_tokens = input_tokens(&req.messages, req.system.as_ref(), None);
-    let answer = answer(s, API, &prompt, Some(max_tokens))?;
-    let out_tokens = match &answer {
-        Answer::Text(r) => r.tokens.len() as u32,
-        Answer::Tool(t) => count_tokens(&t.arguments_json()) + 1,
-    };
+    let format = req
+        .output_config
+        .as_ref()
+        .and_then(|c| c.get("format"))
+        .or(req.output_format.as_ref());
+    let mut turn = Turn::from_messages(
+        &req.messages,
+        req.tools.as_ref(),
+        req.tool_choice.as_ref(),
+        format,
+    )?;
+    turn.limit = Some(max_tokens);
+    let in_tokens = input_tokens(&req.messages, req.system.as_ref(), req.tools.as_ref());
+    let answer = decide(s, API, &turn)?;
+    let out_tokens = answer.tokens();
     s.count_tokens("/v1/messages", out_tokens);
     let msg_id = id("msg_");
+    let tool_ids: Vec<String> = match &answer {
+        Answer::Tools(calls) => calls.iter().map(|_| id("toolu_")).collect(),
+        Answer::Text(_) => Vec::new(),
+    };
     let (stop_reason, content) = match &answer {
         Answer::Text(r) => (
             if r.truncated {
@@ -104,9 +122,17 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
             },
             json!([{"type": "text", "text": r.text()}]),
         ),
-        Answer::Tool(t) => (
+        Answer::Tools(calls) => (
             "tool_use",
-            json!([{"type": "tool_use", "id": id("toolu_"), "name": t.name, "input": t.arguments_object()}]),
+            Value::Array(
+                calls
+                    .iter()
+                    .zip(&tool_ids)
+                    .map(|(t, tid)| {
+                        json!({"type": "tool_use", "id": tid, "name": t.name, "input": t.arguments_object()})
+                    })
+                    .collect(),
+            ),
         ),
     };
     let usage = |output: u32| {
@@ -115,11 +141,7 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
                "service_tier": "standard"})
     };
     if req.stream != Some(true) {
-        let n = match &answer {
-            Answer::Text(r) => r.tokens.len(),
-            Answer::Tool(_) => 1,
-        };
-        let delay = total_delay(&s.config.latency, n);
+        let delay = total_delay(&s.config.latency, answer.steps());
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
@@ -167,32 +189,47 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
                 );
             }
         }
-        Answer::Tool(t) => {
-            frames.push(event(
-                "content_block_start",
-                &json!({"type": "content_block_start", "index": 0, "content_block":
-                    {"type": "tool_use", "id": id("toolu_"), "name": t.name, "input": {}}}),
-            ));
-            for (i, piece) in pieces(&t.arguments_json(), 3).into_iter().enumerate() {
-                frames.push_after(
-                    token_delay(latency, i),
-                    event(
-                        "content_block_delta",
-                        &json!({"type": "content_block_delta", "index": 0,
-                                "delta": {"type": "input_json_delta", "partial_json": piece}}),
-                    ),
-                );
+        Answer::Tools(calls) => {
+            for (index, (t, tid)) in calls.iter().zip(&tool_ids).enumerate() {
+                if index > 0 {
+                    frames.push(event(
+                        "content_block_stop",
+                        &json!({"type": "content_block_stop", "index": index - 1}),
+                    ));
+                }
+                frames.push(event(
+                    "content_block_start",
+                    &json!({"type": "content_block_start", "index": index, "content_block":
+                        {"type": "tool_use", "id": tid, "name": t.name, "input": {}}}),
+                ));
+                for (i, piece) in pieces(&t.arguments_json(), 3).into_iter().enumerate() {
+                    frames.push_after(
+                        token_delay(latency, i),
+                        event(
+                            "content_block_delta",
+                            &json!({"type": "content_block_delta", "index": index,
+                                    "delta": {"type": "input_json_delta", "partial_json": piece}}),
+                        ),
+                    );
+                }
             }
         }
     }
+    let last_block = tool_ids.len().saturating_sub(1);
     frames.push(event(
         "content_block_stop",
-        &json!({"type": "content_block_stop", "index": 0}),
+        &json!({"type": "content_block_stop", "index": last_block}),
     ));
+    // Both counts in the last delta, as the API sends them (clients that read usage
+    // from here, like langchain-anthropic, see the input too).
+    let mut final_usage = usage(out_tokens);
+    if let Some(u) = final_usage.as_object_mut() {
+        u.remove("service_tier");
+    }
     frames.push(event(
         "message_delta",
         &json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null},
-                "usage": {"output_tokens": out_tokens}}),
+                "usage": final_usage}),
     ));
     frames.push(event("message_stop", &json!({"type": "message_stop"})));
     Ok(frames.into_response())

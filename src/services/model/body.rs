@@ -57,17 +57,6 @@ pub fn content_text(content: &Value) -> String {
     }
 }
 
-/// The last user message's text among chat-style `messages`.
-pub fn last_user_text(messages: &[Value]) -> String {
-    messages
-        .iter()
-        .rev()
-        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        .and_then(|m| m.get("content"))
-        .map(content_text)
-        .unwrap_or_default()
-}
-
 /// All text of `messages` (for the prompt's token count).
 pub fn all_text(messages: &[Value]) -> String {
     messages

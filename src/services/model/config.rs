@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::services::config::{ConfigError, load_yaml};
+use crate::config::source::{FieldPath, Positions};
+use crate::services::config::{ConfigError, parse_yaml};
 
 /// `stack serve model --config FILE`.
 #[derive(Debug, Clone, Deserialize)]
@@ -118,18 +119,30 @@ pub enum Fixtures {
 }
 
 /// A prompt pattern and what to answer.
+///
+/// A fixture answers the turn where the user asked; with `after_tool` (or a
+/// `tool_result` pattern) it answers instead the turn that follows the results of tool
+/// calls, so a tool loop can be scripted step by step and always ends.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fixture {
-    /// A regular expression matched against the last user message.
+    /// A regular expression matched against the user message that asked.
     #[serde(rename = "match")]
     pub pattern: String,
     /// Answer with this text.
     pub reply: Option<String>,
     /// Answer with a tool call.
     pub tool_call: Option<ToolCall>,
+    /// Answer with several tool calls at once (parallel calls).
+    pub tool_calls: Option<Vec<ToolCall>>,
     /// Answer with an error.
     pub error: Option<FixtureError>,
+    /// Answer the turn after tool results rather than the user's question.
+    #[serde(default)]
+    pub after_tool: bool,
+    /// Only after a tool result whose text matches this regular expression (implies
+    /// `after_tool`).
+    pub tool_result: Option<String>,
 }
 
 /// A tool call answered by a fixture.
@@ -138,7 +151,8 @@ pub struct Fixture {
 pub struct ToolCall {
     /// The function name.
     pub name: String,
-    /// Its arguments (an object).
+    /// Its arguments (an object); left out, they are made from the tool's parameter
+    /// schema in the request.
     #[serde(default)]
     pub arguments: serde_json::Value,
 }
@@ -153,92 +167,204 @@ pub struct FixtureError {
     pub message: Option<String>,
 }
 
+/// A problem `serde` cannot see, with where it is written (a path inside the
+/// configuration, or inside the fixtures file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: `fixtures[2].match`.
+    pub field: FieldPath,
+    /// What is wrong.
+    pub message: String,
+}
+
 impl Config {
-    /// Reads and checks the configuration; none gives the defaults.
+    /// Reads and checks the configuration; none gives the defaults. A fixtures file is
+    /// read (relative to the working folder) and checked too, and kept inline.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let config: Config = load_yaml(path)?;
-        let file = path.unwrap_or(Path::new("<defaults>"));
-        config.check_at(file)?;
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| ConfigError::new(path, format!("cannot read: {err}")))?;
+        Config::from_text(path, &text, Path::new("."))
+    }
+
+    /// Parses and checks `text`, read from `file`; a fixtures file resolves against `base`.
+    pub fn from_text(file: &Path, text: &str, base: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = parse_yaml(file, text)?;
+        if let Some(p) = config.problems().into_iter().next() {
+            return Err(located(file, text, p));
+        }
+        if let Some(Fixtures::File(name)) = &config.fixtures {
+            let list = load_fixtures(&base.join(name))?;
+            config.fixtures = Some(Fixtures::Inline(list));
+        }
         Ok(config)
     }
 
-    /// The fixtures, read from their file if need be.
-    pub fn fixture_list(&self, file: &Path) -> Result<Vec<Fixture>, ConfigError> {
+    /// The fixtures (inline; [`Config::from_text`] has read any file).
+    pub fn fixture_list(&self) -> &[Fixture] {
         match &self.fixtures {
-            None => Ok(Vec::new()),
-            Some(Fixtures::Inline(list)) => Ok(list.clone()),
-            Some(Fixtures::File(p)) => {
-                let list: Vec<Fixture> = load_yaml(Some(p)).map_err(|mut e| {
-                    e.message = format!("{} (fixtures named in {})", e.message, file.display());
-                    e
-                })?;
-                Ok(list)
-            }
+            Some(Fixtures::Inline(list)) => list,
+            _ => &[],
         }
     }
 
     /// Checks what serde cannot: fault and fixture rules, patterns, ranges.
-    pub fn check_at(&self, file: &Path) -> Result<(), ConfigError> {
-        let err = |m: String| Err(ConfigError::new(file, m));
-        let key_faults = self.keys.iter().flat_map(|k| k.faults().iter());
-        for (i, f) in self.faults.iter().chain(key_faults).enumerate() {
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut bad = |field: FieldPath, message: String| out.push(Problem { field, message });
+        let key_faults = self.keys.iter().enumerate().flat_map(|(k, spec)| {
+            spec.faults().iter().enumerate().map(move |(i, f)| {
+                (
+                    FieldPath::root()
+                        .key("keys")
+                        .index(k)
+                        .key("faults")
+                        .index(i),
+                    f,
+                )
+            })
+        });
+        let global = self
+            .faults
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (FieldPath::root().key("faults").index(i), f));
+        for (at, f) in global.chain(key_faults) {
             match (f.rate, f.every) {
-                (None, None) => return err(format!("fault {i}: give `rate` (0–1) or `every` (N)")),
+                (None, None) => bad(at.clone(), "give `rate` (0–1) or `every` (N)".into()),
                 (Some(r), _) if !(0.0..=1.0).contains(&r) => {
-                    return err(format!("fault {i}: rate {r} is not between 0 and 1"));
+                    bad(at.key("rate"), format!("rate {r} is not between 0 and 1"));
                 }
-                (_, Some(0)) => return err(format!("fault {i}: `every` must be at least 1")),
+                (_, Some(0)) => bad(at.key("every"), "`every` must be at least 1".into()),
                 _ => {}
             }
             match f.status {
                 None if f.delay_ms.is_none() => {
-                    return err(format!(
-                        "fault {i}: give a `status` (e.g. 429, 500) or a `delay_ms`"
-                    ));
+                    bad(at, "give a `status` (e.g. 429, 500) or a `delay_ms`".into());
                 }
                 Some(s) if !(400..=599).contains(&s) => {
-                    return err(format!(
-                        "fault {i}: status {s} is not an error status (400–599)"
-                    ));
+                    bad(
+                        at.key("status"),
+                        format!("status {s} is not an error status (400–599)"),
+                    );
                 }
                 _ => {}
             }
         }
         if self.latency.tokens_per_second < 0.0 {
-            return err("latency.tokens_per_second cannot be negative".into());
-        }
-        for (i, fx) in self.fixture_list(file)?.iter().enumerate() {
-            let n = [
-                fx.reply.is_some(),
-                fx.tool_call.is_some(),
-                fx.error.is_some(),
-            ]
-            .iter()
-            .filter(|x| **x)
-            .count();
-            if n != 1 {
-                return err(format!(
-                    "fixture {i}: give exactly one of `reply`, `tool_call`, `error`"
-                ));
-            }
-            if let Err(e) = regex::Regex::new(&fx.pattern) {
-                return err(format!(
-                    "fixture {i}: invalid pattern `{}`: {e}",
-                    fx.pattern
-                ));
-            }
-            if let Some(e) = &fx.error
-                && !(400..=599).contains(&e.status)
-            {
-                return err(format!(
-                    "fixture {i}: status {} is not an error status",
-                    e.status
-                ));
-            }
+            bad(
+                FieldPath::root().key("latency").key("tokens_per_second"),
+                "cannot be negative".into(),
+            );
         }
         if self.embedding_dimensions == 0 {
-            return err("embedding_dimensions must be at least 1".into());
+            bad(
+                FieldPath::root().key("embedding_dimensions"),
+                "must be at least 1".into(),
+            );
         }
-        Ok(())
+        if let Some(Fixtures::Inline(list)) = &self.fixtures {
+            out.extend(fixture_problems(list, &FieldPath::root().key("fixtures")));
+        }
+        out
+    }
+}
+
+/// Reads a fixtures file (a YAML list) and checks every fixture, each error at its line.
+pub fn load_fixtures(path: &Path) -> Result<Vec<Fixture>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| ConfigError::new(path, format!("cannot read the fixtures file: {err}")))?;
+    let list: Vec<Fixture> = parse_yaml(path, &text)?;
+    match fixture_problems(&list, &FieldPath::root())
+        .into_iter()
+        .next()
+    {
+        Some(p) => Err(located(path, &text, p)),
+        None => Ok(list),
+    }
+}
+
+/// What is wrong with fixtures listed at `base`.
+fn fixture_problems(list: &[Fixture], base: &FieldPath) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for (i, fx) in list.iter().enumerate() {
+        let at = base.index(i);
+        let mut bad = |field: FieldPath, message: String| out.push(Problem { field, message });
+        let answers = [
+            fx.reply.is_some(),
+            fx.tool_call.is_some(),
+            fx.tool_calls.is_some(),
+            fx.error.is_some(),
+        ];
+        if answers.iter().filter(|x| **x).count() != 1 {
+            bad(
+                at.clone(),
+                "give exactly one of `reply`, `tool_call`, `tool_calls`, `error`".into(),
+            );
+        }
+        for (key, pattern) in [
+            ("match", Some(&fx.pattern)),
+            ("tool_result", fx.tool_result.as_ref()),
+        ] {
+            if let Some(p) = pattern
+                && let Err(e) = regex::Regex::new(p)
+            {
+                let why = e.to_string();
+                let why = why.lines().last().unwrap_or_default().trim();
+                bad(
+                    at.key(key),
+                    format!("invalid regular expression `{p}`: {why}"),
+                );
+            }
+        }
+        if let Some(e) = &fx.error
+            && !(400..=599).contains(&e.status)
+        {
+            bad(
+                at.key("error").key("status"),
+                format!("status {} is not an error status (400–599)", e.status),
+            );
+        }
+        let calls = fx.tool_call.iter().map(|c| (at.key("tool_call"), c)).chain(
+            fx.tool_calls
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(j, c)| (at.key("tool_calls").index(j), c)),
+        );
+        for (field, call) in calls {
+            if call.name.trim().is_empty() {
+                bad(field.key("name"), "a tool call needs a `name`".into());
+            }
+            if !matches!(
+                call.arguments,
+                serde_json::Value::Null | serde_json::Value::Object(_)
+            ) {
+                bad(
+                    field.key("arguments"),
+                    "`arguments` must be a mapping (or left out, to be made from the tool's schema)".into(),
+                );
+            }
+        }
+        if fx.tool_calls.as_ref().is_some_and(Vec::is_empty) {
+            bad(at.key("tool_calls"), "`tool_calls` lists no call".into());
+        }
+    }
+    out
+}
+
+/// `problem` as an error at its line and column in `text`.
+fn located(file: &Path, text: &str, problem: Problem) -> ConfigError {
+    let location = Positions::parse(text)
+        .ok()
+        .and_then(|p| p.value(&problem.field))
+        .map(|l| (l.line, l.column));
+    ConfigError {
+        path: file.to_path_buf(),
+        location,
+        field: (!problem.field.0.is_empty()).then(|| problem.field.to_string()),
+        message: problem.message,
     }
 }

@@ -8,10 +8,13 @@ mod body;
 mod config;
 
 mod openai;
+mod pattern;
 mod responses;
+mod schema;
 mod state;
 mod stream;
 mod text;
+mod turn;
 
 #[cfg(test)]
 mod tests;
@@ -26,32 +29,23 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::Config;
+pub use config::{Config, Fixtures, Problem, load_fixtures};
 use state::AppState;
 
 use super::ServeError;
 use super::config::ConfigError;
 
 impl Config {
-    /// Parses and checks a configuration given as text (`file` names it in errors).
+    /// Parses and checks a configuration given as text (a fixtures file resolves against
+    /// the working folder).
     pub fn load_str(text: &str) -> Result<Config, ConfigError> {
-        let file = Path::new("<config>");
-        let config: Config = super::config::parse_yaml(file, text)?;
-        config.check_at(file)?;
-        Ok(config)
-    }
-
-    /// Builds the shared state, reading the fixtures file if there is one.
-    fn into_state(self, file: &Path) -> Result<AppState, ConfigError> {
-        let fixtures = self.fixture_list(file)?;
-        Ok(AppState::new(self, fixtures))
+        Config::from_text(Path::new("<config>"), text, Path::new("."))
     }
 }
 
-/// The HTTP routes over `config` (fixtures from an inline list, or their file).
+/// The HTTP routes over `config` (checked, with its fixtures inline).
 pub fn router(config: Config) -> Result<Router, ConfigError> {
-    let state = Arc::new(config.into_state(Path::new("<config>"))?);
-    Ok(routes(state))
+    Ok(routes(Arc::new(AppState::new(config)?)))
 }
 
 fn routes(state: Arc<AppState>) -> Router {
@@ -89,6 +83,6 @@ pub async fn serve(
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let state = Arc::new(config.into_state(Path::new("<config>"))?);
+    let state = Arc::new(AppState::new(config)?);
     super::http::serve(listener, routes(state), shutdown).await
 }

@@ -10,11 +10,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::answer::{Answer, answer, id, now, pieces};
-use super::body::{all_text, json as read_json, last_user_text};
+use super::answer::{Answer, decide, id, now, pieces};
+use super::body::{all_text, json as read_json};
 use super::state::{AppState, fault_error};
 use super::stream::{Frames, data, token_delay, total_delay};
 use super::text::{count_tokens, embedding, embedding_base64};
+use super::turn::Turn;
 use crate::services::api_error::{Api, ApiError};
 
 const API: Api = Api::OpenAi;
@@ -52,6 +53,10 @@ struct ChatRequest {
     stream_options: Option<StreamOptions>,
     max_tokens: Option<u32>,
     max_completion_tokens: Option<u32>,
+    tools: Option<Value>,
+    tool_choice: Option<Value>,
+    response_format: Option<Value>,
+    parallel_tool_calls: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,14 +92,22 @@ async fn chat_inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
             return Err(e.into_response());
         }
     }
-    let prompt = last_user_text(&req.messages);
-    let prompt_tokens = count_tokens(&all_text(&req.messages));
-    let limit = req.max_completion_tokens.or(req.max_tokens);
-    let answer = answer(s, API, &prompt, limit).map_err(IntoResponse::into_response)?;
-    let completion_tokens = match &answer {
-        Answer::Text(r) => r.tokens.len() as u32,
-        Answer::Tool(t) => count_tokens(&t.arguments_json()) + 1,
-    };
+    let mut turn = Turn::from_chat(
+        &req.messages,
+        req.tools.as_ref(),
+        req.tool_choice.as_ref(),
+        req.response_format.as_ref(),
+        req.parallel_tool_calls,
+    )
+    .map_err(IntoResponse::into_response)?;
+    turn.limit = req.max_completion_tokens.or(req.max_tokens);
+    let prompt_tokens = count_tokens(&all_text(&req.messages))
+        + req
+            .tools
+            .as_ref()
+            .map_or(0, |t| count_tokens(&t.to_string()));
+    let answer = decide(s, API, &turn).map_err(IntoResponse::into_response)?;
+    let completion_tokens = answer.tokens();
     s.count_tokens("/v1/chat/completions", completion_tokens);
     let usage = json!({
         "prompt_tokens": prompt_tokens,
@@ -107,11 +120,7 @@ async fn chat_inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
     let id = id("chatcmpl-");
     let created = now();
     if req.stream != Some(true) {
-        let n = match &answer {
-            Answer::Text(r) => r.tokens.len(),
-            Answer::Tool(_) => 1,
-        };
-        let delay = total_delay(&s.config.latency, n);
+        let delay = total_delay(&s.config.latency, answer.steps());
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
@@ -120,12 +129,20 @@ async fn chat_inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
                 json!({"role": "assistant", "content": r.text(), "refusal": null, "annotations": []}),
                 if r.truncated { "length" } else { "stop" },
             ),
-            Answer::Tool(t) => (
-                json!({"role": "assistant", "content": null, "refusal": null, "annotations": [],
-                       "tool_calls": [{"id": super::answer::id("call_"), "type": "function",
-                                       "function": {"name": t.name, "arguments": t.arguments_json()}}]}),
-                "tool_calls",
-            ),
+            Answer::Tools(calls) => {
+                let calls: Vec<Value> = calls
+                    .iter()
+                    .map(|t| {
+                        json!({"id": super::answer::id("call_"), "type": "function",
+                               "function": {"name": t.name, "arguments": t.arguments_json()}})
+                    })
+                    .collect();
+                (
+                    json!({"role": "assistant", "content": null, "refusal": null, "annotations": [],
+                           "tool_calls": calls}),
+                    "tool_calls",
+                )
+            }
         };
         return Ok(axum::Json(json!({
             "id": id, "object": "chat.completion", "created": created, "model": req.model,
@@ -172,21 +189,25 @@ async fn chat_inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
             }
             if r.truncated { "length" } else { "stop" }
         }
-        Answer::Tool(t) => {
-            frames.push(chunk(
-                json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0,
+        Answer::Tools(calls) => {
+            for (index, t) in calls.iter().enumerate() {
+                let mut first = json!({"tool_calls": [{"index": index,
                     "id": super::answer::id("call_"), "type": "function",
-                    "function": {"name": t.name, "arguments": ""}}]}),
-                None,
-            ));
-            for (i, piece) in pieces(&t.arguments_json(), 3).into_iter().enumerate() {
-                frames.push_after(
-                    token_delay(latency, i),
-                    chunk(
-                        json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
-                        None,
-                    ),
-                );
+                    "function": {"name": t.name, "arguments": ""}}]});
+                if index == 0 {
+                    first["role"] = json!("assistant");
+                    first["content"] = Value::Null;
+                }
+                frames.push(chunk(first, None));
+                for (i, piece) in pieces(&t.arguments_json(), 3).into_iter().enumerate() {
+                    frames.push_after(
+                        token_delay(latency, i),
+                        chunk(
+                            json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}),
+                            None,
+                        ),
+                    );
+                }
             }
             "tool_calls"
         }

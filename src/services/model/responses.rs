@@ -10,11 +10,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::answer::{Answer, answer, id, now};
+use super::answer::{Answer, decide, id, now};
 use super::body::{content_text, json as read_json};
 use super::state::{AppState, fault_error};
 use super::stream::{Frames, event, token_delay, total_delay};
 use super::text::count_tokens;
+use super::turn::Turn;
 use crate::services::api_error::{Api, ApiError};
 
 const API: Api = Api::OpenAi;
@@ -28,23 +29,23 @@ struct ResponsesRequest {
     max_output_tokens: Option<u32>,
     #[serde(default)]
     metadata: Option<Value>,
+    tools: Option<Value>,
+    tool_choice: Option<Value>,
+    text: Option<Value>,
+    parallel_tool_calls: Option<bool>,
 }
 
-/// The last user text of `input`: a string, or the last user item's content.
+/// All text of `input`, for its token count: messages' content, tool calls' arguments
+/// and tool outputs.
 fn input_text(input: &Value) -> String {
     match input {
         Value::String(s) => s.clone(),
         Value::Array(items) => items
             .iter()
-            .rev()
-            .find(|i| {
-                i.get("role")
-                    .and_then(Value::as_str)
-                    .is_none_or(|r| r == "user")
-            })
-            .and_then(|i| i.get("content"))
+            .filter_map(|i| i.get("content").or(i.get("output")).or(i.get("arguments")))
             .map(content_text)
-            .unwrap_or_default(),
+            .collect::<Vec<_>>()
+            .join("\n"),
         _ => String::new(),
     }
 }
@@ -75,13 +76,22 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
             return Err(e);
         }
     }
-    let prompt = input_text(&req.input);
-    let input_tokens = count_tokens(&prompt) + req.instructions.as_deref().map_or(0, count_tokens);
-    let answer = answer(s, API, &prompt, req.max_output_tokens)?;
-    let output_tokens = match &answer {
-        Answer::Text(r) => r.tokens.len() as u32,
-        Answer::Tool(t) => count_tokens(&t.arguments_json()) + 1,
-    };
+    let mut turn = Turn::from_responses(
+        &req.input,
+        req.tools.as_ref(),
+        req.tool_choice.as_ref(),
+        req.text.as_ref(),
+        req.parallel_tool_calls,
+    )?;
+    turn.limit = req.max_output_tokens;
+    let input_tokens = count_tokens(&input_text(&req.input))
+        + req.instructions.as_deref().map_or(0, count_tokens)
+        + req
+            .tools
+            .as_ref()
+            .map_or(0, |t| count_tokens(&t.to_string()));
+    let answer = decide(s, API, &turn)?;
+    let output_tokens = answer.tokens();
     s.count_tokens("/v1/responses", output_tokens);
     let resp_id = id("resp_");
     let item_id = id("msg_");
@@ -98,25 +108,32 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
             "max_output_tokens": req.max_output_tokens, "model": req.model, "output": output,
             "parallel_tool_calls": true, "previous_response_id": null,
             "reasoning": {"effort": null, "summary": null}, "store": false, "temperature": 1.0,
-            "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [], "top_p": 1.0,
+            "text": req.text.clone().unwrap_or_else(|| json!({"format": {"type": "text"}})),
+            "tool_choice": req.tool_choice.clone().unwrap_or_else(|| json!("auto")),
+            "tools": req.tools.clone().unwrap_or_else(|| json!([])), "top_p": 1.0,
             "truncation": "disabled", "usage": usage, "user": null,
             "metadata": req.metadata.clone().unwrap_or_else(|| json!({}))
         })
     };
     let truncated = matches!(&answer, Answer::Text(r) if r.truncated);
-    let final_item = match &answer {
-        Answer::Text(r) => json!({
+    let final_items: Vec<Value> = match &answer {
+        Answer::Text(r) => vec![json!({
             "id": item_id, "type": "message", "status": "completed", "role": "assistant",
             "content": [{"type": "output_text", "text": r.text(), "annotations": [], "logprobs": []}]
-        }),
-        Answer::Tool(t) => json!({
-            "id": item_id, "type": "function_call", "status": "completed",
-            "call_id": id("call_"), "name": t.name, "arguments": t.arguments_json()
-        }),
+        })],
+        Answer::Tools(calls) => calls
+            .iter()
+            .map(|t| {
+                json!({
+                    "id": id("fc_"), "type": "function_call", "status": "completed",
+                    "call_id": id("call_"), "name": t.name, "arguments": t.arguments_json()
+                })
+            })
+            .collect(),
     };
     let mut done = envelope(
         if truncated { "incomplete" } else { "completed" },
-        json!([final_item]),
+        Value::Array(final_items.clone()),
         usage,
     );
     if truncated {
@@ -124,11 +141,7 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
     }
 
     if req.stream != Some(true) {
-        let n = match &answer {
-            Answer::Text(r) => r.tokens.len(),
-            Answer::Tool(_) => 1,
-        };
-        let delay = total_delay(&s.config.latency, n);
+        let delay = total_delay(&s.config.latency, answer.steps());
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
@@ -194,37 +207,46 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
                     "part": {"type": "output_text", "text": text, "annotations": [], "logprobs": []}}),
             ));
         }
-        Answer::Tool(t) => {
-            let mut item = final_item.clone();
-            item["status"] = json!("in_progress");
-            item["arguments"] = json!("");
-            frames.push(ev(
-                "response.output_item.added",
-                json!({"output_index": 0, "item": item}),
-            ));
-            let args = t.arguments_json();
-            frames.push_after(
-                token_delay(latency, 0),
-                ev(
-                    "response.function_call_arguments.delta",
-                    json!({"item_id": item_id, "output_index": 0, "delta": args}),
-                ),
-            );
-            frames.push(ev(
-                "response.function_call_arguments.done",
-                json!({"item_id": item_id, "output_index": 0, "arguments": args, "name": t.name}),
-            ));
+        Answer::Tools(calls) => {
+            for (index, (t, done_item)) in calls.iter().zip(&final_items).enumerate() {
+                let mut item = done_item.clone();
+                item["status"] = json!("in_progress");
+                item["arguments"] = json!("");
+                frames.push(ev(
+                    "response.output_item.added",
+                    json!({"output_index": index, "item": item}),
+                ));
+                let args = t.arguments_json();
+                frames.push_after(
+                    token_delay(latency, index),
+                    ev(
+                        "response.function_call_arguments.delta",
+                        json!({"item_id": done_item["id"], "output_index": index, "delta": args}),
+                    ),
+                );
+                frames.push(ev(
+                    "response.function_call_arguments.done",
+                    json!({"item_id": done_item["id"], "output_index": index, "arguments": args, "name": t.name}),
+                ));
+                if index + 1 < calls.len() {
+                    frames.push(ev(
+                        "response.output_item.done",
+                        json!({"output_index": index, "item": done_item}),
+                    ));
+                }
+            }
         }
     }
+    let last = final_items.len().saturating_sub(1);
     frames.push(ev(
         "response.output_item.done",
-        json!({"output_index": 0, "item": final_item}),
+        json!({"output_index": last, "item": final_items[last]}),
     ));
-    let last = if truncated {
+    let last_event = if truncated {
         "response.incomplete"
     } else {
         "response.completed"
     };
-    frames.push(ev(last, json!({"response": done})));
+    frames.push(ev(last_event, json!({"response": done})));
     Ok(frames.into_response())
 }

@@ -10,9 +10,13 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use regex::Regex;
 
-use super::config::{Config, Fault, Fixture, FixtureError, ToolCall};
+use std::path::Path;
+
+use super::config::{Config, Fault, Fixture, FixtureError, Fixtures, ToolCall, load_fixtures};
 use super::text::{fnv, mix};
+use super::turn::Turn;
 use crate::services::api_error::{Api, ApiError};
+use crate::services::config::ConfigError;
 use crate::services::http::Uptime;
 use crate::services::metrics::{HttpMetrics, RouteLabels};
 
@@ -21,10 +25,19 @@ use crate::services::metrics::{HttpMetrics, RouteLabels};
 pub enum Canned {
     /// Text.
     Reply(String),
-    /// A tool call.
-    ToolCall(ToolCall),
+    /// One tool call or several.
+    ToolCalls(Vec<ToolCall>),
     /// An error.
     Error(FixtureError),
+}
+
+/// A fixture, compiled.
+#[derive(Debug)]
+struct Compiled {
+    pattern: Regex,
+    /// Answers the turn after tool results (whose text matches this, when given).
+    after_tool: Option<Option<Regex>>,
+    canned: Canned,
 }
 
 /// Shared state.
@@ -32,7 +45,7 @@ pub enum Canned {
 pub struct AppState {
     /// The configuration.
     pub config: Config,
-    fixtures: Vec<(Regex, Canned)>,
+    fixtures: Vec<Compiled>,
     /// Known keys and their own faults; `None` when any key (or none) is accepted.
     keys: Option<HashMap<String, KeyState>>,
     global: FaultCounter,
@@ -57,21 +70,23 @@ struct FaultCounter {
 }
 
 impl AppState {
-    /// Builds the state from a checked configuration.
-    pub fn new(config: Config, fixtures: Vec<Fixture>) -> AppState {
-        let fixtures = fixtures
-            .into_iter()
-            .filter_map(|f| {
-                let re = Regex::new(&f.pattern).ok()?;
-                let canned = match (f.reply, f.tool_call, f.error) {
-                    (Some(r), _, _) => Canned::Reply(r),
-                    (_, Some(t), _) => Canned::ToolCall(t),
-                    (_, _, Some(e)) => Canned::Error(e),
-                    _ => return None,
-                };
-                Some((re, canned))
-            })
-            .collect();
+    /// Builds the state from a configuration, checking it (as [`Config::from_text`]
+    /// does) when it was built in code.
+    pub fn new(config: Config) -> Result<AppState, ConfigError> {
+        let file = Path::new("<config>");
+        if let Some(p) = config.problems().into_iter().next() {
+            return Err(ConfigError {
+                path: file.to_path_buf(),
+                location: None,
+                field: Some(p.field.to_string()),
+                message: p.message,
+            });
+        }
+        let fixtures = match &config.fixtures {
+            Some(Fixtures::File(name)) => load_fixtures(name)?,
+            _ => config.fixture_list().to_vec(),
+        };
+        let fixtures = fixtures.into_iter().filter_map(compile).collect();
         let keys = (!config.keys.is_empty()).then(|| {
             config
                 .keys
@@ -94,7 +109,7 @@ impl AppState {
             "Tokens generated, by route",
             tokens_out.clone(),
         );
-        AppState {
+        Ok(AppState {
             config,
             fixtures,
             keys,
@@ -102,15 +117,25 @@ impl AppState {
             metrics: Arc::new(metrics),
             tokens_out,
             uptime: Uptime::start("model"),
-        }
+        })
     }
 
-    /// The fixture matching `prompt`, if any.
-    pub fn fixture(&self, prompt: &str) -> Option<&Canned> {
+    /// The fixture for `turn`: one that matches the question, on the turn where the user
+    /// asked; one marked `after_tool` (and matching a result, when it says so), on the
+    /// turn after tool results.
+    pub fn fixture(&self, turn: &Turn) -> Option<&Canned> {
         self.fixtures
             .iter()
-            .find(|(re, _)| re.is_match(prompt))
-            .map(|(_, c)| c)
+            .find(|f| {
+                let turn_fits = match (&f.after_tool, &turn.tool_results) {
+                    (None, None) => true,
+                    (Some(None), Some(_)) => true,
+                    (Some(Some(re)), Some(results)) => results.iter().any(|r| re.is_match(r)),
+                    _ => false,
+                };
+                turn_fits && f.pattern.is_match(&turn.prompt)
+            })
+            .map(|f| &f.canned)
     }
 
     /// Counts generated tokens.
@@ -148,6 +173,27 @@ impl AppState {
         }
         Ok(fault)
     }
+}
+
+/// A checked fixture, compiled (`None` only for what [`Config::problems`] refuses).
+fn compile(f: Fixture) -> Option<Compiled> {
+    let pattern = Regex::new(&f.pattern).ok()?;
+    let after_tool = match &f.tool_result {
+        Some(p) => Some(Some(Regex::new(p).ok()?)),
+        None => f.after_tool.then_some(None),
+    };
+    let canned = match (f.reply, f.tool_call, f.tool_calls, f.error) {
+        (Some(r), ..) => Canned::Reply(r),
+        (_, Some(t), ..) => Canned::ToolCalls(vec![t]),
+        (_, _, Some(list), _) => Canned::ToolCalls(list),
+        (.., Some(e)) => Canned::Error(e),
+        _ => return None,
+    };
+    Some(Compiled {
+        pattern,
+        after_tool,
+        canned,
+    })
 }
 
 impl FaultCounter {

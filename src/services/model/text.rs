@@ -31,7 +31,7 @@ pub fn count_tokens(text: &str) -> u32 {
     chars.div_ceil(4).max(1)
 }
 
-const WORDS: [&str; 32] = [
+pub(crate) const WORDS: [&str; 32] = [
     "context",
     "model",
     "stack",
@@ -100,6 +100,21 @@ impl Reply {
         {
             tokens.truncate(max as usize);
             truncated = true;
+        }
+        Reply { tokens, truncated }
+    }
+}
+
+impl Reply {
+    /// Splits a JSON document into tokens of four characters (the rule of thumb
+    /// [`count_tokens`] uses), so streams carry it in pieces and a token limit cuts it as
+    /// a provider would.
+    pub fn from_json(text: &str, limit: Option<u32>) -> Reply {
+        let chars: Vec<char> = text.chars().collect();
+        let mut tokens: Vec<String> = chars.chunks(4).map(|c| c.iter().collect()).collect();
+        let truncated = limit.is_some_and(|max| tokens.len() > max as usize);
+        if let Some(max) = limit.filter(|_| truncated) {
+            tokens.truncate(max as usize);
         }
         Reply { tokens, truncated }
     }
