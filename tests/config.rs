@@ -211,3 +211,38 @@ fn schema_is_generated_from_the_types() {
     assert_eq!(run.code, Some(0));
     assert!(p.read("stack.schema.json").contains("\"services\""));
 }
+
+#[test]
+fn a_built_in_models_config_and_fixtures_are_checked_at_their_lines() {
+    let p = Project::new(
+        r#"
+services:
+  typo:
+    builtin: model
+    config:
+      latency: {first_tokn_ms: 5}
+  rules:
+    builtin: model
+    config:
+      faults: [{status: 200, every: 1}]
+      fixtures:
+        - {match: "(", reply: x}
+        - {match: ok, reply: x, tool_call: {name: f}}
+  nameless:
+    builtin: model
+    config:
+      fixtures: [{match: ok, tool_call: {arguments: {}}}]
+  from_file:
+    builtin: model
+    config: {fixtures: ./fixtures.yaml}
+"#,
+    );
+    p.write(
+        "fixtures.yaml",
+        "- {match: fine, reply: ok}\n- {match: ok, reply: x, colour: red}\n",
+    );
+    let run = p.run(&["validate"], T);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    let dir = p.path().display().to_string();
+    insta::assert_snapshot!(run.stderr.replace(&dir, "[DIR]"));
+}

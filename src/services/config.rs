@@ -76,10 +76,16 @@ pub fn parse_yaml<T: DeserializeOwned + Default>(
     })
 }
 
-/// serde_yaml appends " at line L column C" to its messages; the location is shown apart.
+/// serde_yaml puts the field path before its messages and " at line L column C" after;
+/// both are shown apart.
 fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
-    }
+    let message = match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    let message = match message.split_once(": ") {
+        Some((path, rest)) if path.starts_with(['.', '[']) && !path.contains(' ') => rest,
+        _ => message,
+    };
+    message.to_string()
 }

@@ -109,13 +109,34 @@ pub struct Fault {
 }
 
 /// Fixtures: a file, or the list inline.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum Fixtures {
     /// A YAML file with the list.
     File(PathBuf),
     /// The list.
     Inline(Vec<Fixture>),
+}
+
+impl<'de> Deserialize<'de> for Fixtures {
+    /// A string names a file; a list is the fixtures, whose errors keep their field paths
+    /// (an untagged enum would hide them behind "did not match any variant").
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Fixtures;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a fixtures file's path, or a list of fixtures")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Fixtures, E> {
+                Ok(Fixtures::File(PathBuf::from(v)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Fixtures, A::Error> {
+                let de = serde::de::value::SeqAccessDeserializer::new(seq);
+                Vec::<Fixture>::deserialize(de).map(Fixtures::Inline)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A prompt pattern and what to answer.
@@ -313,6 +334,7 @@ fn fixture_problems(list: &[Fixture], base: &FieldPath) -> Vec<Problem> {
             {
                 let why = e.to_string();
                 let why = why.lines().last().unwrap_or_default().trim();
+                let why = why.strip_prefix("error: ").unwrap_or(why);
                 bad(
                     at.key(key),
                     format!("invalid regular expression `{p}`: {why}"),
