@@ -436,3 +436,14 @@ async fn upstream_connections_are_kept_alive_replaced_and_closed_when_idle() {
     chats_in_turn(&c, &gw.url, 20).await;
     assert!(upstream.accepted.load(Ordering::SeqCst) >= 20);
 }
+
+/// The same agent frameworks through the gateway (its key, the mock behind it).
+#[test]
+fn agent_frameworks_through_the_gateway() {
+    let model = Served::start("model", Some(&support::agents_model_config()));
+    let gw = gateway(&format!(
+        "keys: [gw-key]\nupstreams: {{default: \"{}\"}}\n",
+        model.url
+    ));
+    support::agents_suite("agents_sdk_gateway", &gw.url, "gw-key");
+}

@@ -51,3 +51,12 @@ fn previous_sdks() {
 fn legacy_sdks() {
     sdk_suite(Sdk::Legacy);
 }
+
+/// Structured outputs, forced tool choice, and agent loops (OpenAI Agents SDK with both
+/// model kinds, LangChain's three structured-output methods, Anthropic's JSON-schema
+/// output) run to completion against the mock.
+#[test]
+fn agent_frameworks_run_to_completion() {
+    let model = Served::start("model", Some(&support::agents_model_config()));
+    support::agents_suite("agents_sdk_model", &model.url, "sk-dev");
+}

@@ -524,3 +524,31 @@ pub fn template_runs_its_client(template: &str) {
     // Nothing is left: no supervisor, no state.
     assert!(!dir.path().join("app/.stack/state.json").exists());
 }
+
+/// The mock model's config for `tests/python/agents_sdk.py` (its fixtures script the
+/// agents' tool calls).
+pub fn agents_model_config() -> String {
+    format!(
+        "fixtures: {}\n",
+        repo_root()
+            .join("tests/python/agents_fixtures.yaml")
+            .display()
+    )
+}
+
+/// Runs `tests/python/agents_sdk.py` (structured outputs, the OpenAI Agents SDK,
+/// LangChain) against `base_url` and checks every part passed.
+pub fn agents_suite(test: &str, base_url: &str, key: &str) {
+    let Some(python) = Sdk::Current.python(test) else {
+        return;
+    };
+    let out = run_python(
+        &python,
+        "agents_sdk.py",
+        &[("BASE_URL", base_url), ("API_KEY", key)],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for part in ["openai_parse", "anthropic_structured", "agents_sdk", "langchain"] {
+        assert!(text.contains(&format!("ok {part}")), "{part} did not pass:\n{text}");
+    }
+}
