@@ -1133,7 +1133,8 @@ fn check_model_config(cx: &mut Cx, at: &FieldPath, value: &Value, dir: &Path) {
         cx.error(field, p.message);
     }
     if let Some(crate::services::model::Fixtures::File(name)) = &config.fixtures
-        && let Err(e) = crate::services::model::load_fixtures(&dir.join(name.strip_prefix(".").unwrap_or(name)))
+        && let Err(e) =
+            crate::services::model::load_fixtures(&dir.join(name.strip_prefix(".").unwrap_or(name)))
     {
         cx.error(at.key("fixtures"), e.to_string());
     }

@@ -548,7 +548,15 @@ pub fn agents_suite(test: &str, base_url: &str, key: &str) {
         &[("BASE_URL", base_url), ("API_KEY", key)],
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    for part in ["openai_parse", "anthropic_structured", "agents_sdk", "langchain"] {
-        assert!(text.contains(&format!("ok {part}")), "{part} did not pass:\n{text}");
+    for part in [
+        "openai_parse",
+        "anthropic_structured",
+        "agents_sdk",
+        "langchain",
+    ] {
+        assert!(
+            text.contains(&format!("ok {part}")),
+            "{part} did not pass:\n{text}"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! a structured document, a final answer after tool results, else the deterministic
 //! reply; plus the ids and timestamps answers carry.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Value, json};
@@ -27,7 +28,7 @@ impl Answer {
     /// Tokens generated.
     pub fn tokens(&self) -> u32 {
         match self {
-            Answer::Text(r) => r.tokens.len() as u32,
+            Answer::Text(r) => r.len() as u32,
             Answer::Tools(calls) => calls
                 .iter()
                 .map(|t| count_tokens(&t.arguments_json()) + 1)
@@ -38,7 +39,7 @@ impl Answer {
     /// Steps of simulated latency a non-streamed answer waits for.
     pub fn steps(&self) -> usize {
         match self {
-            Answer::Text(r) => r.tokens.len(),
+            Answer::Text(r) => r.len(),
             Answer::Tools(_) => 1,
         }
     }
@@ -68,7 +69,7 @@ pub fn decide(state: &AppState, api: Api, turn: &Turn) -> Result<Answer, ApiErro
             if !calls.is_empty() {
                 for c in &mut calls {
                     if c.arguments.is_null() {
-                        c.arguments = arguments(api, turn, &c.name, seed)?;
+                        c.arguments = arguments(state, api, turn, &c.name, seed)?;
                     }
                 }
                 return Ok(Answer::Tools(calls));
@@ -89,24 +90,32 @@ pub fn decide(state: &AppState, api: Api, turn: &Turn) -> Result<Answer, ApiErro
     }
     let forced = match &turn.choice {
         ToolChoice::Named(n) => Some(n.as_str()),
-        ToolChoice::Required => turn.tools.first().map(|t| t.name.as_str()),
+        ToolChoice::Required => turn.tools.first().map(|t| t.name),
         ToolChoice::Auto | ToolChoice::None => None,
     };
     if let Some(name) = forced {
         let call = ToolCall {
             name: name.to_string(),
-            arguments: arguments(api, turn, name, seed)?,
+            arguments: arguments(state, api, turn, name, seed)?,
         };
         return Ok(Answer::Tools(vec![call]));
     }
     if let Some(format) = &turn.format {
-        let doc = match format {
-            Format::JsonSchema(schema) | Format::JsonObject(Some(schema)) => {
-                generate(schema, seed).map_err(|e| unsatisfiable(api, "the output schema", &e))?
-            }
-            Format::JsonObject(None) => json!({"reply": reply_to(&turn.prompt, None).text()}),
+        let made = |schema: &Value| {
+            generate(schema, seed, &state.samples)
+                .map(|doc| doc.to_string())
+                .map_err(|e| unsatisfiable(api, "the output schema", &e))
         };
-        return Ok(Answer::Text(Reply::from_json(&doc.to_string(), turn.limit)));
+        let doc: Arc<str> = match format {
+            Format::JsonSchema(schema) => state
+                .memo
+                .document(turn.format_key, seed, || made(schema))?,
+            Format::JsonObject(Some(schema)) => made(schema)?.into(),
+            Format::JsonObject(None) => json!({"reply": reply_to(&turn.prompt, None).text()})
+                .to_string()
+                .into(),
+        };
+        return Ok(Answer::Text(Reply::from_json(&doc, turn.limit)));
     }
     if let Some(results) = &turn.tool_results {
         return Ok(Answer::Text(Reply::from_text(&quote(results), turn.limit)));
@@ -116,14 +125,32 @@ pub fn decide(state: &AppState, api: Api, turn: &Turn) -> Result<Answer, ApiErro
 
 /// Arguments for a call of `name`, valid against its parameter schema (`{}` for a tool
 /// the request does not describe).
-fn arguments(api: Api, turn: &Turn, name: &str, seed: u64) -> Result<Value, ApiError> {
+fn arguments(
+    state: &AppState,
+    api: Api,
+    turn: &Turn,
+    name: &str,
+    seed: u64,
+) -> Result<Value, ApiError> {
     let Some(tool) = turn.tool(name) else {
         return Ok(json!({}));
     };
-    let doc = generate(&tool.parameters, seed ^ fnv(name.as_bytes()))
-        .map_err(|e| unsatisfiable(api, &format!("the parameters of tool `{name}`"), &e))?;
-    // A tool's arguments are an object, even when its schema says nothing.
-    Ok(if doc.is_object() { doc } else { json!({}) })
+    let seed = seed ^ fnv(name.as_bytes());
+    let text = state.memo.document(
+        turn.tools_key ^ fnv(name.as_bytes()).rotate_left(1),
+        seed,
+        || {
+            let doc = generate(tool.parameters, seed, &state.samples)
+                .map_err(|e| unsatisfiable(api, &format!("the parameters of tool `{name}`"), &e))?;
+            // A tool's arguments are an object, even when its schema says nothing.
+            Ok::<_, ApiError>(if doc.is_object() {
+                doc.to_string()
+            } else {
+                "{}".to_string()
+            })
+        },
+    )?;
+    Ok(serde_json::from_str(&text).unwrap_or_else(|_| json!({})))
 }
 
 fn unsatisfiable(api: Api, what: &str, e: &Unsatisfiable) -> ApiError {

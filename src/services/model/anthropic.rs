@@ -10,10 +10,12 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::answer::{Answer, decide, id, pieces};
 use super::body::{all_text, content_text, json as read_json};
+use super::memo::Parsed;
 use super::state::{AppState, fault_error};
 use super::stream::{Frames, event, token_delay, total_delay};
 use super::text::count_tokens;
@@ -29,11 +31,11 @@ struct MessagesRequest {
     max_tokens: Option<u32>,
     system: Option<Value>,
     stream: Option<bool>,
-    tools: Option<Value>,
+    tools: Option<Box<RawValue>>,
     tool_choice: Option<Value>,
-    output_config: Option<Value>,
+    output_config: Option<Box<RawValue>>,
     /// The structured-outputs beta's spelling of `output_config.format`.
-    output_format: Option<Value>,
+    output_format: Option<Box<RawValue>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,13 +45,13 @@ struct CountRequest {
     _model: String,
     messages: Vec<Value>,
     system: Option<Value>,
-    tools: Option<Value>,
+    tools: Option<Box<RawValue>>,
 }
 
-fn input_tokens(messages: &[Value], system: Option<&Value>, tools: Option<&Value>) -> u32 {
+fn input_tokens(messages: &[Value], system: Option<&Value>, tools: Option<&str>) -> u32 {
     count_tokens(&all_text(messages))
         + system.map_or(0, |s| count_tokens(&content_text(s)))
-        + tools.map_or(0, |t| count_tokens(&t.to_string()))
+        + tools.map_or(0, count_tokens)
 }
 
 /// `POST /v1/messages/count_tokens`.
@@ -57,7 +59,11 @@ pub async fn count(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bod
     let result = async {
         s.admit(API, &headers)?;
         let req: CountRequest = read_json(API, body, s.config.max_body_bytes).await?;
-        let n = input_tokens(&req.messages, req.system.as_ref(), req.tools.as_ref());
+        let n = input_tokens(
+            &req.messages,
+            req.system.as_ref(),
+            req.tools.as_deref().map(RawValue::get),
+        );
         Ok::<_, ApiError>(axum::Json(json!({"input_tokens": n})).into_response())
     };
     result.await.unwrap_or_else(IntoResponse::into_response)
@@ -92,19 +98,22 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
             return Err(e);
         }
     }
-    let format = req
-        .output_config
+    let tools = s.fragment(API, "tools", req.tools.as_deref())?;
+    let config = s.fragment(API, "output_config", req.output_config.as_deref())?;
+    let beta = s.fragment(API, "output_format", req.output_format.as_deref())?;
+    let format = config
         .as_ref()
-        .and_then(|c| c.get("format"))
-        .or(req.output_format.as_ref());
+        .and_then(|c| c.member("format"))
+        .or(beta.as_ref().map(Parsed::whole));
     let mut turn = Turn::from_messages(
         &req.messages,
-        req.tools.as_ref(),
+        tools.as_ref().map(Parsed::whole),
         req.tool_choice.as_ref(),
         format,
     )?;
     turn.limit = Some(max_tokens);
-    let in_tokens = input_tokens(&req.messages, req.system.as_ref(), req.tools.as_ref());
+    let tools_text = req.tools.as_ref().map(|t| t.get());
+    let in_tokens = input_tokens(&req.messages, req.system.as_ref(), tools_text);
     let answer = decide(s, API, &turn)?;
     let out_tokens = answer.tokens();
     s.count_tokens("/v1/messages", out_tokens);
@@ -170,7 +179,7 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
             ));
             frames.push(event("ping", &json!({"type": "ping"})));
             let fail_after = fault.and_then(|f| f.after_tokens.map(|n| (n as usize, f)));
-            for (i, tok) in r.tokens.iter().enumerate() {
+            for (i, tok) in r.tokens().enumerate() {
                 if let Some((n, f)) = fail_after
                     && i == n
                 {

@@ -6,6 +6,7 @@ mod answer;
 mod anthropic;
 mod body;
 mod config;
+mod memo;
 
 mod openai;
 mod pattern;

@@ -8,10 +8,12 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::answer::{Answer, decide, id, now, pieces};
 use super::body::{all_text, json as read_json};
+use super::memo::Parsed;
 use super::state::{AppState, fault_error};
 use super::stream::{Frames, data, token_delay, total_delay};
 use super::text::{count_tokens, embedding, embedding_base64};
@@ -53,9 +55,9 @@ struct ChatRequest {
     stream_options: Option<StreamOptions>,
     max_tokens: Option<u32>,
     max_completion_tokens: Option<u32>,
-    tools: Option<Value>,
+    tools: Option<Box<RawValue>>,
     tool_choice: Option<Value>,
-    response_format: Option<Value>,
+    response_format: Option<Box<RawValue>>,
     parallel_tool_calls: Option<bool>,
 }
 
@@ -92,20 +94,23 @@ async fn chat_inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
             return Err(e.into_response());
         }
     }
+    let tools = s
+        .fragment(API, "tools", req.tools.as_deref())
+        .map_err(IntoResponse::into_response)?;
+    let format = s
+        .fragment(API, "response_format", req.response_format.as_deref())
+        .map_err(IntoResponse::into_response)?;
     let mut turn = Turn::from_chat(
         &req.messages,
-        req.tools.as_ref(),
+        tools.as_ref().map(Parsed::whole),
         req.tool_choice.as_ref(),
-        req.response_format.as_ref(),
+        format.as_ref().map(Parsed::whole),
         req.parallel_tool_calls,
     )
     .map_err(IntoResponse::into_response)?;
     turn.limit = req.max_completion_tokens.or(req.max_tokens);
     let prompt_tokens = count_tokens(&all_text(&req.messages))
-        + req
-            .tools
-            .as_ref()
-            .map_or(0, |t| count_tokens(&t.to_string()));
+        + req.tools.as_ref().map_or(0, |t| count_tokens(t.get()));
     let answer = decide(s, API, &turn).map_err(IntoResponse::into_response)?;
     let completion_tokens = answer.tokens();
     s.count_tokens("/v1/chat/completions", completion_tokens);
@@ -173,7 +178,7 @@ async fn chat_inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
                 json!({"role": "assistant", "content": "", "refusal": null}),
                 None,
             ));
-            for (i, tok) in r.tokens.iter().enumerate() {
+            for (i, tok) in r.tokens().enumerate() {
                 if let Some((n, f)) = fail_after
                     && i == n
                 {

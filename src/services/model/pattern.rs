@@ -2,7 +2,35 @@
 //! expression's syntax tree walked once, taking the first branch of every alternation,
 //! the fewest repetitions allowed and a readable member of every class.
 
+use std::convert::Infallible;
+
 use regex_syntax::hir::{Class, Hir, HirKind};
+
+use super::memo::Bounded;
+
+/// Samples already made, by pattern: a schema's patterns are the same request after
+/// request, and compiling the check costs more than the rest of a document.
+#[derive(Debug)]
+pub(crate) struct Samples(Bounded<String, Result<String, String>>);
+
+impl Default for Samples {
+    fn default() -> Self {
+        Samples(Bounded::new(1024))
+    }
+}
+
+impl Samples {
+    /// [`sample`] of `pattern`, remembered (a refusal too).
+    pub(crate) fn get(&self, pattern: &str) -> Result<String, String> {
+        let made = self
+            .0
+            .get_or_make(pattern.to_string(), || Ok::<_, Infallible>(sample(pattern)));
+        match made {
+            Ok(result) => result,
+            Err(never) => match never {},
+        }
+    }
+}
 
 /// A string `pattern` matches (checked), or why none could be made.
 pub(crate) fn sample(pattern: &str) -> Result<String, String> {

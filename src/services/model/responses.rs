@@ -8,10 +8,12 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::answer::{Answer, decide, id, now};
 use super::body::{content_text, json as read_json};
+use super::memo::Parsed;
 use super::state::{AppState, fault_error};
 use super::stream::{Frames, event, token_delay, total_delay};
 use super::text::count_tokens;
@@ -29,9 +31,9 @@ struct ResponsesRequest {
     max_output_tokens: Option<u32>,
     #[serde(default)]
     metadata: Option<Value>,
-    tools: Option<Value>,
+    tools: Option<Box<RawValue>>,
     tool_choice: Option<Value>,
-    text: Option<Value>,
+    text: Option<Box<RawValue>>,
     parallel_tool_calls: Option<bool>,
 }
 
@@ -76,20 +78,19 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
             return Err(e);
         }
     }
+    let tools = s.fragment(API, "tools", req.tools.as_deref())?;
+    let text = s.fragment(API, "text", req.text.as_deref())?;
     let mut turn = Turn::from_responses(
         &req.input,
-        req.tools.as_ref(),
+        tools.as_ref().map(Parsed::whole),
         req.tool_choice.as_ref(),
-        req.text.as_ref(),
+        text.as_ref().and_then(|t| t.member("format")),
         req.parallel_tool_calls,
     )?;
     turn.limit = req.max_output_tokens;
     let input_tokens = count_tokens(&input_text(&req.input))
         + req.instructions.as_deref().map_or(0, count_tokens)
-        + req
-            .tools
-            .as_ref()
-            .map_or(0, |t| count_tokens(&t.to_string()));
+        + req.tools.as_ref().map_or(0, |t| count_tokens(t.get()));
     let answer = decide(s, API, &turn)?;
     let output_tokens = answer.tokens();
     s.count_tokens("/v1/responses", output_tokens);
@@ -108,9 +109,9 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
             "max_output_tokens": req.max_output_tokens, "model": req.model, "output": output,
             "parallel_tool_calls": true, "previous_response_id": null,
             "reasoning": {"effort": null, "summary": null}, "store": false, "temperature": 1.0,
-            "text": req.text.clone().unwrap_or_else(|| json!({"format": {"type": "text"}})),
+            "text": text.as_ref().map_or_else(|| json!({"format": {"type": "text"}}), |t| (*t.value).clone()),
             "tool_choice": req.tool_choice.clone().unwrap_or_else(|| json!("auto")),
-            "tools": req.tools.clone().unwrap_or_else(|| json!([])), "top_p": 1.0,
+            "tools": tools.as_ref().map_or_else(|| json!([]), |t| (*t.value).clone()), "top_p": 1.0,
             "truncation": "disabled", "usage": usage, "user": null,
             "metadata": req.metadata.clone().unwrap_or_else(|| json!({}))
         })
@@ -173,7 +174,7 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
                     "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}),
             ));
             let fail_after = fault.and_then(|f| f.after_tokens.map(|n| (n as usize, f)));
-            for (i, tok) in r.tokens.iter().enumerate() {
+            for (i, tok) in r.tokens().enumerate() {
                 if let Some((n, f)) = fail_after
                     && i == n
                 {

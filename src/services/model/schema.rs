@@ -13,7 +13,9 @@ use std::fmt;
 
 use serde_json::{Map, Value, json};
 
-use super::pattern;
+use std::borrow::Cow;
+
+use super::pattern::Samples;
 use super::text::{WORDS, fnv, mix};
 
 /// Past this depth only required properties and the fewest items are made, and `anyOf`
@@ -37,42 +39,59 @@ impl fmt::Display for Unsatisfiable {
     }
 }
 
-/// A document valid against `schema`, the same for the same `seed`.
-pub(crate) fn generate(schema: &Value, seed: u64) -> Result<Value, Unsatisfiable> {
+/// A document valid against `schema`, the same for the same `seed`; `samples` remembers
+/// the strings made for `pattern`s.
+pub(crate) fn generate(
+    schema: &Value,
+    seed: u64,
+    samples: &Samples,
+) -> Result<Value, Unsatisfiable> {
     let mut g = Gen {
         root: schema,
-        path: vec!["$".to_string()],
+        samples,
     };
-    g.value(schema, seed, 0)
+    g.value(schema, seed, 0).map_err(|mut e| {
+        e.path.insert(0, '$');
+        e
+    })
 }
 
 struct Gen<'a> {
     root: &'a Value,
-    path: Vec<String>,
+    samples: &'a Samples,
 }
 
 type Res<T> = Result<T, Unsatisfiable>;
 
-impl<'a> Gen<'a> {
-    fn fail<T>(&self, reason: impl Into<String>) -> Res<T> {
-        let mut path = String::new();
-        for (i, seg) in self.path.iter().enumerate() {
-            if i > 0 && !seg.starts_with('[') {
-                path.push('.');
-            }
-            path.push_str(seg);
-        }
-        Err(Unsatisfiable {
-            path,
-            reason: reason.into(),
+/// Where a nested value sits in its parent, added to an error's path on its way out
+/// (so a document that can be made never pays for paths).
+enum Seg<'s> {
+    Key(&'s str),
+    Index(u64),
+}
+
+trait Under<T> {
+    fn under(self, seg: Seg<'_>) -> Res<T>;
+}
+
+impl<T> Under<T> for Res<T> {
+    fn under(self, seg: Seg<'_>) -> Res<T> {
+        self.map_err(|mut e| {
+            e.path = match seg {
+                Seg::Key(k) => format!(".{k}{}", e.path),
+                Seg::Index(i) => format!("[{i}]{}", e.path),
+            };
+            e
         })
     }
+}
 
-    fn nested<T>(&mut self, seg: String, f: impl FnOnce(&mut Self) -> Res<T>) -> Res<T> {
-        self.path.push(seg);
-        let out = f(self);
-        self.path.pop();
-        out
+impl<'a> Gen<'a> {
+    fn fail<T>(&self, reason: impl Into<String>) -> Res<T> {
+        Err(Unsatisfiable {
+            path: String::new(),
+            reason: reason.into(),
+        })
     }
 
     fn value(&mut self, schema: &Value, seed: u64, depth: usize) -> Res<Value> {
@@ -88,10 +107,11 @@ impl<'a> Gen<'a> {
             _ => return self.fail("a schema must be an object or a boolean"),
         };
         let s = self.flatten(s, depth)?;
-        if let Some(v) = s.get("const") {
+        let kw = Kw::read(&s);
+        if let Some(v) = kw.const_ {
             return Ok(v.clone());
         }
-        if let Some(e) = s.get("enum") {
+        if let Some(e) = kw.enum_ {
             return match e.as_array() {
                 Some(values) if !values.is_empty() => {
                     Ok(values[(seed % values.len() as u64) as usize].clone())
@@ -99,48 +119,75 @@ impl<'a> Gen<'a> {
                 _ => self.fail("`enum` lists no value"),
             };
         }
-        for kw in ["if", "dependentSchemas", "patternProperties"] {
-            if s.contains_key(kw) {
-                return self.fail(format!("the mock does not follow `{kw}`"));
-            }
+        if let Some(k) = kw.unsupported {
+            return self.fail(format!("the mock does not follow `{k}`"));
         }
-        if let Some(branches) = s.get("anyOf").or_else(|| s.get("oneOf")) {
-            return self.branch(&s, branches, seed, depth);
+        if let Some(branches) = kw.any_of {
+            return self.branch(&s, &kw, branches, seed, depth);
         }
-        match self.type_of(&s)? {
-            "object" => self.object(&s, seed, depth),
-            "array" => self.array(&s, seed, depth),
-            "string" => self.string(&s, seed),
-            "integer" => self.integer(&s, seed).map(Value::from),
-            "number" => self.number(&s, seed),
+        match self.type_of(&kw)? {
+            "object" => self.object(&kw, seed, depth),
+            "array" => self.array(&kw, seed, depth),
+            "string" => self.string(&kw, seed),
+            "integer" => self.integer(&kw, seed).map(Value::from),
+            "number" => self.number(&kw, seed),
             "boolean" => Ok(Value::Bool(seed & 1 == 0)),
             "null" => Ok(Value::Null),
             other => self.fail(format!("unknown `type` {other:?}")),
         }
     }
 
-    /// The schema with its `$ref` and `allOf` merged in, so one object says it all.
-    fn flatten(&mut self, s: &Map<String, Value>, depth: usize) -> Res<Map<String, Value>> {
+    /// The schema with its `$ref` and `allOf` merged in, so one object says it all
+    /// (borrowed as it is when it has neither, nor a `not`).
+    fn flatten<'s>(
+        &mut self,
+        s: &'s Map<String, Value>,
+        depth: usize,
+    ) -> Res<Cow<'s, Map<String, Value>>>
+    where
+        'a: 's,
+    {
+        let mut composed = false;
+        let mut constrained = false;
+        for k in s.keys() {
+            match k.as_str() {
+                "$ref" | "allOf" | "not" => composed = true,
+                k if !ANNOTATIONS.contains(&k) => constrained = true,
+                _ => {}
+            }
+        }
+        if !composed {
+            return Ok(Cow::Borrowed(s));
+        }
+        // A bare reference (annotations beside it at most) is its target, borrowed.
+        if !constrained
+            && s.len()
+                == 1 + s
+                    .keys()
+                    .filter(|k| ANNOTATIONS.contains(&k.as_str()))
+                    .count()
+            && let Some(Value::String(r)) = s.get("$ref")
+        {
+            if depth > MAX_DEPTH {
+                return self.fail(format!("`$ref` {r:?} recurses without end"));
+            }
+            return match self.target(r)? {
+                Some(t) => self.flatten(t, depth + 1),
+                None => Ok(Cow::Owned(Map::new())),
+            };
+        }
         let mut out = s.clone();
         if let Some(r) = out.remove("$ref") {
             let Some(r) = r.as_str() else {
                 return self.fail("`$ref` must be a string");
             };
-            let target = match self.resolve(r) {
-                Some(Value::Object(t)) => t.clone(),
-                Some(Value::Bool(true)) => Map::new(),
-                Some(_) => return self.fail(format!("`$ref` {r:?} does not point at a schema")),
-                None => {
-                    return self.fail(format!(
-                        "`$ref` {r:?} points at nothing in this schema (only local `#/…` references are followed)"
-                    ));
-                }
-            };
             if depth > MAX_DEPTH {
                 return self.fail(format!("`$ref` {r:?} recurses without end"));
             }
-            let target = self.flatten(&target, depth + 1)?;
-            self.merge(&mut out, &target)?;
+            if let Some(t) = self.target(r)? {
+                let target = self.flatten(t, depth + 1)?.into_owned();
+                self.merge(&mut out, &target)?;
+            }
         }
         if let Some(all) = out.remove("allOf") {
             let Some(all) = all.as_array() else {
@@ -169,7 +216,19 @@ impl<'a> Gen<'a> {
                 .collect();
             out.insert("type".into(), Value::Array(allowed));
         }
-        Ok(out)
+        Ok(Cow::Owned(out))
+    }
+
+    /// The schema `$ref` `r` points at (`None` for `true`).
+    fn target(&self, r: &str) -> Res<Option<&'a Map<String, Value>>> {
+        match self.resolve(r) {
+            Some(Value::Object(t)) => Ok(Some(t)),
+            Some(Value::Bool(true)) => Ok(None),
+            Some(_) => self.fail(format!("`$ref` {r:?} does not point at a schema")),
+            None => self.fail(format!(
+                "`$ref` {r:?} points at nothing in this schema (only local `#/…` references are followed)"
+            )),
+        }
     }
 
     fn resolve(&self, r: &str) -> Option<&'a Value> {
@@ -252,6 +311,7 @@ impl<'a> Gen<'a> {
     fn branch(
         &mut self,
         s: &Map<String, Value>,
+        kw: &Kw<'_>,
         branches: &Value,
         seed: u64,
         depth: usize,
@@ -259,9 +319,6 @@ impl<'a> Gen<'a> {
         let Some(list) = branches.as_array().filter(|l| !l.is_empty()) else {
             return self.fail("`anyOf`/`oneOf` must be a non-empty list");
         };
-        let mut rest = s.clone();
-        rest.remove("anyOf");
-        rest.remove("oneOf");
         // Deep in a recursive schema, a branch that ends it (null, a plain type) goes first.
         let mut order: Vec<&Value> = list.iter().collect();
         if depth >= SHALLOW_FROM {
@@ -269,16 +326,24 @@ impl<'a> Gen<'a> {
         }
         let mut first_err = None;
         for b in order {
-            let mut merged = rest.clone();
-            match b {
-                Value::Object(b) => {
-                    let b = self.flatten(b, depth + 1)?;
-                    self.merge(&mut merged, &b)?;
+            let made = if kw.constrained {
+                // What stands beside `anyOf` holds for every branch: merged into each.
+                let mut merged = s.clone();
+                merged.remove("anyOf");
+                merged.remove("oneOf");
+                match b {
+                    Value::Object(b) => {
+                        let b = self.flatten(b, depth + 1)?;
+                        self.merge(&mut merged, &b)?;
+                    }
+                    Value::Bool(true) => {}
+                    _ => continue,
                 }
-                Value::Bool(true) => {}
-                _ => continue,
-            }
-            match self.value(&Value::Object(merged), seed, depth + 1) {
+                self.value(&Value::Object(merged), seed, depth + 1)
+            } else {
+                self.value(b, seed, depth + 1)
+            };
+            match made {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     first_err.get_or_insert(e);
@@ -291,57 +356,55 @@ impl<'a> Gen<'a> {
         }
     }
 
-    fn type_of(&self, s: &Map<String, Value>) -> Res<&'static str> {
-        let declared = match s.get("type") {
-            Some(t) => types(t),
-            None => {
-                let inferred = if ["properties", "required", "additionalProperties"]
-                    .iter()
-                    .any(|k| s.contains_key(*k))
-                {
+    fn type_of(&self, kw: &Kw<'_>) -> Res<&'static str> {
+        let Some(t) = kw.type_ else {
+            return Ok(
+                if kw.properties.is_some() || kw.required.is_some() || kw.additional.is_some() {
                     "object"
-                } else if ["items", "prefixItems", "minItems", "maxItems"]
-                    .iter()
-                    .any(|k| s.contains_key(*k))
+                } else if kw.items.is_some()
+                    || kw.prefix_items.is_some()
+                    || kw.min_items.is_some()
+                    || kw.max_items.is_some()
                 {
                     "array"
-                } else if ["minimum", "maximum", "multipleOf", "exclusiveMinimum"]
-                    .iter()
-                    .any(|k| s.contains_key(*k))
+                } else if kw.minimum.is_some()
+                    || kw.maximum.is_some()
+                    || kw.multiple_of.is_some()
+                    || kw.exclusive_minimum.is_some()
                 {
                     "number"
                 } else {
                     "string"
-                };
-                return Ok(inferred);
-            }
+                },
+            );
         };
-        if declared.is_empty() {
-            return self.fail("`type` allows no type");
-        }
         // The first type but `null`, unless `null` is all there is.
-        let pick = declared
-            .iter()
-            .find(|t| *t != "null")
-            .unwrap_or(&declared[0]);
-        match ALL_TYPES.iter().find(|t| **t == pick.as_str()) {
+        let pick = match t {
+            Value::String(one) => Some(one.as_str()),
+            Value::Array(list) => {
+                let names = || list.iter().filter_map(Value::as_str);
+                names().find(|n| *n != "null").or_else(|| names().next())
+            }
+            _ => None,
+        };
+        let Some(pick) = pick else {
+            return self.fail("`type` allows no type");
+        };
+        match ALL_TYPES.iter().find(|t| **t == pick) {
             Some(t) => Ok(t),
             None => self.fail(format!("unknown `type` {pick:?}")),
         }
     }
 
-    fn object(&mut self, s: &Map<String, Value>, seed: u64, depth: usize) -> Res<Value> {
+    fn object(&mut self, kw: &Kw<'_>, seed: u64, depth: usize) -> Res<Value> {
         let empty = Map::new();
-        let props = s
-            .get("properties")
-            .and_then(Value::as_object)
-            .unwrap_or(&empty);
-        let required: Vec<&str> = s
-            .get("required")
+        let props = kw.properties.and_then(Value::as_object).unwrap_or(&empty);
+        let required: Vec<&str> = kw
+            .required
             .and_then(Value::as_array)
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let extra = s.get("additionalProperties");
+        let extra = kw.additional;
         let closed = matches!(extra, Some(Value::Bool(false)));
         let shallow = depth >= SHALLOW_FROM;
         let mut out = Map::new();
@@ -349,9 +412,9 @@ impl<'a> Gen<'a> {
             if shallow && !required.contains(&name.as_str()) {
                 continue;
             }
-            let v = self.nested(name.clone(), |g| {
-                g.value(sub, mix(seed ^ fnv(name.as_bytes())), depth + 1)
-            })?;
+            let v = self
+                .value(sub, mix(seed ^ fnv(name.as_bytes())), depth + 1)
+                .under(Seg::Key(name))?;
             out.insert(name.clone(), v);
         }
         let extra_schema = match extra {
@@ -364,12 +427,12 @@ impl<'a> Gen<'a> {
                     "`required` names `{name}`, which `properties` does not define and `additionalProperties: false` forbids"
                 ));
             }
-            let v = self.nested(name.to_string(), |g| {
-                g.value(&extra_schema, mix(seed ^ fnv(name.as_bytes())), depth + 1)
-            })?;
+            let v = self
+                .value(&extra_schema, mix(seed ^ fnv(name.as_bytes())), depth + 1)
+                .under(Seg::Key(name))?;
             out.insert(name.to_string(), v);
         }
-        let min = bound(s, "minProperties").unwrap_or(0);
+        let min = count(kw.min_properties).unwrap_or(0);
         let mut i = 1;
         while (out.len() as u64) < min {
             if closed {
@@ -378,13 +441,13 @@ impl<'a> Gen<'a> {
                 ));
             }
             let name = format!("extra_{i}");
-            let v = self.nested(name.clone(), |g| {
-                g.value(&extra_schema, mix(seed ^ i), depth + 1)
-            })?;
+            let v = self
+                .value(&extra_schema, mix(seed ^ i), depth + 1)
+                .under(Seg::Key(&name))?;
             out.insert(name, v);
             i += 1;
         }
-        if let Some(max) = bound(s, "maxProperties") {
+        if let Some(max) = count(kw.max_properties) {
             if (required.len() as u64) > max {
                 return self.fail(format!(
                     "`required` lists {} properties but `maxProperties` is {max}",
@@ -406,15 +469,15 @@ impl<'a> Gen<'a> {
         Ok(Value::Object(out))
     }
 
-    fn array(&mut self, s: &Map<String, Value>, seed: u64, depth: usize) -> Res<Value> {
-        let prefix: &[Value] = s
-            .get("prefixItems")
+    fn array(&mut self, kw: &Kw<'_>, seed: u64, depth: usize) -> Res<Value> {
+        let prefix: &[Value] = kw
+            .prefix_items
             .and_then(Value::as_array)
             .map_or(&[], Vec::as_slice);
-        let items = s.get("items").cloned().unwrap_or(Value::Bool(true));
-        let min = bound(s, "minItems").unwrap_or(0);
-        let mut max = bound(s, "maxItems").unwrap_or(u64::MAX);
-        if items == Value::Bool(false) {
+        let items = kw.items.unwrap_or(&Value::Bool(true));
+        let min = count(kw.min_items).unwrap_or(0);
+        let mut max = count(kw.max_items).unwrap_or(u64::MAX);
+        if *items == Value::Bool(false) {
             max = max.min(prefix.len() as u64);
         }
         if min > max {
@@ -424,21 +487,25 @@ impl<'a> Gen<'a> {
         }
         let want = if depth >= SHALLOW_FROM { 0 } else { 2 };
         let n = (want.max(prefix.len() as u64)).clamp(min, max);
-        let unique = s.get("uniqueItems") == Some(&Value::Bool(true));
-        let contains = s.get("contains");
+        let unique = kw.unique_items == Some(&Value::Bool(true));
+        let contains = kw.contains;
         let mut out: Vec<Value> = Vec::with_capacity(n as usize);
         for i in 0..n {
-            let mut schema = prefix.get(i as usize).unwrap_or(&items).clone();
-            if i == 0
-                && let Some(c) = contains
-            {
-                schema = json!({"allOf": [schema, c]});
-            }
+            let plain = prefix.get(i as usize).unwrap_or(&items);
+            let with_contains;
+            let schema = match contains {
+                Some(c) if i == 0 => {
+                    with_contains = json!({"allOf": [plain, c]});
+                    &with_contains
+                }
+                _ => plain,
+            };
             let mut tries = 0u64;
             let v = loop {
                 let item_seed = mix(seed ^ (i << 8) ^ tries);
-                let v =
-                    self.nested(format!("[{i}]"), |g| g.value(&schema, item_seed, depth + 1))?;
+                let v = self
+                    .value(schema, item_seed, depth + 1)
+                    .under(Seg::Index(i))?;
                 if !unique || !out.contains(&v) {
                     break v;
                 }
@@ -457,28 +524,28 @@ impl<'a> Gen<'a> {
             if max == 0 {
                 return self.fail("`contains` needs an item but `maxItems` is 0");
             }
-            let v = self.nested("[0]".into(), |g| {
-                g.value(&json!({"allOf": [items, c]}), seed, depth + 1)
-            })?;
+            let v = self
+                .value(&json!({"allOf": [items, c]}), seed, depth + 1)
+                .under(Seg::Index(0))?;
             out.push(v);
         }
         Ok(Value::Array(out))
     }
 
-    fn string(&mut self, s: &Map<String, Value>, seed: u64) -> Res<Value> {
-        let min = bound(s, "minLength").unwrap_or(0) as usize;
-        let max = bound(s, "maxLength").map_or(usize::MAX, |m| m as usize);
+    fn string(&mut self, kw: &Kw<'_>, seed: u64) -> Res<Value> {
+        let min = count(kw.min_length).unwrap_or(0) as usize;
+        let max = count(kw.max_length).map_or(usize::MAX, |m| m as usize);
         if min > max {
             return self.fail(format!(
                 "`minLength: {min}` is more than `maxLength: {max}`"
             ));
         }
-        let shaped = match (s.get("format").and_then(Value::as_str), s.get("pattern")) {
+        let shaped = match (kw.format.and_then(Value::as_str), kw.pattern) {
             (_, Some(p)) => {
                 let Some(p) = p.as_str() else {
                     return self.fail("`pattern` must be a string");
                 };
-                Some(("`pattern`", pattern::sample(p).or_else(|e| self.fail(e))?))
+                Some(("`pattern`", self.samples.get(p).or_else(|e| self.fail(e))?))
             }
             (Some(f), None) => formatted(f, seed).map(|v| ("`format`", v)),
             (None, None) => None,
@@ -510,8 +577,8 @@ impl<'a> Gen<'a> {
         Ok(Value::String(text))
     }
 
-    fn integer(&mut self, s: &Map<String, Value>, seed: u64) -> Res<i64> {
-        let (lo, hi) = bounds(s);
+    fn integer(&mut self, kw: &Kw<'_>, seed: u64) -> Res<i64> {
+        let (lo, hi) = kw.bounds();
         let lo = lo.map(|(v, open)| {
             if open {
                 v.floor() as i64 + 1
@@ -526,7 +593,7 @@ impl<'a> Gen<'a> {
                 v.floor() as i64
             }
         });
-        let step = match s.get("multipleOf").and_then(Value::as_f64) {
+        let step = match kw.multiple_of.and_then(Value::as_f64) {
             Some(m) if m > 0.0 && m.fract() == 0.0 => m as i64,
             Some(m) if m > 0.0 => {
                 return self.fail(format!(
@@ -564,12 +631,12 @@ impl<'a> Gen<'a> {
         self.fail(format!("no multiple of {step} lies within the bounds"))
     }
 
-    fn number(&mut self, s: &Map<String, Value>, seed: u64) -> Res<Value> {
-        if let Some(m) = s.get("multipleOf").and_then(Value::as_f64) {
+    fn number(&mut self, kw: &Kw<'_>, seed: u64) -> Res<Value> {
+        if let Some(m) = kw.multiple_of.and_then(Value::as_f64) {
             if m <= 0.0 {
                 return self.fail("`multipleOf` must be greater than 0");
             }
-            let (lo, hi) = bounds(s);
+            let (lo, hi) = kw.bounds();
             let lo_k = lo.map(|(v, open)| {
                 let k = (v / m).ceil();
                 if open && k * m <= v { k + 1.0 } else { k }
@@ -589,7 +656,7 @@ impl<'a> Gen<'a> {
             };
             return Ok(number(k * m));
         }
-        let (lo, hi) = bounds(s);
+        let (lo, hi) = kw.bounds();
         let frac = ((seed % 89) + 5) as f64 / 100.0; // 0.05..0.93: never an open bound
         let v = match (lo, hi) {
             (Some((l, lo_open)), Some((h, hi_open))) => {
@@ -640,31 +707,133 @@ fn is_leaf(b: &Value) -> bool {
             .any(|t| t == "object" || t == "array")
 }
 
-/// A non-negative whole-number keyword (`minItems`…).
-fn bound(s: &Map<String, Value>, key: &str) -> Option<u64> {
-    s.get(key)
-        .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f.max(0.0) as u64)))
+/// A non-negative whole-number keyword's value (`minItems`…).
+fn count(v: Option<&Value>) -> Option<u64> {
+    v.and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f.max(0.0) as u64)))
 }
 
-/// The lower and upper bounds, each with whether it is open (exclusive). Both the
-/// numeric (2019+) and the boolean (draft 4) `exclusive*` forms are read; with both an
-/// inclusive and an exclusive bound on one side, the stricter holds.
-fn bounds(s: &Map<String, Value>) -> (Option<(f64, bool)>, Option<(f64, bool)>) {
-    let side = |inclusive: &str, exclusive: &str, stricter: fn(f64, f64) -> bool| {
-        let closed = s.get(inclusive).and_then(Value::as_f64);
-        match (s.get(exclusive), closed) {
-            (Some(Value::Bool(true)), c) => c.map(|c| (c, true)),
-            (Some(Value::Number(e)), Some(c)) if e.as_f64().is_none_or(|e| stricter(c, e)) => {
-                Some((c, false))
+/// Keywords that say nothing of what is valid.
+const ANNOTATIONS: [&str; 14] = [
+    "title",
+    "description",
+    "default",
+    "examples",
+    "$comment",
+    "$schema",
+    "$id",
+    "$defs",
+    "definitions",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "discriminator",
+    "strict",
+];
+
+/// The keywords of one schema object, read in one pass (a map lookup per keyword would
+/// hash every name again).
+#[derive(Default)]
+struct Kw<'s> {
+    const_: Option<&'s Value>,
+    enum_: Option<&'s Value>,
+    any_of: Option<&'s Value>,
+    type_: Option<&'s Value>,
+    properties: Option<&'s Value>,
+    required: Option<&'s Value>,
+    additional: Option<&'s Value>,
+    min_properties: Option<&'s Value>,
+    max_properties: Option<&'s Value>,
+    items: Option<&'s Value>,
+    prefix_items: Option<&'s Value>,
+    min_items: Option<&'s Value>,
+    max_items: Option<&'s Value>,
+    unique_items: Option<&'s Value>,
+    contains: Option<&'s Value>,
+    min_length: Option<&'s Value>,
+    max_length: Option<&'s Value>,
+    pattern: Option<&'s Value>,
+    format: Option<&'s Value>,
+    minimum: Option<&'s Value>,
+    maximum: Option<&'s Value>,
+    exclusive_minimum: Option<&'s Value>,
+    exclusive_maximum: Option<&'s Value>,
+    multiple_of: Option<&'s Value>,
+    /// A keyword the mock does not follow.
+    unsupported: Option<&'s str>,
+    /// Something beside `anyOf`/`oneOf` constrains the value (not only annotations).
+    constrained: bool,
+}
+
+impl<'s> Kw<'s> {
+    fn read(s: &'s Map<String, Value>) -> Kw<'s> {
+        let mut kw = Kw::default();
+        for (k, v) in s {
+            let slot = match k.as_str() {
+                "const" => &mut kw.const_,
+                "enum" => &mut kw.enum_,
+                "anyOf" | "oneOf" => &mut kw.any_of,
+                "type" => &mut kw.type_,
+                "properties" => &mut kw.properties,
+                "required" => &mut kw.required,
+                "additionalProperties" => &mut kw.additional,
+                "minProperties" => &mut kw.min_properties,
+                "maxProperties" => &mut kw.max_properties,
+                "items" => &mut kw.items,
+                "prefixItems" => &mut kw.prefix_items,
+                "minItems" => &mut kw.min_items,
+                "maxItems" => &mut kw.max_items,
+                "uniqueItems" => &mut kw.unique_items,
+                "contains" => &mut kw.contains,
+                "minLength" => &mut kw.min_length,
+                "maxLength" => &mut kw.max_length,
+                "pattern" => &mut kw.pattern,
+                "format" => &mut kw.format,
+                "minimum" => &mut kw.minimum,
+                "maximum" => &mut kw.maximum,
+                "exclusiveMinimum" => &mut kw.exclusive_minimum,
+                "exclusiveMaximum" => &mut kw.exclusive_maximum,
+                "multipleOf" => &mut kw.multiple_of,
+                "if" | "dependentSchemas" | "patternProperties" => {
+                    kw.unsupported = Some(k.as_str());
+                    continue;
+                }
+                other => {
+                    kw.constrained |= !ANNOTATIONS.contains(&other);
+                    continue;
+                }
+            };
+            if !matches!(k.as_str(), "anyOf" | "oneOf") {
+                kw.constrained = true;
             }
-            (Some(Value::Number(e)), _) => e.as_f64().map(|e| (e, true)),
-            (_, c) => c.map(|c| (c, false)),
+            *slot = Some(v);
         }
-    };
-    (
-        side("minimum", "exclusiveMinimum", |c, e| c > e),
-        side("maximum", "exclusiveMaximum", |c, e| c < e),
-    )
+        kw
+    }
+
+    /// The lower and upper bounds, each with whether it is open (exclusive). Both the
+    /// numeric (2019+) and the boolean (draft 4) `exclusive*` forms are read; with both
+    /// an inclusive and an exclusive bound on one side, the stricter holds.
+    fn bounds(&self) -> (Option<(f64, bool)>, Option<(f64, bool)>) {
+        fn side(
+            closed: Option<&Value>,
+            exclusive: Option<&Value>,
+            stricter: fn(f64, f64) -> bool,
+        ) -> Option<(f64, bool)> {
+            let closed = closed.and_then(Value::as_f64);
+            match (exclusive, closed) {
+                (Some(Value::Bool(true)), c) => c.map(|c| (c, true)),
+                (Some(Value::Number(e)), Some(c)) if e.as_f64().is_none_or(|e| stricter(c, e)) => {
+                    Some((c, false))
+                }
+                (Some(Value::Number(e)), _) => e.as_f64().map(|e| (e, true)),
+                (_, c) => c.map(|c| (c, false)),
+            }
+        }
+        (
+            side(self.minimum, self.exclusive_minimum, |c, e| c > e),
+            side(self.maximum, self.exclusive_maximum, |c, e| c < e),
+        )
+    }
 }
 
 /// A JSON number, written as an integer when it is one.

@@ -13,6 +13,8 @@ use regex::Regex;
 use std::path::Path;
 
 use super::config::{Config, Fault, Fixture, FixtureError, Fixtures, ToolCall, load_fixtures};
+use super::memo::{Memo, Parsed};
+use super::pattern::Samples;
 use super::text::{fnv, mix};
 use super::turn::Turn;
 use crate::services::api_error::{Api, ApiError};
@@ -55,6 +57,10 @@ pub struct AppState {
     pub tokens_out: Family<RouteLabels, Counter>,
     /// Start time for `/health`.
     pub uptime: Uptime,
+    /// Strings made for schemas' `pattern`s.
+    pub samples: Samples,
+    /// Schemas parsed, documents made.
+    pub memo: Memo,
 }
 
 #[derive(Debug)]
@@ -117,6 +123,8 @@ impl AppState {
             metrics: Arc::new(metrics),
             tokens_out,
             uptime: Uptime::start("model"),
+            samples: Samples::default(),
+            memo: Memo::default(),
         })
     }
 
@@ -136,6 +144,24 @@ impl AppState {
                 turn_fits && f.pattern.is_match(&turn.prompt)
             })
             .map(|f| &f.canned)
+    }
+
+    /// A request's JSON fragment that carries schemas (`tools`, `response_format`…),
+    /// parsed once for all requests that send the same text.
+    pub fn fragment(
+        &self,
+        api: Api,
+        param: &str,
+        raw: Option<&serde_json::value::RawValue>,
+    ) -> Result<Option<Parsed>, ApiError> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        self.memo.parse(raw).map(Some).map_err(|e| {
+            let mut err = ApiError::bad_request(api, format!("invalid `{param}`: {e}"));
+            err.param = Some(param.to_string());
+            err
+        })
     }
 
     /// Counts generated tokens.

@@ -230,21 +230,50 @@ async fn a_tool_loop_ends_with_an_answer_quoting_the_result() {
     ))
     .expect("router");
     let ask = json!([{"role": "user", "content": "weather in Paris?"}]);
-    let (_, _, v) = call(&app, "/v1/chat/completions", None, &chat_with(ask.clone(), json!({}))).await;
+    let (_, _, v) = call(
+        &app,
+        "/v1/chat/completions",
+        None,
+        &chat_with(ask.clone(), json!({})),
+    )
+    .await;
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
-    assert!(call_args(&v, 0)["city"].as_str().is_some_and(|c| c.len() >= 2), "{v}");
+    assert!(
+        call_args(&v, 0)["city"]
+            .as_str()
+            .is_some_and(|c| c.len() >= 2),
+        "{v}"
+    );
     // The result of the first call matches `tool_result`: the scripted second call.
     let mut turn = ask.as_array().cloned().expect("list");
     turn.push(json!({"role": "assistant", "content": null, "tool_calls": v["choices"][0]["message"]["tool_calls"]}));
     turn.push(json!({"role": "tool", "tool_call_id": "x", "content": "sunny, 21 °C"}));
-    let (_, _, v) = call(&app, "/v1/chat/completions", None, &chat_with(json!(turn), json!({}))).await;
-    assert_eq!(v["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_time");
+    let (_, _, v) = call(
+        &app,
+        "/v1/chat/completions",
+        None,
+        &chat_with(json!(turn), json!({})),
+    )
+    .await;
+    assert_eq!(
+        v["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "get_time"
+    );
     // Any other result: the final answer, quoting it. The question's fixture does not fire again.
     turn.push(json!({"role": "assistant", "content": null, "tool_calls": v["choices"][0]["message"]["tool_calls"]}));
     turn.push(json!({"role": "tool", "tool_call_id": "y", "content": "12:00 UTC"}));
-    let (_, _, v) = call(&app, "/v1/chat/completions", None, &chat_with(json!(turn), json!({}))).await;
+    let (_, _, v) = call(
+        &app,
+        "/v1/chat/completions",
+        None,
+        &chat_with(json!(turn), json!({})),
+    )
+    .await;
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
-    assert_eq!(v["choices"][0]["message"]["content"], "Based on the tool result: 12:00 UTC");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "Based on the tool result: 12:00 UTC"
+    );
     // Anthropic and Responses end the same way.
     let msg = json!({"model": "m", "max_tokens": 64, "messages": [
         {"role": "user", "content": "weather?"},
@@ -258,20 +287,50 @@ async fn a_tool_loop_ends_with_an_answer_quoting_the_result() {
         {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{}"},
         {"type": "function_call_output", "call_id": "c1", "output": "fog"}]});
     let (_, _, v) = call(&app, "/v1/responses", None, &resp.to_string()).await;
-    assert_eq!(v["output"][0]["content"][0]["text"], "Based on the tool result: fog");
+    assert_eq!(
+        v["output"][0]["content"][0]["text"],
+        "Based on the tool result: fog"
+    );
 }
 
 #[tokio::test]
 async fn tool_choice_forces_a_call_with_valid_arguments() {
     let app = router(Config::default()).expect("router");
     let ask = json!([{"role": "user", "content": "hello"}]);
-    let (_, _, v) = call(&app, "/v1/chat/completions", None, &chat_with(ask.clone(), json!({"tool_choice": "required"}))).await;
-    assert_eq!(v["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "get_weather");
+    let (_, _, v) = call(
+        &app,
+        "/v1/chat/completions",
+        None,
+        &chat_with(ask.clone(), json!({"tool_choice": "required"})),
+    )
+    .await;
+    assert_eq!(
+        v["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "get_weather"
+    );
     let named = json!({"tool_choice": {"type": "function", "function": {"name": "get_time"}}});
-    let (_, _, v) = call(&app, "/v1/chat/completions", None, &chat_with(ask.clone(), named)).await;
-    assert!(matches!(call_args(&v, 0)["tz"].as_str(), Some("UTC" | "CET")), "{v}");
-    let (_, _, v) = call(&app, "/v1/chat/completions", None, &chat_with(ask.clone(), json!({}))).await;
-    assert!(v["choices"][0]["message"]["tool_calls"].is_null(), "auto without a fixture: text");
+    let (_, _, v) = call(
+        &app,
+        "/v1/chat/completions",
+        None,
+        &chat_with(ask.clone(), named),
+    )
+    .await;
+    assert!(
+        matches!(call_args(&v, 0)["tz"].as_str(), Some("UTC" | "CET")),
+        "{v}"
+    );
+    let (_, _, v) = call(
+        &app,
+        "/v1/chat/completions",
+        None,
+        &chat_with(ask.clone(), json!({})),
+    )
+    .await;
+    assert!(
+        v["choices"][0]["message"]["tool_calls"].is_null(),
+        "auto without a fixture: text"
+    );
     let unknown = json!({"tool_choice": {"type": "function", "function": {"name": "nope"}}});
     let (s, _, v) = call(&app, "/v1/chat/completions", None, &chat_with(ask, unknown)).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
@@ -286,23 +345,39 @@ async fn tool_choice_forces_a_call_with_valid_arguments() {
 
 #[tokio::test]
 async fn structured_outputs_in_every_shape() {
-    let app = router(config("fixtures: [{match: canned, reply: 'fixture wins'}]\n")).expect("router");
+    let app = router(config(
+        "fixtures: [{match: canned, reply: 'fixture wins'}]\n",
+    ))
+    .expect("router");
     let schema = json!({"type": "object", "properties": {"n": {"type": "integer", "minimum": 10, "maximum": 20},
                         "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1}}, "required": ["n", "tags"]});
     let check = |text: &str| {
         let doc: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-        assert!(doc["n"].as_i64().is_some_and(|n| (10..=20).contains(&n)), "{doc}");
+        assert!(
+            doc["n"].as_i64().is_some_and(|n| (10..=20).contains(&n)),
+            "{doc}"
+        );
         doc
     };
     let chat = json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
         "response_format": {"type": "json_schema", "json_schema": {"name": "s", "strict": true, "schema": schema}}});
     let (_, _, a) = call(&app, "/v1/chat/completions", None, &chat.to_string()).await;
     let (_, _, b) = call(&app, "/v1/chat/completions", None, &chat.to_string()).await;
-    let doc = check(a["choices"][0]["message"]["content"].as_str().expect("content"));
-    assert_eq!(a["choices"][0]["message"]["content"], b["choices"][0]["message"]["content"], "same request, same document");
+    let doc = check(
+        a["choices"][0]["message"]["content"]
+            .as_str()
+            .expect("content"),
+    );
+    assert_eq!(
+        a["choices"][0]["message"]["content"], b["choices"][0]["message"]["content"],
+        "same request, same document"
+    );
     let resp = json!({"model": "m", "input": "x", "text": {"format": {"type": "json_schema", "name": "s", "schema": schema}}});
     let (_, _, v) = call(&app, "/v1/responses", None, &resp.to_string()).await;
-    assert_eq!(check(v["output"][0]["content"][0]["text"].as_str().expect("text")), doc);
+    assert_eq!(
+        check(v["output"][0]["content"][0]["text"].as_str().expect("text")),
+        doc
+    );
     let msg = json!({"model": "m", "max_tokens": 500, "messages": [{"role": "user", "content": "x"}],
         "output_config": {"format": {"type": "json_schema", "schema": schema}}});
     let (_, _, v) = call(&app, "/v1/messages", None, &msg.to_string()).await;
@@ -313,7 +388,12 @@ async fn structured_outputs_in_every_shape() {
     let impossible = chat.to_string().replace("\"maximum\":20", "\"maximum\":2");
     let (s, _, v) = call(&app, "/v1/chat/completions", None, &impossible).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(v["error"]["message"].as_str().is_some_and(|m| m.contains("at `$.n`")), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("at `$.n`")),
+        "{v}"
+    );
 }
 
 /// The frames of an SSE body, as JSON `data:` values.
@@ -323,7 +403,9 @@ async fn sse(app: &axum::Router, path: &str, body: &str) -> Vec<Value> {
         .body(Body::from(body.to_string()))
         .expect("request");
     let resp = app.clone().oneshot(req).await.expect("response");
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.expect("body");
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body");
     String::from_utf8_lossy(&bytes)
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
@@ -341,10 +423,20 @@ async fn streamed_usage_matches_the_plain_answer() {
     streamed["stream"] = json!(true);
     let frames = sse(&app, "/v1/messages", &streamed.to_string()).await;
     let start = &frames[0]["message"]["usage"];
-    let last = frames.iter().rev().find(|f| f["type"] == "message_delta").expect("message_delta");
+    let last = frames
+        .iter()
+        .rev()
+        .find(|f| f["type"] == "message_delta")
+        .expect("message_delta");
     assert_eq!(start["input_tokens"], plain["usage"]["input_tokens"]);
-    assert_eq!(last["usage"]["input_tokens"], plain["usage"]["input_tokens"]);
-    assert_eq!(last["usage"]["output_tokens"], plain["usage"]["output_tokens"]);
+    assert_eq!(
+        last["usage"]["input_tokens"],
+        plain["usage"]["input_tokens"]
+    );
+    assert_eq!(
+        last["usage"]["output_tokens"],
+        plain["usage"]["output_tokens"]
+    );
     let chat = json!({"model": "m", "messages": [{"role": "user", "content": "what is a stack?"}]});
     let (_, _, plain) = call(&app, "/v1/chat/completions", None, &chat.to_string()).await;
     let mut streamed = chat.clone();
@@ -357,7 +449,10 @@ async fn streamed_usage_matches_the_plain_answer() {
     let mut streamed = resp.clone();
     streamed["stream"] = json!(true);
     let frames = sse(&app, "/v1/responses", &streamed.to_string()).await;
-    let done = frames.iter().find(|f| f["type"] == "response.completed").expect("completed");
+    let done = frames
+        .iter()
+        .find(|f| f["type"] == "response.completed")
+        .expect("completed");
     assert_eq!(done["response"]["usage"], plain["usage"]);
 }
 
@@ -366,14 +461,33 @@ fn fixture_problems_are_located() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("fixtures.yaml");
     for (text, at, says) in [
-        ("- {match: ok, reply: x}\n- {match: '(', reply: y}\n", "2:11", "invalid regular expression"),
-        ("- match: ok\n  reply: x\n  colour: red\n", "3:3", "unknown field `colour`"),
-        ("- match: ok\n  tool_call: {arguments: {a: 1}}\n", "2:14", "missing field `name`"),
-        ("- match: ok\n  tool_result: '[z-a]'\n  tool_call: {name: f}\n", "2:16", "invalid regular expression"),
+        (
+            "- {match: ok, reply: x}\n- {match: '(', reply: y}\n",
+            "2:11",
+            "invalid regular expression",
+        ),
+        (
+            "- match: ok\n  reply: x\n  colour: red\n",
+            "3:3",
+            "unknown field `colour`",
+        ),
+        (
+            "- match: ok\n  tool_call: {arguments: {a: 1}}\n",
+            "2:14",
+            "missing field `name`",
+        ),
+        (
+            "- match: ok\n  tool_result: '[z-a]'\n  tool_call: {name: f}\n",
+            "2:16",
+            "invalid regular expression",
+        ),
     ] {
         std::fs::write(&file, text).expect("write");
         let e = super::load_fixtures(&file).expect_err(text).to_string();
-        assert!(e.contains(&format!("fixtures.yaml:{at}")) && e.contains(says), "{text}: {e}");
+        assert!(
+            e.contains(&format!("fixtures.yaml:{at}")) && e.contains(says),
+            "{text}: {e}"
+        );
     }
     let e = Config::load_str("fixtures:\n  - {match: ok, reply: x, error: {status: 500}}\n")
         .expect_err("two answers")

@@ -66,57 +66,78 @@ pub(crate) const WORDS: [&str; 32] = [
     "container",
 ];
 
-/// A reply split into tokens (each but the first with its leading space).
+/// A reply and where its tokens end (each token but the first with its leading space).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
-    /// The tokens, in order.
-    pub tokens: Vec<String>,
+    text: String,
+    /// Byte offsets where each token ends, in order.
+    ends: Vec<usize>,
     /// Cut short by the token limit.
     pub truncated: bool,
 }
 
 impl Reply {
     /// The whole text.
-    pub fn text(&self) -> String {
-        self.tokens.concat()
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// How many tokens.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The tokens, in order; they concatenate to [`Reply::text`].
+    pub fn tokens(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(a, b)| &self.text[a..*b])
+    }
+
+    /// Keeps the first `limit` tokens (from ends of tokens over the whole `text`).
+    fn cut(text: &str, mut ends: Vec<usize>, limit: Option<u32>) -> Reply {
+        let truncated = limit.is_some_and(|max| ends.len() > max as usize);
+        if let Some(max) = limit.filter(|_| truncated) {
+            ends.truncate(max as usize);
+        }
+        let len = ends.last().copied().unwrap_or(0);
+        Reply {
+            text: text[..len].to_string(),
+            ends,
+            truncated,
+        }
     }
 
     /// Splits `text` into tokens at word boundaries, keeping every character.
     pub fn from_text(text: &str, limit: Option<u32>) -> Reply {
-        let mut tokens: Vec<String> = Vec::new();
-        let mut current = String::new();
-        for c in text.chars() {
-            if c == ' ' && !current.is_empty() && !current.ends_with(' ') {
-                tokens.push(std::mem::take(&mut current));
+        let mut ends = Vec::new();
+        let mut prev = None;
+        for (i, c) in text.char_indices() {
+            // A token ends before a space that follows a non-space.
+            if c == ' ' && i > 0 && prev != Some(' ') {
+                ends.push(i);
             }
-            current.push(c);
+            prev = Some(c);
         }
-        if !current.is_empty() {
-            tokens.push(current);
+        if !text.is_empty() {
+            ends.push(text.len());
         }
-        let mut truncated = false;
-        if let Some(max) = limit
-            && tokens.len() > max as usize
-        {
-            tokens.truncate(max as usize);
-            truncated = true;
-        }
-        Reply { tokens, truncated }
+        Reply::cut(text, ends, limit)
     }
-}
 
-impl Reply {
     /// Splits a JSON document into tokens of four characters (the rule of thumb
     /// [`count_tokens`] uses), so streams carry it in pieces and a token limit cuts it as
     /// a provider would.
     pub fn from_json(text: &str, limit: Option<u32>) -> Reply {
-        let chars: Vec<char> = text.chars().collect();
-        let mut tokens: Vec<String> = chars.chunks(4).map(|c| c.iter().collect()).collect();
-        let truncated = limit.is_some_and(|max| tokens.len() > max as usize);
-        if let Some(max) = limit.filter(|_| truncated) {
-            tokens.truncate(max as usize);
+        let mut ends: Vec<usize> = text
+            .char_indices()
+            .skip(4)
+            .step_by(4)
+            .map(|(i, _)| i)
+            .collect();
+        if !text.is_empty() {
+            ends.push(text.len());
         }
-        Reply { tokens, truncated }
+        Reply::cut(text, ends, limit)
     }
 }
 
@@ -191,8 +212,17 @@ mod tests {
                 .starts_with("Mock reply to \"What is a context window?\":")
         );
         let cut = reply_to("What is a context window?", Some(3));
-        assert!(cut.truncated && cut.tokens.len() == 3);
-        assert_eq!(Reply::from_text("a  b c", None).text(), "a  b c");
+        assert!(cut.truncated && cut.len() == 3);
+        assert_eq!(cut.tokens().collect::<String>(), cut.text());
+        let spaced = Reply::from_text("a  b c", None);
+        assert_eq!(spaced.text(), "a  b c");
+        assert_eq!(spaced.tokens().collect::<Vec<_>>(), ["a", "  b", " c"]);
+        let json = Reply::from_json(r#"{"é":"ab"}"#, None);
+        assert_eq!(
+            json.tokens().collect::<Vec<_>>(),
+            [r#"{"é""#, r#":"ab"#, r#""}"#]
+        );
+        assert_eq!(Reply::from_json("abcdefghij", Some(2)).text(), "abcdefgh");
     }
 
     #[test]

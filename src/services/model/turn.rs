@@ -6,32 +6,37 @@
 use serde_json::Value;
 
 use super::body::content_text;
+use super::memo::Fragment;
 use crate::services::api_error::{Api, ApiError};
 
 /// One turn of a conversation, as the mock sees it.
 #[derive(Debug, Default)]
-pub(crate) struct Turn {
+pub(crate) struct Turn<'a> {
     /// The text of the user message that asked (the last one).
     pub prompt: String,
     /// The conversation ends with results of tool calls: their texts.
     pub tool_results: Option<Vec<String>>,
     /// The tools offered.
-    pub tools: Vec<Tool>,
+    pub tools: Vec<Tool<'a>>,
     /// How a tool must be chosen.
     pub choice: ToolChoice,
     /// The output asked for, when not free text.
-    pub format: Option<Format>,
+    pub format: Option<Format<'a>>,
     /// Whether several tool calls may come in one answer.
     pub parallel: bool,
     /// The most tokens to generate.
     pub limit: Option<u32>,
+    /// The key of the fragment holding the output schema (0: none to remember by).
+    pub format_key: u64,
+    /// The key of the fragment holding the tools.
+    pub tools_key: u64,
 }
 
 /// A tool offered: its name and the JSON Schema of its arguments.
 #[derive(Debug, Clone)]
-pub(crate) struct Tool {
-    pub name: String,
-    pub parameters: Value,
+pub(crate) struct Tool<'a> {
+    pub name: &'a str,
+    pub parameters: &'a Value,
 }
 
 /// `tool_choice`, across the APIs.
@@ -50,12 +55,15 @@ pub(crate) enum ToolChoice {
 
 /// A structured output format.
 #[derive(Debug, Clone)]
-pub(crate) enum Format {
+pub(crate) enum Format<'a> {
     /// Any JSON object; the schema written in the prompt, if there is one.
     JsonObject(Option<Value>),
     /// A document valid against this schema.
-    JsonSchema(Value),
+    JsonSchema(&'a Value),
 }
+
+/// The schema of a tool that gives none: anything.
+static ANY: Value = Value::Bool(true);
 
 fn bad(api: Api, param: &str, message: impl Into<String>) -> ApiError {
     let mut e = ApiError::bad_request(api, message);
@@ -63,15 +71,15 @@ fn bad(api: Api, param: &str, message: impl Into<String>) -> ApiError {
     e
 }
 
-impl Turn {
+impl<'a> Turn<'a> {
     /// Chat Completions: `messages`, `tools`, `tool_choice`, `response_format`.
     pub(crate) fn from_chat(
-        messages: &[Value],
-        tools: Option<&Value>,
-        choice: Option<&Value>,
-        format: Option<&Value>,
+        messages: &'a [Value],
+        tools: Option<Fragment<'a>>,
+        choice: Option<&'a Value>,
+        format: Option<Fragment<'a>>,
         parallel: Option<bool>,
-    ) -> Result<Turn, ApiError> {
+    ) -> Result<Turn<'a>, ApiError> {
         let api = Api::OpenAi;
         fn role(m: &Value) -> &str {
             m.get("role").and_then(Value::as_str).unwrap_or_default()
@@ -82,13 +90,15 @@ impl Turn {
             .take_while(|m| role(m) == "tool")
             .map(|m| m.get("content").map(content_text).unwrap_or_default())
             .collect();
+        let tools_key = tools.map_or(0, |t| t.key);
+        let format_key = format.map_or(0, |f| f.key);
         let tools = list(tools)
             .iter()
             .filter_map(|t| {
                 let f = t.get("function")?;
                 Some(Tool {
-                    name: f.get("name")?.as_str()?.to_string(),
-                    parameters: f.get("parameters").cloned().unwrap_or(Value::Bool(true)),
+                    name: f.get("name")?.as_str()?,
+                    parameters: f.get("parameters").unwrap_or(&ANY),
                 })
             })
             .collect();
@@ -118,7 +128,7 @@ impl Turn {
                 }
             },
         };
-        let format = match format {
+        let format = match format.map(|f| f.value) {
             None | Some(Value::Null) => None,
             Some(f) => openai_format(api, "response_format", f, f.get("json_schema"), messages)?,
         };
@@ -130,6 +140,8 @@ impl Turn {
             format,
             parallel: parallel != Some(false),
             limit: None,
+            format_key,
+            tools_key,
         };
         turn.check(api)?;
         Ok(turn)
@@ -138,11 +150,11 @@ impl Turn {
     /// Anthropic Messages: `messages` (with `tool_result` blocks), `tools`, `tool_choice`,
     /// `output_config.format` (or the beta `output_format`).
     pub(crate) fn from_messages(
-        messages: &[Value],
-        tools: Option<&Value>,
-        choice: Option<&Value>,
-        format: Option<&Value>,
-    ) -> Result<Turn, ApiError> {
+        messages: &'a [Value],
+        tools: Option<Fragment<'a>>,
+        choice: Option<&'a Value>,
+        format: Option<Fragment<'a>>,
+    ) -> Result<Turn<'a>, ApiError> {
         let api = Api::Anthropic;
         let blocks = |m: &Value| -> Vec<Value> {
             match m.get("content") {
@@ -169,12 +181,14 @@ impl Turn {
                     _ => true,
                 }
         });
+        let tools_key = tools.map_or(0, |t| t.key);
+        let format_key = format.map_or(0, |f| f.key);
         let tools = list(tools)
             .iter()
             .filter_map(|t| {
                 Some(Tool {
-                    name: t.get("name")?.as_str()?.to_string(),
-                    parameters: t.get("input_schema")?.clone(),
+                    name: t.get("name")?.as_str()?,
+                    parameters: t.get("input_schema")?,
                 })
             })
             .collect();
@@ -205,18 +219,18 @@ impl Turn {
                 (choice, parallel)
             }
         };
-        let format = match format {
+        let format = match format.map(|f| f.value) {
             None | Some(Value::Null) => None,
             Some(f) => match f.get("type").and_then(Value::as_str) {
-                Some("json_schema") => Some(Format::JsonSchema(
-                    f.get("schema").cloned().ok_or_else(|| {
+                Some("json_schema") => {
+                    Some(Format::JsonSchema(f.get("schema").ok_or_else(|| {
                         bad(
                             api,
                             "output_config.format.schema",
                             "output_config.format.schema: Field required",
                         )
-                    })?,
-                )),
+                    })?))
+                }
                 _ => {
                     return Err(bad(
                         api,
@@ -234,6 +248,8 @@ impl Turn {
             format,
             parallel,
             limit: None,
+            format_key,
+            tools_key,
         };
         turn.check(api)?;
         Ok(turn)
@@ -242,12 +258,12 @@ impl Turn {
     /// Responses: `input` (a string, or items with `function_call_output`), `tools`,
     /// `tool_choice`, `text.format`.
     pub(crate) fn from_responses(
-        input: &Value,
-        tools: Option<&Value>,
-        choice: Option<&Value>,
-        text: Option<&Value>,
+        input: &'a Value,
+        tools: Option<Fragment<'a>>,
+        choice: Option<&'a Value>,
+        format: Option<Fragment<'a>>,
         parallel: Option<bool>,
-    ) -> Result<Turn, ApiError> {
+    ) -> Result<Turn<'a>, ApiError> {
         let api = Api::OpenAi;
         let items: &[Value] = match input {
             Value::Array(items) => items,
@@ -271,13 +287,15 @@ impl Turn {
                         .is_none_or(|r| r == "user")
             }),
         };
+        let tools_key = tools.map_or(0, |t| t.key);
+        let format_key = format.map_or(0, |f| f.key);
         let tools = list(tools)
             .iter()
             .filter(|t| t.get("type").and_then(Value::as_str) == Some("function"))
             .filter_map(|t| {
                 Some(Tool {
-                    name: t.get("name")?.as_str()?.to_string(),
-                    parameters: t.get("parameters").cloned().unwrap_or(Value::Bool(true)),
+                    name: t.get("name")?.as_str()?,
+                    parameters: t.get("parameters").unwrap_or(&ANY),
                 })
             })
             .collect();
@@ -302,7 +320,7 @@ impl Turn {
                 }
             },
         };
-        let format = match text.and_then(|t| t.get("format")) {
+        let format = match format.map(|f| f.value) {
             None | Some(Value::Null) => None,
             Some(f) => openai_format(api, "text.format", f, Some(f), items)?,
         };
@@ -314,6 +332,8 @@ impl Turn {
             format,
             parallel: parallel != Some(false),
             limit: None,
+            format_key,
+            tools_key,
         };
         turn.check(api)?;
         Ok(turn)
@@ -327,7 +347,7 @@ impl Turn {
                 "tool_choice",
                 "`tool_choice` asks for a tool call, but no `tools` are given",
             )),
-            ToolChoice::Named(n) if !self.tools.iter().any(|t| &t.name == n) => Err(bad(
+            ToolChoice::Named(n) if !self.tools.iter().any(|t| t.name == n) => Err(bad(
                 api,
                 "tool_choice",
                 format!("`tool_choice` names `{n}`, which is not among the `tools` offered"),
@@ -346,13 +366,14 @@ impl Turn {
     }
 
     /// The tool named `name`, if offered.
-    pub(crate) fn tool(&self, name: &str) -> Option<&Tool> {
+    pub(crate) fn tool(&self, name: &str) -> Option<&Tool<'a>> {
         self.tools.iter().find(|t| t.name == name)
     }
 }
 
-fn list(v: Option<&Value>) -> &[Value] {
-    v.and_then(Value::as_array).map_or(&[], Vec::as_slice)
+fn list<'a>(v: Option<Fragment<'a>>) -> &'a [Value] {
+    v.and_then(|f| f.value.as_array())
+        .map_or(&[], Vec::as_slice)
 }
 
 fn named_mode(api: Api, s: &str, allowed: &[&str]) -> Result<ToolChoice, ApiError> {
@@ -373,19 +394,18 @@ fn named_mode(api: Api, s: &str, allowed: &[&str]) -> Result<ToolChoice, ApiErro
 
 /// OpenAI's `{type: text | json_object | json_schema}`; `holder` carries `schema` (chat
 /// nests it in `json_schema`, Responses puts it beside `type`).
-fn openai_format(
+fn openai_format<'a>(
     api: Api,
     param: &str,
-    f: &Value,
-    holder: Option<&Value>,
+    f: &'a Value,
+    holder: Option<&'a Value>,
     messages: &[Value],
-) -> Result<Option<Format>, ApiError> {
+) -> Result<Option<Format<'a>>, ApiError> {
     match f.get("type").and_then(Value::as_str) {
         Some("text") => Ok(None),
         Some("json_object") => Ok(Some(Format::JsonObject(embedded_schema(messages)))),
         Some("json_schema") => holder
             .and_then(|h| h.get("schema"))
-            .cloned()
             .map(|s| Some(Format::JsonSchema(s)))
             .ok_or_else(|| {
                 bad(
@@ -464,19 +484,18 @@ mod tests {
             json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "rain"}]}]}),
         ];
         let tools = json!([{"name": "w", "input_schema": {"type": "object"}}]);
-        let t = Turn::from_messages(
-            &messages,
-            Some(&tools),
-            Some(&json!({"type": "tool", "name": "w"})),
-            None,
-        )
-        .expect("turn");
+        let choice = json!({"type": "tool", "name": "w"});
+        let tools = Fragment {
+            value: &tools,
+            key: 1,
+        };
+        let t = Turn::from_messages(&messages, Some(tools), Some(&choice), None).expect("turn");
         assert_eq!(t.prompt, "weather?");
         assert_eq!(t.tool_results, Some(vec!["rain".to_string()]));
         assert_eq!(t.choice, ToolChoice::Named("w".into()));
         let e = Turn::from_messages(
             &messages,
-            Some(&tools),
+            Some(tools),
             Some(&json!({"type": "tool", "name": "x"})),
             None,
         )
@@ -489,14 +508,12 @@ mod tests {
         let messages = [
             json!({"role": "system", "content": "Answer as JSON matching {\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"integer\"}}, \"required\": [\"a\"]} please"}),
         ];
-        let t = Turn::from_chat(
-            &messages,
-            None,
-            None,
-            Some(&json!({"type": "json_object"})),
-            None,
-        )
-        .expect("turn");
+        let format = json!({"type": "json_object"});
+        let format = Fragment {
+            value: &format,
+            key: 1,
+        };
+        let t = Turn::from_chat(&messages, None, None, Some(format), None).expect("turn");
         assert!(
             matches!(t.format, Some(Format::JsonObject(Some(ref s))) if s["required"][0] == "a")
         );
