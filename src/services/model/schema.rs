@@ -269,15 +269,15 @@ impl<'a> Gen<'a> {
                         }
                     }
                 }
-                "minimum" | "exclusiveMinimum" | "minLength" | "minItems" | "minProperties" => {
-                    if v.as_f64() > have.as_f64() {
-                        *have = v.clone();
-                    }
+                "minimum" | "exclusiveMinimum" | "minLength" | "minItems" | "minProperties"
+                    if v.as_f64() > have.as_f64() =>
+                {
+                    *have = v.clone();
                 }
-                "maximum" | "exclusiveMaximum" | "maxLength" | "maxItems" | "maxProperties" => {
-                    if v.as_f64() < have.as_f64() {
-                        *have = v.clone();
-                    }
+                "maximum" | "exclusiveMaximum" | "maxLength" | "maxItems" | "maxProperties"
+                    if v.as_f64() < have.as_f64() =>
+                {
+                    *have = v.clone();
                 }
                 "type" => {
                     let b = types(v);
@@ -491,7 +491,7 @@ impl<'a> Gen<'a> {
         let contains = kw.contains;
         let mut out: Vec<Value> = Vec::with_capacity(n as usize);
         for i in 0..n {
-            let plain = prefix.get(i as usize).unwrap_or(&items);
+            let plain = prefix.get(i as usize).unwrap_or(items);
             let with_contains;
             let schema = match contains {
                 Some(c) if i == 0 => {
@@ -707,6 +707,9 @@ fn is_leaf(b: &Value) -> bool {
             .any(|t| t == "object" || t == "array")
 }
 
+/// A numeric bound and whether it is open (exclusive).
+type Bound = (f64, bool);
+
 /// A non-negative whole-number keyword's value (`minItems`…).
 fn count(v: Option<&Value>) -> Option<u64> {
     v.and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f.max(0.0) as u64)))
@@ -813,12 +816,12 @@ impl<'s> Kw<'s> {
     /// The lower and upper bounds, each with whether it is open (exclusive). Both the
     /// numeric (2019+) and the boolean (draft 4) `exclusive*` forms are read; with both
     /// an inclusive and an exclusive bound on one side, the stricter holds.
-    fn bounds(&self) -> (Option<(f64, bool)>, Option<(f64, bool)>) {
+    fn bounds(&self) -> (Option<Bound>, Option<Bound>) {
         fn side(
             closed: Option<&Value>,
             exclusive: Option<&Value>,
             stricter: fn(f64, f64) -> bool,
-        ) -> Option<(f64, bool)> {
+        ) -> Option<Bound> {
             let closed = closed.and_then(Value::as_f64);
             match (exclusive, closed) {
                 (Some(Value::Bool(true)), c) => c.map(|c| (c, true)),
