@@ -46,34 +46,67 @@ pub fn from_json(body: &[u8]) -> Said {
     said
 }
 
-/// The completion tokens a plain JSON answer reports, read without parsing it: the number
-/// after the `"completion_tokens"` key (OpenAI), else after `"output_tokens"` (Anthropic,
-/// Responses). A key cannot be mistaken for text inside a string value, where every quote
-/// is escaped, and `"completion_tokens_details"` does not match. 0 when neither is there.
+/// The completion tokens a plain JSON answer reports: `usage.completion_tokens` (OpenAI
+/// chat), else `usage.output_tokens` (Anthropic, Responses), where `usage` is a member of
+/// the answer itself. The answer is not parsed: a pass over its structure, jumping over
+/// strings with `memchr`, finds the members, so the same keys elsewhere (inside a tool
+/// call's arguments, say) are not taken for them. 0 when there is none.
 pub fn completion_tokens(body: &[u8]) -> u64 {
-    use memchr::memmem::Finder;
-    use std::sync::LazyLock;
-    // Searchers built once: building one costs more than searching a small answer.
-    static KEYS: LazyLock<[Finder<'static>; 2]> = LazyLock::new(|| {
-        [
-            Finder::new(b"\"completion_tokens\""),
-            Finder::new(b"\"output_tokens\""),
-        ]
-    });
-    KEYS.iter()
-        .find_map(|key| number_after(body, key))
+    let Some(usage) = member(body, b"usage") else {
+        return 0;
+    };
+    [&b"completion_tokens"[..], b"output_tokens"]
+        .iter()
+        .find_map(|key| member(usage, key).and_then(leading_u64))
         .unwrap_or(0)
 }
 
-/// The unsigned integer value of the first `key` (a quoted JSON key) in `body`.
-fn number_after(body: &[u8], key: &memchr::memmem::Finder<'_>) -> Option<u64> {
-    let at = key.find(body)? + key.needle().len();
-    let rest = body[at..]
-        .trim_ascii_start()
-        .strip_prefix(b":")?
-        .trim_ascii_start();
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+/// The unsigned integer at the start of `bytes`.
+fn leading_u64(bytes: &[u8]) -> Option<u64> {
+    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&bytes[..digits]).ok()?.parse().ok()
+}
+
+/// The bytes from the value of `key`, a member of the object `body` starts with, to the
+/// end of `body`; `None` when the object ends without it.
+fn member<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'"' => {
+                let start = i + 1;
+                let end = string_end(body, start)?;
+                if depth == 1 && &body[start..end] == key {
+                    let rest = body[end + 1..].trim_ascii_start().strip_prefix(b":")?;
+                    return Some(rest.trim_ascii_start());
+                }
+                i = end + 1;
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return None;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Where the string starting at `from` (after its opening quote) closes.
+fn string_end(body: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let at = from + memchr::memchr2(b'"', b'\\', body.get(from..)?)?;
+        if body[at] == b'"' {
+            return Some(at);
+        }
+        from = at + 2; // an escape: skip the escaped byte
+    }
 }
 
 fn usage(v: &Value) -> u64 {
@@ -319,6 +352,16 @@ mod tests {
         );
         let said = from_json(br#"{"output":[{"content":[{"type":"output_text","text":"R"}]}],"usage":{"output_tokens":1}}"#);
         assert_eq!(said.text, "R");
+    }
+
+    #[test]
+    fn completion_tokens_come_from_the_top_level_usage_only() {
+        // A tool call whose arguments hold the same keys, before the real usage.
+        let tool = br#"{"content":[{"type":"tool_use","id":"t","name":"f","input":{"usage":{"output_tokens":900},"output_tokens":901}}],"usage":{"input_tokens":3,"output_tokens":12}}"#;
+        assert_eq!(completion_tokens(tool), 12);
+        let chat = br#"{"choices":[{"message":{"tool_calls":[{"function":{"name":"f","arguments":"{\"completion_tokens\":5}"}}]}}],"usage":{"completion_tokens":4}}"#;
+        assert_eq!(completion_tokens(chat), 4);
+        assert_eq!(completion_tokens(b"not json"), 0);
     }
 
     #[test]
