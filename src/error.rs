@@ -7,24 +7,9 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::config::ConfigErrors;
+use crate::exit;
 use crate::plan::ports::PortInUse;
 use crate::services::ServeError;
-
-/// Exit codes of SPEC §2.
-pub mod exit {
-    /// Everything worked.
-    pub const OK: u8 = 0;
-    /// A service failed (crashed, exited non-zero, could not start).
-    pub const SERVICE_FAILED: u8 = 1;
-    /// Invalid input: CLI usage or the stack file.
-    pub const INVALID_INPUT: u8 = 2;
-    /// Environment problem: port in use, Docker engine unreachable, image missing.
-    pub const ENVIRONMENT: u8 = 3;
-    /// A health check did not pass in time.
-    pub const HEALTH_TIMEOUT: u8 = 4;
-    /// Interrupted by Ctrl-C.
-    pub const INTERRUPTED: u8 = 130;
-}
 
 /// Result alias for the tool's own failures.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -130,15 +115,4 @@ impl Error {
             eprintln!("  = hint: {hint}");
         }
     }
-}
-
-/// An error with its chain of causes, `outer: cause: root cause`.
-pub fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg = format!("{msg}: {s}");
-        source = s.source();
-    }
-    msg
 }

@@ -69,7 +69,7 @@ async fn probe_inner(p: &ResolvedProbe, cx: &ProbeContext) -> Result<(), String>
                 .get(url)
                 .send()
                 .await
-                .map_err(|e| crate::error::with_causes(&e))?;
+                .map_err(|e| crate::causes::with_causes(&e))?;
             let got = resp.status().as_u16();
             let ok = match status {
                 Some(want) => got == *want,

@@ -4,11 +4,14 @@
 //! ports) → [`supervisor`] (when) → [`runtime`] (how) → events → [`ui`]. The built-in
 //! services live in [`services`] and run as `stack serve <kind>`.
 
+pub mod causes;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod events;
+pub mod exit;
 pub mod health;
 pub mod logs;
 pub mod plan;

@@ -6,7 +6,7 @@
 //! The default project keeps its state in `.stack/` beside the stack file; another project
 //! name (`-p`) gets `.stack/projects/<name>/`, so copies of one stack file run side by side.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,6 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::config::RuntimeKind;
-use crate::plan::ports::Remembered;
 
 /// The folders and files of one project's state.
 #[derive(Debug, Clone)]
@@ -178,6 +177,9 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// Ports remembered from the last run (`ports.json`): (service, port name) → host port.
+pub type Remembered = HashMap<(String, String), u16>;
+
 /// Ports of the last run, to reuse when still free.
 pub fn read_ports(dir: &StateDir) -> Remembered {
     let Ok(text) = std::fs::read_to_string(dir.ports_file()) else {
@@ -196,17 +198,19 @@ pub fn read_ports(dir: &StateDir) -> Remembered {
 
 /// Records the ports of this run (merged with what was there, so services not started
 /// this time keep theirs).
-pub fn write_ports(dir: &StateDir, ports: &crate::plan::PortTable) -> io::Result<()> {
+pub fn write_ports(dir: &StateDir, ports: &Remembered) -> io::Result<()> {
     let mut map: BTreeMap<String, BTreeMap<String, u16>> =
         std::fs::read_to_string(dir.ports_file())
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default();
-    for (svc, list) in ports {
-        map.insert(
-            svc.clone(),
-            list.iter().map(|p| (p.name.clone(), p.host)).collect(),
-        );
+    for (svc, _) in ports.keys() {
+        map.remove(svc);
+    }
+    for ((svc, name), port) in ports {
+        map.entry(svc.clone())
+            .or_default()
+            .insert(name.clone(), *port);
     }
     write_json(&dir.ports_file(), &map)
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::services::BuiltinKind;
+use crate::config::BuiltinKind;
 
 /// Run one built-in service.
 #[derive(Debug, Clone, Args)]

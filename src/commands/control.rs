@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{GlobalArgs, ServicesArgs};
 use crate::control::{self, Message, Request};
-use crate::error::{Error, Result, exit};
-use crate::supervisor::events::{Health, State};
-use crate::supervisor::report::PsDocument;
+use crate::error::{Error, Result};
+use crate::events::report::PsDocument;
+use crate::events::{Health, State};
+use crate::exit;
 use crate::ui::{Console, table};
 
 /// Which action.

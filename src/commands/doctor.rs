@@ -11,12 +11,13 @@ use serde::Serialize;
 use crate::cli::{DoctorArgs, GlobalArgs};
 use crate::config::{Probe, Service, Stack};
 use crate::control::{self, Message, Request};
-use crate::error::{Result, exit};
+use crate::error::Result;
+use crate::events::State;
+use crate::events::report::PsService;
+use crate::exit;
 use crate::logs;
 use crate::plan::ResolvedProbe;
 use crate::procfs::{self, Holder};
-use crate::supervisor::events::State;
-use crate::supervisor::report::PsService;
 use crate::ui::{Console, paint};
 
 /// How bad a finding is.

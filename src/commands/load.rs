@@ -34,6 +34,7 @@ pub(crate) fn stack(global: &GlobalArgs, runtime: Option<RuntimeKind>) -> Result
             project_name: global.project_name.clone(),
             runtime,
             env: &env,
+            check_builtin: Some(&crate::services::check_config),
         },
     )
     .map_err(Error::Config)?;

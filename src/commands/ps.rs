@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use crate::cli::{GlobalArgs, PsArgs};
 use crate::control::{self, Message, Request};
 use crate::error::{Error, Result};
+use crate::events::report::{PsDocument, PsPort, PsService};
+use crate::events::{Health, State as Life};
 use crate::state::State;
-use crate::supervisor::events::{Health, State as Life};
-use crate::supervisor::report::{PsDocument, PsPort, PsService};
 use crate::ui::{Console, table};
 
 pub(crate) fn run(global: &GlobalArgs, args: PsArgs) -> Result<ExitCode> {

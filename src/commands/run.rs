@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use crate::cli::{Cli, CompletionsArgs, EnvArgs, EnvFormat, GlobalArgs, RunArgs, UpArgs};
 use crate::control::{self, Message, Request};
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, Result};
+use crate::events::report::PsDocument;
+use crate::exit;
 use crate::state::State;
-use crate::supervisor::report::PsDocument;
 use crate::ui::Console;
 
 /// `stack run CMD…`: up (a detached supervisor owned by this process), wait healthy, run

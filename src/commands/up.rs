@@ -11,13 +11,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{GlobalArgs, SuperviseArgs, UpArgs};
 use crate::control::{self, Message, Request};
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, Result};
+use crate::events::report::PsDocument;
+use crate::exit;
 use crate::logs::{self, Follower};
 use crate::plan::{self, Plan};
 use crate::state::{self, StateDir};
-use crate::supervisor::events::LogObserver;
-use crate::supervisor::report::PsDocument;
 use crate::supervisor::{self, Observer, Options};
+use crate::ui::LogObserver;
 use crate::ui::{Console, logstream, progress::Progress};
 
 pub(crate) fn run(global: &GlobalArgs, args: UpArgs) -> Result<ExitCode> {
@@ -73,7 +74,7 @@ pub(crate) fn prepare(global: &GlobalArgs, args: &UpArgs) -> Result<Plan> {
     }
     let ports =
         plan::ports::assign(&selected, &state::read_ports(&dir)).map_err(Error::PortsInUse)?;
-    if let Err(err) = state::write_ports(&dir, &ports) {
+    if let Err(err) = state::write_ports(&dir, &crate::plan::ports::remembered(&ports)) {
         tracing::warn!(%err, "cannot remember the ports");
     }
     let exe = std::env::current_exe()?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use super::raw::{Condition, RestartPolicy, RuntimeKind};
-use crate::services::BuiltinKind;
+use crate::config::BuiltinKind;
 
 /// A validated stack file.
 #[derive(Debug, Clone, Serialize)]

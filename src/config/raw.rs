@@ -14,7 +14,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::services::BuiltinKind;
+use crate::config::BuiltinKind;
 
 /// A stack file (`stack.yaml`).
 #[derive(Debug, Default, Deserialize, JsonSchema)]

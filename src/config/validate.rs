@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
+use super::cycles;
 use super::diagnostic::{ConfigErrors, Diagnostic, Severity, did_you_mean};
 use super::dotenv;
 use super::fields::field_names;
@@ -16,8 +17,7 @@ use super::interpolate::{Reference, ServiceField, expand_env};
 use super::model::*;
 use super::raw::*;
 use super::source::{FieldPath, Positions};
-use crate::plan::graph;
-use crate::services::BuiltinKind;
+use crate::config::BuiltinKind;
 
 /// What the command line adds to the file.
 pub struct LoadOptions<'a> {
@@ -27,6 +27,9 @@ pub struct LoadOptions<'a> {
     pub runtime: Option<RuntimeKind>,
     /// The process environment.
     pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// The built-ins' own check of their `config:` (the services know their settings;
+    /// the stack file only carries them).
+    pub check_builtin: Option<BuiltinCheck<'a>>,
 }
 
 /// A validated stack and the warnings found on the way.
@@ -385,13 +388,16 @@ fn build(cx: &mut Cx, file: &Path, dir: &Path, text: &str, opts: &LoadOptions) -
             (n.as_str(), deps)
         })
         .collect();
-    for cycle in graph::cycles(&edges) {
+    for cycle in cycles::cycles(&edges) {
         let first = &cycle[0];
         cx.key_error(
             FieldPath::service(first).key("depends_on"),
             format!("dependency cycle: {}", cycle.join(" → ")),
         )
         .hint = Some("remove one of these `depends_on` entries".into());
+    }
+    if let Some(check) = opts.check_builtin {
+        check_builtins(cx, &services, dir, check);
     }
     Some(Stack {
         name,
@@ -607,9 +613,6 @@ fn service(
                 cx.key_error(path.key(field), format!("`builtin: {builtin}` runs `stack serve {builtin}`; `{field}` cannot be set too"))
                     .hint = Some(format!("remove `{field}`, or remove `builtin` to run your own program"));
             }
-        }
-        if let (BuiltinKind::Model, Some(v @ Value::Mapping(_))) = (builtin, &raw.config) {
-            check_model_config(cx, &path.key("config"), v, dir);
         }
         let config = match &raw.config {
             None | Some(Value::Null) => serde_json::Value::Object(Default::default()),
@@ -1122,20 +1125,37 @@ pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, String> {
     ))
 }
 
-/// A built-in model's `config:` checked as `stack serve model` will check it, each
-/// problem at its line in the stack file (a fixtures file's, at its own line).
-fn check_model_config(cx: &mut Cx, at: &FieldPath, value: &Value, dir: &Path) {
-    let Some(config) = cx.de::<crate::services::model::Config>(at, value.clone()) else {
-        return;
-    };
-    for p in config.problems() {
-        let field = FieldPath(at.0.iter().chain(&p.field.0).cloned().collect());
-        cx.error(field, p.message);
-    }
-    if let Some(crate::services::model::Fixtures::File(name)) = &config.fixtures
-        && let Err(e) =
-            crate::services::model::load_fixtures(&dir.join(name.strip_prefix(".").unwrap_or(name)))
-    {
-        cx.error(at.key("fixtures"), e.to_string());
+/// What is wrong in a built-in's `config:`, found by the built-in itself (see
+/// [`LoadOptions::check_builtin`]): where inside the config, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltinProblem {
+    /// Where, relative to the `config:` map (`fixtures[2].match`).
+    pub field: FieldPath,
+    /// What is wrong (serde's words are put plainly here).
+    pub message: String,
+}
+
+/// Checks a built-in's interpolated `config:` (relative files against the stack's folder).
+pub type BuiltinCheck<'a> =
+    &'a dyn Fn(BuiltinKind, &serde_json::Value, &Path) -> Vec<BuiltinProblem>;
+
+/// Every built-in's `config:` checked by the built-in, each problem at its line.
+fn check_builtins(cx: &mut Cx, services: &[Service], dir: &Path, check: BuiltinCheck<'_>) {
+    for svc in services {
+        let ServiceKind::Builtin { builtin, config } = &svc.kind else {
+            continue;
+        };
+        let at = FieldPath::service(&svc.name).key("config");
+        for p in check(*builtin, config, dir) {
+            let field = FieldPath(at.0.iter().chain(&p.field.0).cloned().collect());
+            let (message, hint) = humanize(&p.message);
+            // An unknown field is best shown at its key, anything else at its value.
+            let loc = if message.starts_with("unknown field") {
+                cx.positions.key(&field)
+            } else {
+                cx.positions.value(&field)
+            };
+            cx.push(Diagnostic::error(field, message).at(loc).maybe_hint(hint));
+        }
     }
 }

@@ -6,8 +6,8 @@ pub mod server;
 
 use serde::{Deserialize, Serialize};
 
-use crate::supervisor::events::Event;
-use crate::supervisor::report::PsDocument;
+use crate::events::Event;
+use crate::events::report::PsDocument;
 
 /// What a client asks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,7 +2,7 @@
 //! holder when not), `auto` ports get a free port on 127.0.0.1 (the one remembered from
 //! the last run when it is still free, so URLs stay stable).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 
 use super::resolve::{PortTable, ResolvedPort};
@@ -37,8 +37,15 @@ impl std::fmt::Display for PortInUse {
     }
 }
 
-/// Ports remembered from the last run: (service, port name) → host port.
-pub type Remembered = HashMap<(String, String), u16>;
+pub use crate::state::Remembered;
+
+/// The host ports of `table`, as `ports.json` remembers them.
+pub fn remembered(table: &PortTable) -> Remembered {
+    table
+        .iter()
+        .flat_map(|(svc, list)| list.iter().map(|p| ((svc.clone(), p.name.clone()), p.host)))
+        .collect()
+}
 
 /// Assigns a host port to every declared port of `services`. Fails with every fixed port
 /// that is taken.

@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::config::BuiltinKind;
 use crate::config::interpolate::{Reference, ServiceField, resolve_refs};
 use crate::config::{
     Condition, HealthCheck, Image, Probe, RestartPolicy, RuntimeKind, Service, ServiceKind,
     StopSignal, env_key,
 };
-use crate::services::BuiltinKind;
 
 /// The host every process-facing address uses.
 pub const LOOPBACK: &str = "127.0.0.1";

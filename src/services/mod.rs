@@ -17,43 +17,19 @@ use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
-/// The built-in service kinds.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum BuiltinKind {
-    /// The MCP context server (SPEC §4.1)
-    Context,
-    /// The mock model server (SPEC §4.2)
-    Model,
-    /// The AI gateway (SPEC §4.3)
-    Gateway,
-}
+pub use crate::config::BuiltinKind;
 
-impl BuiltinKind {
-    /// The name used on the command line and in the stack file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BuiltinKind::Context => "context",
-            BuiltinKind::Model => "model",
-            BuiltinKind::Gateway => "gateway",
-        }
-    }
-}
-
-impl std::fmt::Display for BuiltinKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+/// What is wrong with a built-in's `config:` map from a stack file (relative paths in it
+/// against `dir`): what `stack serve` would refuse, found before anything starts.
+pub fn check_config(
+    kind: BuiltinKind,
+    value: &serde_json::Value,
+    dir: &std::path::Path,
+) -> Vec<crate::config::BuiltinProblem> {
+    match kind {
+        BuiltinKind::Model => model::check_value(value, dir),
+        // Their configs may name other services' URLs, known only once planned.
+        BuiltinKind::Context | BuiltinKind::Gateway => Vec::new(),
     }
 }
 
@@ -93,7 +69,7 @@ pub enum ServeError {
 impl ServeError {
     /// The exit code (SPEC §2): bad config → 2, cannot bind → 3.
     pub fn exit_code(&self) -> u8 {
-        use crate::error::exit;
+        use crate::exit;
         match self {
             ServeError::Config(_) => exit::INVALID_INPUT,
             ServeError::Bind { .. } => exit::ENVIRONMENT,

@@ -14,12 +14,12 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::events::{Event, EventKind, Health, State, Status};
-use super::report::PsDocument;
 use super::service::{Actor, ActorHandle, Control, Dep, Shared};
 use crate::control::server::{self, Answer, Incoming, Numbered};
 use crate::control::{Message, Request};
-use crate::error::exit;
+use crate::events::report::PsDocument;
+use crate::events::{Event, EventKind, Health, State, Status};
+use crate::exit;
 use crate::logs::{self, LogFile};
 use crate::plan::Plan;
 use crate::runtime::unix::Spawner;

@@ -2,9 +2,6 @@
 //! One actor per service ([`service`]); one event loop ([`dispatcher`]).
 
 pub mod dispatcher;
-pub mod events;
-pub mod report;
 pub mod service;
 
 pub use dispatcher::{Observer, Options, run};
-pub use events::{Event, EventKind, Health, State, Status};

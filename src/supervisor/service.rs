@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use tokio::sync::{mpsc, watch};
 
-use super::events::{Event, EventKind, Health, State, Status};
 use crate::config::{Condition, RestartPolicy};
+use crate::events::{Event, EventKind, Health, State, Status};
 use crate::health::{self, ProbeContext};
 use crate::logs::LogFile;
 use crate::plan::{ContainerImage, Launch, ResolvedProbe, ServicePlan};

@@ -2,6 +2,7 @@
 //! stdout, messages and progress to stderr; colour only on a terminal and never with
 //! `--no-color`/`NO_COLOR`; spinners (indicatif) only when stderr is a terminal.
 
+mod log_observer;
 pub mod logstream;
 pub mod progress;
 pub mod table;
@@ -13,6 +14,8 @@ use anstyle::{AnsiColor, Style};
 use indicatif::MultiProgress;
 
 use crate::cli::GlobalArgs;
+
+pub use log_observer::LogObserver;
 
 /// The terminal, shared by the progress display and the log stream.
 #[derive(Clone)]

@@ -9,11 +9,11 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{Console, error_label, paint, service_style, table};
+use crate::events::report::PsDocument;
+use crate::events::{Event, EventKind};
 use crate::logs;
 use crate::plan::Plan;
 use crate::supervisor::Observer;
-use crate::supervisor::events::{Event, EventKind};
-use crate::supervisor::report::PsDocument;
 
 /// How many log lines accompany a failure.
 pub const TAIL_LINES: usize = 20;

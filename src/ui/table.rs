@@ -1,8 +1,8 @@
 //! The service table: what `up` prints once healthy and what `ps` prints.
 
 use super::{paint, service_style};
-use crate::supervisor::events::{Health, State};
-use crate::supervisor::report::PsDocument;
+use crate::events::report::PsDocument;
+use crate::events::{Health, State};
 
 /// Renders `doc` as an aligned table (trailing newline included).
 pub fn render(doc: &PsDocument, color: bool) -> String {

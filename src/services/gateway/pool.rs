@@ -121,7 +121,7 @@ impl Endpoint {
                 if reused {
                     continue;
                 }
-                return Err(crate::error::with_causes(&e));
+                return Err(crate::causes::with_causes(&e));
             }
             match sender.try_send_request(req).await {
                 Ok(resp) => {
@@ -131,7 +131,7 @@ impl Endpoint {
                 Err(mut e) => match e.take_message() {
                     // Never written: safe to send on another connection.
                     Some(r) if reused => req = r,
-                    _ => return Err(crate::error::with_causes(e.error())),
+                    _ => return Err(crate::causes::with_causes(e.error())),
                 },
             }
         }
@@ -194,7 +194,7 @@ impl Endpoint {
         let (sender, conn) = Builder::new()
             .handshake(TokioIo::new(tcp))
             .await
-            .map_err(|e| crate::error::with_causes(&e))?;
+            .map_err(|e| crate::causes::with_causes(&e))?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "upstream connection ended");

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::config::BuiltinProblem;
 use crate::config::source::{FieldPath, Positions};
 use crate::services::config::{ConfigError, parse_yaml};
 
@@ -188,14 +189,31 @@ pub struct FixtureError {
     pub message: Option<String>,
 }
 
-/// A problem `serde` cannot see, with where it is written (a path inside the
-/// configuration, or inside the fixtures file).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Where: `fixtures[2].match`.
-    pub field: FieldPath,
-    /// What is wrong.
-    pub message: String,
+/// A problem `serde` cannot see, with where it is written in the configuration.
+pub type Problem = BuiltinProblem;
+
+/// Checks a built-in model's `config:` from a stack file: what serde refuses, what
+/// [`Config::problems`] finds, and a fixtures file (relative to `dir`), read and checked.
+pub fn check_value(value: &serde_json::Value, dir: &Path) -> Vec<Problem> {
+    let config: Config = match serde_path_to_error::deserialize(value) {
+        Ok(c) => c,
+        Err(e) => {
+            return vec![Problem {
+                field: FieldPath::root().join_serde(e.path()),
+                message: e.into_inner().to_string(),
+            }];
+        }
+    };
+    let mut out = config.problems();
+    if let Some(Fixtures::File(name)) = &config.fixtures
+        && let Err(e) = load_fixtures(&dir.join(name.strip_prefix(".").unwrap_or(name)))
+    {
+        out.push(Problem {
+            field: FieldPath::root().key("fixtures"),
+            message: e.to_string(),
+        });
+    }
+    out
 }
 
 impl Config {

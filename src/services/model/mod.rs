@@ -30,7 +30,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{Config, Fixtures, Problem, load_fixtures};
+pub use config::{Config, Fixtures, Problem, check_value, load_fixtures};
 use state::AppState;
 
 use super::ServeError;

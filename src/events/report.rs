@@ -5,7 +5,7 @@ use indexmap::IndexMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::events::{Health, State, Status};
+use super::event::{Health, State, Status};
 use crate::config::RuntimeKind;
 use crate::plan::Plan;
 

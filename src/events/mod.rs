@@ -1,0 +1,7 @@
+//! What the supervisor tells: each service's statuses and events, and the `ps` document.
+//! The data the supervisor emits and the control socket, `ps` and the UI read.
+
+mod event;
+pub mod report;
+
+pub use event::*;
