@@ -12,11 +12,11 @@ use crate::plan::ports::PortInUse;
 use crate::services::ServeError;
 
 /// Result alias for the tool's own failures.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A failure of `stack` itself.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The stack file is invalid (every problem, located).
     #[error("{0}")]
     Config(ConfigErrors),
@@ -68,7 +68,7 @@ impl From<crate::runtime::docker::DockerError> for Error {
 
 impl Error {
     /// The process exit code for this error (SPEC §2).
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Input { .. } => exit::INVALID_INPUT,
             Error::PortsInUse(_) | Error::Environment { .. } => exit::ENVIRONMENT,
@@ -78,7 +78,7 @@ impl Error {
     }
 
     /// Bad input with a hint.
-    pub fn input(message: impl Into<String>, hint: Option<&str>) -> Error {
+    pub(crate) fn input(message: impl Into<String>, hint: Option<&str>) -> Error {
         Error::Input {
             message: message.into(),
             hint: hint.map(str::to_string),
@@ -86,7 +86,7 @@ impl Error {
     }
 
     /// The hint printed under the error, if any.
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             Error::Input { hint, .. } | Error::Environment { hint, .. } => hint.clone(),
             Error::PortsInUse(_) => Some(
@@ -97,7 +97,7 @@ impl Error {
     }
 
     /// Prints the error and its hint to stderr.
-    pub fn report(&self) {
+    pub(crate) fn report(&self) {
         use std::io::IsTerminal;
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let label = crate::ui::error_label(color);

@@ -11,14 +11,14 @@ use tokio::sync::watch;
 use crate::plan::ResolvedProbe;
 
 /// The gap between probes while a service starts, during [`FAST_WINDOW`].
-pub const FAST_DELAY: Duration = Duration::from_millis(2);
+pub(crate) const FAST_DELAY: Duration = Duration::from_millis(2);
 /// How long probes stay [`FAST_DELAY`] apart before backing off.
-pub const FAST_WINDOW: Duration = Duration::from_secs(1);
+pub(crate) const FAST_WINDOW: Duration = Duration::from_secs(1);
 
 /// The delay before the next probe of a service starting for `elapsed`: every 2 ms for the
 /// first second (most services are up by then, and a refused loopback connect costs
 /// microseconds), then a tenth of the time waited so far, up to `interval`.
-pub fn backoff(elapsed: Duration, interval: Duration) -> Duration {
+pub(crate) fn backoff(elapsed: Duration, interval: Duration) -> Duration {
     if elapsed < FAST_WINDOW {
         FAST_DELAY.min(interval)
     } else {
@@ -28,7 +28,7 @@ pub fn backoff(elapsed: Duration, interval: Duration) -> Duration {
 
 /// What a probe needs besides its target.
 #[derive(Debug, Clone)]
-pub struct ProbeContext {
+pub(crate) struct ProbeContext {
     /// The HTTP client (no pooling: every probe is a fresh connection).
     pub http: reqwest::Client,
     /// Environment for exec probes.
@@ -42,7 +42,7 @@ pub struct ProbeContext {
 }
 
 /// A client suited to probes: no proxy, no pooled connections.
-pub fn http_client() -> reqwest::Client {
+pub(crate) fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(0)
@@ -51,7 +51,11 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// Runs one probe; `Err` says why it failed.
-pub async fn probe(p: &ResolvedProbe, timeout: Duration, cx: &ProbeContext) -> Result<(), String> {
+pub(crate) async fn probe(
+    p: &ResolvedProbe,
+    timeout: Duration,
+    cx: &ProbeContext,
+) -> Result<(), String> {
     match tokio::time::timeout(timeout, probe_inner(p, cx)).await {
         Ok(r) => r,
         Err(_) => Err(format!(

@@ -4,29 +4,27 @@
 //! ports) → [`supervisor`] (when) → [`runtime`] (how) → events → [`ui`]. The built-in
 //! services live in [`services`] and run as `stack serve <kind>`.
 
-pub mod causes;
-pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod control;
-pub mod error;
-pub mod events;
-pub mod exit;
-pub mod health;
-pub mod logs;
-pub mod plan;
-pub mod procfs;
-pub mod runtime;
-pub mod services;
-pub mod state;
-pub mod supervisor;
-pub mod ui;
+mod causes;
+mod cli;
+mod commands;
+mod config;
+mod control;
+mod error;
+mod events;
+mod exit;
+mod health;
+mod logs;
+mod plan;
+mod procfs;
+mod runtime;
+mod services;
+mod state;
+mod supervisor;
+mod ui;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-
-pub use error::{Error, Result};
 
 /// Parses the command line, runs the command and maps its outcome to an exit code.
 pub fn main() -> ExitCode {

@@ -17,7 +17,7 @@ use tokio::sync::{Notify, watch};
 /// Which stream a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Stream {
+pub(crate) enum Stream {
     /// Standard output.
     Out,
     /// Standard error.
@@ -28,7 +28,7 @@ pub enum Stream {
 
 impl Stream {
     /// The tag written in the file.
-    pub fn tag(self) -> &'static str {
+    pub(crate) fn tag(self) -> &'static str {
         match self {
             Stream::Out => "out",
             Stream::Err => "err",
@@ -51,7 +51,7 @@ const MAX_LINE: usize = 64 * 1024;
 
 /// The log file of one service, shared by its capture tasks and its supervisor actor.
 #[derive(Debug, Clone)]
-pub struct LogFile {
+pub(crate) struct LogFile {
     inner: Arc<Mutex<BufWriter<File>>>,
     path: PathBuf,
     /// Woken after every write batch (shared by all services: the display waits on it).
@@ -62,7 +62,7 @@ pub struct LogFile {
 
 impl LogFile {
     /// Creates (truncates) the log file at `path`.
-    pub fn create(path: &Path, notify: Arc<Notify>) -> io::Result<LogFile> {
+    pub(crate) fn create(path: &Path, notify: Arc<Notify>) -> io::Result<LogFile> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -79,27 +79,22 @@ impl LogFile {
         })
     }
 
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Watches for a line matching `pattern`; the receiver turns true at the first match.
-    pub fn watch_for(&mut self, pattern: regex::Regex) -> watch::Receiver<bool> {
+    pub(crate) fn watch_for(&mut self, pattern: regex::Regex) -> watch::Receiver<bool> {
         let (tx, rx) = watch::channel(false);
         self.matched = Some((Arc::new(pattern), tx));
         rx
     }
 
     /// Resets the log-pattern watch (a restarted service must match again).
-    pub fn reset_match(&self) {
+    pub(crate) fn reset_match(&self) {
         if let Some((_, tx)) = &self.matched {
             tx.send_replace(false);
         }
     }
 
     /// Appends one note from `stack` itself.
-    pub fn note(&self, text: &str) {
+    pub(crate) fn note(&self, text: &str) {
         self.write_lines(Stream::Stack, &[text.as_bytes()]);
     }
 
@@ -142,7 +137,7 @@ impl LogFile {
 }
 
 /// Now, as written in log files: `2026-11-24T10:00:00.123456Z`.
-pub fn timestamp_now() -> String {
+pub(crate) fn timestamp_now() -> String {
     Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
         .to_string()
@@ -182,7 +177,7 @@ impl Lines {
 }
 
 /// Copies `reader` (a child's stdout or stderr) into `log`, line by line, until EOF.
-pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, log: LogFile) {
+pub(crate) async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, log: LogFile) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut lines = Lines::default();
     loop {
@@ -195,7 +190,7 @@ pub async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, log: L
 }
 
 /// Copies chunks of a container's output (already split by stream) into `log`.
-pub async fn capture_chunks<S>(mut chunks: S, log: LogFile)
+pub(crate) async fn capture_chunks<S>(mut chunks: S, log: LogFile)
 where
     S: futures::Stream<Item = (Stream, bytes::Bytes)> + Unpin,
 {
@@ -215,7 +210,7 @@ where
 /// Writes one line of `stream` (a build's output, say).
 impl LogFile {
     /// Appends one line to `stream`.
-    pub fn line(&self, stream: Stream, text: &str) {
+    pub(crate) fn line(&self, stream: Stream, text: &str) {
         self.write_lines(stream, &[text.as_bytes()]);
     }
 }
@@ -226,7 +221,7 @@ fn memchr(s: &[u8]) -> Option<usize> {
 
 /// One parsed line of a log file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Line {
+pub(crate) struct Line {
     /// The service.
     pub service: String,
     /// When it was read, as written (RFC 3339 UTC).
@@ -238,7 +233,7 @@ pub struct Line {
 }
 
 /// Parses one line of a log file.
-pub fn parse_line(service: &str, raw: &str) -> Option<Line> {
+pub(crate) fn parse_line(service: &str, raw: &str) -> Option<Line> {
     let (time, rest) = raw.split_once(' ')?;
     let (tag, text) = rest.split_once(' ').unwrap_or((rest, ""));
     Some(Line {
@@ -252,7 +247,7 @@ pub fn parse_line(service: &str, raw: &str) -> Option<Line> {
 /// Reads a log file from a byte offset, one complete line at a time: the display's view
 /// of a file others are still writing.
 #[derive(Debug)]
-pub struct Follower {
+pub(crate) struct Follower {
     /// The service.
     pub service: String,
     path: PathBuf,
@@ -261,7 +256,7 @@ pub struct Follower {
 
 impl Follower {
     /// Follows `path` from `offset`.
-    pub fn new(service: &str, path: &Path, offset: u64) -> Follower {
+    pub(crate) fn new(service: &str, path: &Path, offset: u64) -> Follower {
         Follower {
             service: service.to_string(),
             path: path.to_path_buf(),
@@ -270,7 +265,7 @@ impl Follower {
     }
 
     /// The complete lines written since the last call.
-    pub fn read_new(&mut self) -> Vec<Line> {
+    pub(crate) fn read_new(&mut self) -> Vec<Line> {
         let Ok(mut file) = File::open(&self.path) else {
             return Vec::new();
         };
@@ -301,7 +296,7 @@ impl Follower {
 }
 
 /// The last `n` lines of a service's log file.
-pub fn tail(service: &str, path: &Path, n: usize) -> Vec<Line> {
+pub(crate) fn tail(service: &str, path: &Path, n: usize) -> Vec<Line> {
     let Ok(text) = std::fs::read(path) else {
         return Vec::new();
     };
@@ -314,7 +309,7 @@ pub fn tail(service: &str, path: &Path, n: usize) -> Vec<Line> {
 }
 
 /// The log file of `service` under `state_dir`.
-pub fn path(state_dir: &Path, service: &str) -> PathBuf {
+pub(crate) fn path(state_dir: &Path, service: &str) -> PathBuf {
     state_dir.join("logs").join(format!("{service}.log"))
 }
 

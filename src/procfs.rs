@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A listening TCP socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
+pub(crate) struct Listener {
     /// The address it is bound to (`0.0.0.0`, `127.0.0.1`, `::`…).
     pub addr: IpAddr,
     /// Its port.
@@ -18,7 +18,7 @@ pub struct Listener {
 
 /// A process holding a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
+pub(crate) struct Holder {
     /// Its pid, when it could be found (another user's process may be hidden).
     pub pid: Option<u32>,
     /// Its command line.
@@ -38,7 +38,7 @@ impl std::fmt::Display for Holder {
 }
 
 /// Every listening TCP socket on `port` (IPv4 and IPv6).
-pub fn listeners(port: u16) -> Vec<Listener> {
+pub(crate) fn listeners(port: u16) -> Vec<Listener> {
     let mut out = Vec::new();
     for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
         let Ok(text) = fs::read_to_string(file) else {
@@ -79,7 +79,7 @@ fn parse_line(line: &str, v6: bool) -> Option<Listener> {
 }
 
 /// Who listens on `port`, if anyone.
-pub fn port_holder(port: u16) -> Option<Holder> {
+pub(crate) fn port_holder(port: u16) -> Option<Holder> {
     let listeners = listeners(port);
     let first = listeners.first()?;
     for l in &listeners {
@@ -99,7 +99,7 @@ pub fn port_holder(port: u16) -> Option<Holder> {
 }
 
 /// The process with a file descriptor on socket `inode`.
-pub fn pid_of_inode(inode: u64) -> Option<u32> {
+pub(crate) fn pid_of_inode(inode: u64) -> Option<u32> {
     let target = format!("socket:[{inode}]");
     for entry in fs::read_dir("/proc").ok()?.flatten() {
         let Some(pid) = entry
@@ -122,7 +122,7 @@ pub fn pid_of_inode(inode: u64) -> Option<u32> {
 }
 
 /// A process's command line, arguments joined by spaces.
-pub fn command_line(pid: u32) -> Option<String> {
+pub(crate) fn command_line(pid: u32) -> Option<String> {
     let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let parts: Vec<String> = raw
         .split(|b| *b == 0)
@@ -142,13 +142,13 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
 
 /// The process's start time in clock ticks since boot (field 22 of `stat`): with the pid,
 /// it identifies a process across pid reuse.
-pub fn start_time(pid: u32) -> Option<u64> {
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
     stat_fields(pid)?.get(19)?.parse().ok()
 }
 
 /// Whether `pid` is alive (not a zombie) and, when `started` is given, is the process that
 /// started then.
-pub fn is_alive(pid: u32, started: Option<u64>) -> bool {
+pub(crate) fn is_alive(pid: u32, started: Option<u64>) -> bool {
     let Some(fields) = stat_fields(pid) else {
         return false;
     };
@@ -162,7 +162,7 @@ pub fn is_alive(pid: u32, started: Option<u64>) -> bool {
 }
 
 /// Live (non-zombie) members of process group `pgid`.
-pub fn group_members(pgid: u32) -> Vec<u32> {
+pub(crate) fn group_members(pgid: u32) -> Vec<u32> {
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -177,16 +177,8 @@ pub fn group_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// Resident memory of `pid` in bytes (`VmRSS`).
-pub fn rss_bytes(pid: u32) -> Option<u64> {
-    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 /// The process group of `pid`.
-pub fn pgid(pid: u32) -> Option<u32> {
+pub(crate) fn pgid(pid: u32) -> Option<u32> {
     stat_fields(pid)?.get(2)?.parse().ok()
 }
 

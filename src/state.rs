@@ -19,7 +19,7 @@ use crate::config::RuntimeKind;
 
 /// The folders and files of one project's state.
 #[derive(Debug, Clone)]
-pub struct StateDir {
+pub(crate) struct StateDir {
     /// The folder itself.
     pub dir: PathBuf,
 }
@@ -27,7 +27,7 @@ pub struct StateDir {
 impl StateDir {
     /// The state folder of `project` for a stack file in `stack_dir` whose own project name
     /// is `default_project`.
-    pub fn new(stack_dir: &Path, project: &str, default_project: &str) -> StateDir {
+    pub(crate) fn new(stack_dir: &Path, project: &str, default_project: &str) -> StateDir {
         let base = stack_dir.join(".stack");
         let dir = if project == default_project {
             base
@@ -38,43 +38,43 @@ impl StateDir {
     }
 
     /// `state.json`.
-    pub fn state_file(&self) -> PathBuf {
+    pub(crate) fn state_file(&self) -> PathBuf {
         self.dir.join("state.json")
     }
 
     /// `ports.json`: ports of the last run, kept across `down`.
-    pub fn ports_file(&self) -> PathBuf {
+    pub(crate) fn ports_file(&self) -> PathBuf {
         self.dir.join("ports.json")
     }
 
     /// The lock file.
-    pub fn lock_file(&self) -> PathBuf {
+    pub(crate) fn lock_file(&self) -> PathBuf {
         self.dir.join("lock")
     }
 
     /// `logs/`.
-    pub fn logs_dir(&self) -> PathBuf {
+    pub(crate) fn logs_dir(&self) -> PathBuf {
         self.dir.join("logs")
     }
 
     /// `run/`: generated files (built-in configs, the plan).
-    pub fn run_dir(&self) -> PathBuf {
+    pub(crate) fn run_dir(&self) -> PathBuf {
         self.dir.join("run")
     }
 
     /// `data/`: the services' data, deleted by `down -v`.
-    pub fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
 
     /// The supervisor's own log (detached mode).
-    pub fn supervisor_log(&self) -> PathBuf {
+    pub(crate) fn supervisor_log(&self) -> PathBuf {
         self.dir.join("supervisor.log")
     }
 
     /// The control socket. Unix socket paths are limited to ~108 bytes: a deep project
     /// folder gets a short path under the runtime folder instead, named by a hash.
-    pub fn socket(&self) -> PathBuf {
+    pub(crate) fn socket(&self) -> PathBuf {
         let p = self.dir.join("supervisor.sock");
         if p.as_os_str().len() < 100 {
             return p;
@@ -101,7 +101,7 @@ fn fnv(bytes: &[u8]) -> u64 {
 
 /// `state.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct State {
+pub(crate) struct State {
     /// The project name.
     pub project: String,
     /// The stack file.
@@ -117,7 +117,7 @@ pub struct State {
 /// A pid with its start time (clock ticks since boot), so a reused pid is never mistaken
 /// for ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcessId {
+pub(crate) struct ProcessId {
     /// The pid.
     pub pid: u32,
     /// Its start time, when known.
@@ -126,7 +126,7 @@ pub struct ProcessId {
 
 impl ProcessId {
     /// This process.
-    pub fn current() -> ProcessId {
+    pub(crate) fn current() -> ProcessId {
         let pid = std::process::id();
         ProcessId {
             pid,
@@ -135,14 +135,14 @@ impl ProcessId {
     }
 
     /// Whether this very process still runs.
-    pub fn alive(&self) -> bool {
+    pub(crate) fn alive(&self) -> bool {
         crate::procfs::is_alive(self.pid, self.start_time)
     }
 }
 
 /// One service in `state.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ServiceState {
+pub(crate) struct ServiceState {
     /// Process or container.
     pub runtime: Option<RuntimeKind>,
     /// Its process group leader, when running as a process.
@@ -155,19 +155,19 @@ pub struct ServiceState {
 
 impl State {
     /// Reads `state.json`, if there is one.
-    pub fn read(dir: &StateDir) -> Option<State> {
+    pub(crate) fn read(dir: &StateDir) -> Option<State> {
         let text = std::fs::read_to_string(dir.state_file()).ok()?;
         serde_json::from_str(&text).ok()
     }
 
     /// Writes `state.json` atomically.
-    pub fn write(&self, dir: &StateDir) -> io::Result<()> {
+    pub(crate) fn write(&self, dir: &StateDir) -> io::Result<()> {
         write_json(&dir.state_file(), self)
     }
 }
 
 /// Writes `value` as JSON to `path` through a temporary file and a rename.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -178,10 +178,10 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
 }
 
 /// Ports remembered from the last run (`ports.json`): (service, port name) → host port.
-pub type Remembered = HashMap<(String, String), u16>;
+pub(crate) type Remembered = HashMap<(String, String), u16>;
 
 /// Ports of the last run, to reuse when still free.
-pub fn read_ports(dir: &StateDir) -> Remembered {
+pub(crate) fn read_ports(dir: &StateDir) -> Remembered {
     let Ok(text) = std::fs::read_to_string(dir.ports_file()) else {
         return Remembered::new();
     };
@@ -198,7 +198,7 @@ pub fn read_ports(dir: &StateDir) -> Remembered {
 
 /// Records the ports of this run (merged with what was there, so services not started
 /// this time keep theirs).
-pub fn write_ports(dir: &StateDir, ports: &Remembered) -> io::Result<()> {
+pub(crate) fn write_ports(dir: &StateDir, ports: &Remembered) -> io::Result<()> {
     let mut map: BTreeMap<String, BTreeMap<String, u16>> =
         std::fs::read_to_string(dir.ports_file())
             .ok()
@@ -217,12 +217,12 @@ pub fn write_ports(dir: &StateDir, ports: &Remembered) -> io::Result<()> {
 
 /// The exclusive lock of a running project, held for the supervisor's life.
 #[derive(Debug)]
-pub struct ProjectLock {
+pub(crate) struct ProjectLock {
     _lock: Flock<File>,
 }
 
 /// Takes the project's lock without waiting; `None` when another supervisor holds it.
-pub fn try_lock(dir: &StateDir) -> io::Result<Option<ProjectLock>> {
+pub(crate) fn try_lock(dir: &StateDir) -> io::Result<Option<ProjectLock>> {
     std::fs::create_dir_all(&dir.dir)?;
     let file = OpenOptions::new()
         .create(true)
@@ -237,6 +237,6 @@ pub fn try_lock(dir: &StateDir) -> io::Result<Option<ProjectLock>> {
 }
 
 /// Whether a supervisor holds the project's lock right now.
-pub fn is_locked(dir: &StateDir) -> bool {
+pub(crate) fn is_locked(dir: &StateDir) -> bool {
     matches!(try_lock(dir), Ok(None))
 }

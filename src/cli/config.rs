@@ -8,7 +8,7 @@ use crate::config::RuntimeKind;
 
 /// Check the stack file; exit 0 when valid, 2 with every problem otherwise.
 #[derive(Debug, Clone, Args)]
-pub struct ValidateArgs {
+pub(crate) struct ValidateArgs {
     /// Validate as if this were the default runtime
     #[arg(long, value_enum)]
     pub runtime: Option<RuntimeKind>,
@@ -16,7 +16,7 @@ pub struct ValidateArgs {
 
 /// Print the resolved stack (interpolated, defaults filled in).
 #[derive(Debug, Clone, Args)]
-pub struct ConfigArgs {
+pub(crate) struct ConfigArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Yaml)]
     pub format: Format,
@@ -27,7 +27,7 @@ pub struct ConfigArgs {
 
 /// Output formats of `stack config`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// YAML
     Yaml,
     /// JSON
@@ -36,7 +36,7 @@ pub enum Format {
 
 /// Print the JSON Schema of the stack file (generated from the types).
 #[derive(Debug, Clone, Args)]
-pub struct SchemaArgs {
+pub(crate) struct SchemaArgs {
     /// Write it to this file instead of stdout
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,

@@ -6,7 +6,7 @@ use super::parse_duration;
 
 /// Services of the running stack to act on.
 #[derive(Debug, Clone, Args)]
-pub struct ServicesArgs {
+pub(crate) struct ServicesArgs {
     /// The services
     #[arg(value_name = "SERVICE", required = true)]
     pub services: Vec<String>,

@@ -5,7 +5,7 @@ use clap::Args;
 /// Diagnose "cannot connect": is it running, who holds its port, is it bound where
 /// expected, what does its health check answer, errors in its logs, the Docker engine.
 #[derive(Debug, Clone, Args)]
-pub struct DoctorArgs {
+pub(crate) struct DoctorArgs {
     /// Only this service
     #[arg(value_name = "SERVICE")]
     pub service: Option<String>,

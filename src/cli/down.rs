@@ -6,7 +6,7 @@ use super::parse_duration;
 
 /// Stop everything of this project, from any shell (also when its supervisor died).
 #[derive(Debug, Clone, Args)]
-pub struct DownArgs {
+pub(crate) struct DownArgs {
     /// Also delete the project's data (`.stack/data`) and its container volumes
     #[arg(short = 'v', long = "volumes")]
     pub volumes: bool,

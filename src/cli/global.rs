@@ -9,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 /// subcommand (`stack -f ci.yaml -p job1 up`), because `logs -f` (follow) and `down -v`
 /// (volumes) mean something else after it; `--no-color` and `-q` go anywhere.
 #[derive(Debug, Clone, Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// The stack file [default: `stack.yaml`, searched upward from the current folder]
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
@@ -34,12 +34,12 @@ pub struct GlobalArgs {
 
 impl GlobalArgs {
     /// Whether colour may be used on a stream that is a terminal.
-    pub fn color(&self) -> bool {
+    pub(crate) fn color(&self) -> bool {
         !self.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
     }
 
     /// Installs the tracing subscriber: `-v` counts levels, `RUST_LOG` overrides.
-    pub fn init_tracing(&self) {
+    pub(crate) fn init_tracing(&self) {
         let level = match (self.quiet, self.verbose) {
             (true, _) => "error",
             (false, 0) => "warn",

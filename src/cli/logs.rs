@@ -4,7 +4,7 @@ use clap::Args;
 
 /// Show the services' logs, merged by time (works after the stack stopped, too).
 #[derive(Debug, Clone, Args)]
-pub struct LogsArgs {
+pub(crate) struct LogsArgs {
     /// Only these services
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,

@@ -15,17 +15,17 @@ mod up;
 
 use clap::{Parser, Subcommand};
 
-pub use config::{ConfigArgs, Format, SchemaArgs, ValidateArgs};
-pub use control::ServicesArgs;
-pub use doctor::DoctorArgs;
-pub use down::DownArgs;
-pub use global::GlobalArgs;
-pub use logs::LogsArgs;
-pub use new::NewArgs;
-pub use ps::PsArgs;
-pub use run::{CompletionsArgs, EnvArgs, EnvFormat, RunArgs};
-pub use serve::{LogFormat, ServeArgs};
-pub use up::{SuperviseArgs, UpArgs, parse_duration};
+pub(crate) use config::{ConfigArgs, Format, SchemaArgs, ValidateArgs};
+pub(crate) use control::ServicesArgs;
+pub(crate) use doctor::DoctorArgs;
+pub(crate) use down::DownArgs;
+pub(crate) use global::GlobalArgs;
+pub(crate) use logs::LogsArgs;
+pub(crate) use new::NewArgs;
+pub(crate) use ps::PsArgs;
+pub(crate) use run::{CompletionsArgs, EnvArgs, EnvFormat, RunArgs};
+pub(crate) use serve::{LogFormat, ServeArgs};
+pub(crate) use up::{SuperviseArgs, UpArgs, parse_duration};
 
 /// Run a local stack of services (an MCP context server, a mock model, an AI gateway and
 /// your own processes or containers) on free ports, in dependency order, with one log stream.
@@ -36,7 +36,7 @@ pub use up::{SuperviseArgs, UpArgs, parse_duration};
     propagate_version = true,
     max_term_width = 100
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -45,7 +45,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Start the stack: free ports, dependency order, health checks, one log stream
     Up(UpArgs),
     /// Stop everything of this project, from any shell

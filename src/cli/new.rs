@@ -6,7 +6,7 @@ use clap::Args;
 
 /// Start a project from a built-in template.
 #[derive(Debug, Clone, Args)]
-pub struct NewArgs {
+pub(crate) struct NewArgs {
     /// The template (see `--list`)
     #[arg(required_unless_present = "list", value_name = "TEMPLATE")]
     pub template: Option<String>,

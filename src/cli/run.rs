@@ -8,7 +8,7 @@ use crate::config::RuntimeKind;
 /// An ephemeral environment: up, wait healthy, run CMD with every `STACK_*` variable, down
 /// (always). The exit code is CMD's.
 #[derive(Debug, Clone, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Give up when services are not healthy after this long
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub timeout: Option<std::time::Duration>,
@@ -35,7 +35,7 @@ pub struct RunArgs {
 
 /// Print the endpoints of the running stack.
 #[derive(Debug, Clone, Args)]
-pub struct EnvArgs {
+pub(crate) struct EnvArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = EnvFormat::Dotenv)]
     pub format: EnvFormat,
@@ -43,7 +43,7 @@ pub struct EnvArgs {
 
 /// Formats of `stack env`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EnvFormat {
+pub(crate) enum EnvFormat {
     /// KEY=value lines
     Dotenv,
     /// `export KEY='value'` lines, for `eval "$(stack env --format shell)"`
@@ -56,7 +56,7 @@ pub enum EnvFormat {
 
 /// Print a shell completion script.
 #[derive(Debug, Clone, Args)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,

@@ -9,7 +9,7 @@ use crate::config::BuiltinKind;
 
 /// Run one built-in service.
 #[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Which service
     #[arg(value_enum)]
     pub kind: BuiltinKind,
@@ -33,7 +33,7 @@ pub struct ServeArgs {
 
 /// How a built-in service writes its logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines
     Text,
     /// One JSON object per line

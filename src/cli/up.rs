@@ -6,7 +6,7 @@ use crate::config::RuntimeKind;
 
 /// Start the stack: free ports, dependency order, health checks, one log stream.
 #[derive(Debug, Clone, Args)]
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     /// Only these services (and what they depend on)
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
@@ -36,13 +36,13 @@ pub struct UpArgs {
 }
 
 /// Parses `500ms`, `2s`, `1m30s` or a number of seconds.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     crate::config::raw::parse_duration(s)
 }
 
 /// The detached supervisor (internal: started by `up -d`).
 #[derive(Debug, Clone, Args)]
-pub struct SuperviseArgs {
+pub(crate) struct SuperviseArgs {
     /// The resolved plan written by `up -d`
     #[arg(long)]
     pub plan: std::path::PathBuf,

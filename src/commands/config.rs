@@ -38,7 +38,7 @@ pub(crate) fn config(global: &GlobalArgs, args: ConfigArgs) -> Result<ExitCode> 
 }
 
 /// The JSON Schema of the stack file.
-pub fn schema_json() -> String {
+pub(crate) fn schema_json() -> String {
     let schema = schemars::schema_for!(RawStack);
     serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
 }

@@ -23,7 +23,7 @@ use crate::ui::{Console, paint};
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Level {
+pub(super) enum Level {
     /// All good.
     Ok,
     /// Worth a look.
@@ -34,7 +34,7 @@ pub enum Level {
 
 /// One finding.
 #[derive(Debug, Clone, Serialize)]
-pub struct Finding {
+pub(super) struct Finding {
     /// The service it is about (none: the stack, the engine).
     pub service: Option<String>,
     /// How bad.

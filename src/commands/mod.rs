@@ -13,15 +13,13 @@ mod run;
 mod serve;
 mod up;
 
-pub use config::schema_json;
-
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 use crate::error::Result;
 
 /// Runs the parsed command line.
-pub fn run(cli: Cli) -> Result<ExitCode> {
+pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
     if !matches!(cli.command, Command::Serve(_)) {
         cli.global.init_tracing();
     }

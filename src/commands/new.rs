@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
 /// Each template with a line about it.
-pub const CATALOG: &[(&str, &str)] = &[
+pub(super) const CATALOG: &[(&str, &str)] = &[
     (
         "ai-stack",
         "context + model + gateway as processes, a sample client, .gitignore and README",

@@ -14,7 +14,7 @@
     schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
-pub enum BuiltinKind {
+pub(crate) enum BuiltinKind {
     /// The MCP context server (SPEC §4.1)
     Context,
     /// The mock model server (SPEC §4.2)
@@ -25,7 +25,7 @@ pub enum BuiltinKind {
 
 impl BuiltinKind {
     /// The name used on the command line and in the stack file.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             BuiltinKind::Context => "context",
             BuiltinKind::Model => "model",

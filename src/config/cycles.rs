@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 /// Every dependency cycle among `nodes` (name and the names it depends on), each as the
 /// names along it with the first repeated at the end (`a → b → a`), each reported once.
-pub fn cycles(nodes: &[(&str, Vec<&str>)]) -> Vec<Vec<String>> {
+pub(crate) fn cycles(nodes: &[(&str, Vec<&str>)]) -> Vec<Vec<String>> {
     let index: HashMap<&str, usize> = nodes
         .iter()
         .enumerate()

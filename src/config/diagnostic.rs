@@ -8,7 +8,7 @@ use super::source::{FieldPath, Location};
 
 /// How bad a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
+pub(crate) enum Severity {
     /// Nothing starts.
     Error,
     /// Worth saying; `up` goes on.
@@ -17,7 +17,7 @@ pub enum Severity {
 
 /// One problem in the stack file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
+pub(crate) struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
     /// The field (`services.gateway.port`); empty for the whole file.
@@ -32,7 +32,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// An error at `path`.
-    pub fn error(path: FieldPath, message: impl Into<String>) -> Self {
+    pub(crate) fn error(path: FieldPath, message: impl Into<String>) -> Self {
         Self {
             severity: Severity::Error,
             path,
@@ -43,7 +43,7 @@ impl Diagnostic {
     }
 
     /// A warning at `path`.
-    pub fn warning(path: FieldPath, message: impl Into<String>) -> Self {
+    pub(crate) fn warning(path: FieldPath, message: impl Into<String>) -> Self {
         Self {
             severity: Severity::Warning,
             ..Self::error(path, message)
@@ -51,13 +51,13 @@ impl Diagnostic {
     }
 
     /// Adds a hint.
-    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
 
     /// Adds a hint when there is one.
-    pub fn maybe_hint(mut self, hint: Option<String>) -> Self {
+    pub(crate) fn maybe_hint(mut self, hint: Option<String>) -> Self {
         if hint.is_some() {
             self.hint = hint;
         }
@@ -65,13 +65,13 @@ impl Diagnostic {
     }
 
     /// Sets the location.
-    pub fn at(mut self, location: Option<Location>) -> Self {
+    pub(crate) fn at(mut self, location: Option<Location>) -> Self {
         self.location = location;
         self
     }
 
     /// Renders this diagnostic against the file's text.
-    pub fn render(&self, file: &Path, text: &str) -> String {
+    pub(crate) fn render(&self, file: &Path, text: &str) -> String {
         let mut out = String::new();
         let label = match self.severity {
             Severity::Error => "error",
@@ -107,7 +107,7 @@ impl Diagnostic {
 
 /// Every problem of one stack file.
 #[derive(Debug, Clone)]
-pub struct ConfigErrors {
+pub(crate) struct ConfigErrors {
     /// The stack file as the user named it.
     pub file: PathBuf,
     /// Its text, for the snippets.
@@ -118,7 +118,7 @@ pub struct ConfigErrors {
 
 impl ConfigErrors {
     /// The number of errors (not warnings).
-    pub fn error_count(&self) -> usize {
+    pub(crate) fn error_count(&self) -> usize {
         self.diagnostics
             .iter()
             .filter(|d| d.severity == Severity::Error)
@@ -144,7 +144,7 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 /// The closest of `candidates` to `word`, when close enough to be a likely typo.
-pub fn did_you_mean<'a>(
+pub(crate) fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 /// Reads a dotenv file; the error says which line is wrong and why.
-pub fn read(path: &Path) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn read(path: &Path) -> Result<Vec<(String, String)>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read env file `{}`: {e}", path.display()))?;
     parse(&text).map_err(|(line, msg)| format!("`{}` line {line}: {msg}", path.display()))
@@ -13,7 +13,7 @@ pub fn read(path: &Path) -> Result<Vec<(String, String)>, String> {
 /// Parses dotenv text with `dotenvy` (the syntax compose and Node accept: `export`,
 /// quotes, escapes in double quotes, values over several lines, inline comments); errors
 /// carry the 1-based line.
-pub fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
+pub(crate) fn parse(text: &str) -> Result<Vec<(String, String)>, (usize, String)> {
     let mut vars = Vec::new();
     for item in dotenvy::from_read_iter(text.as_bytes()) {
         match item {

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
 /// The fields `T` (a struct deriving `Deserialize`) accepts.
-pub fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+pub(super) fn field_names<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
     let mut fields: &'static [&'static str] = &[];
     let _ = T::deserialize(Capture {
         fields: &mut fields,

@@ -14,7 +14,7 @@ use std::fmt;
 
 /// A reference to a value only known once ports are resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Reference {
+pub(crate) enum Reference {
     /// `${PORT}`: the service's own main port.
     OwnPort,
     /// `${services.NAME.FIELD}`.
@@ -28,7 +28,7 @@ pub enum Reference {
 
 /// What `${services.NAME.…}` asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ServiceField {
+pub(crate) enum ServiceField {
     /// `url`: `http://host:port` of the main port.
     Url,
     /// `host`.
@@ -55,7 +55,7 @@ impl fmt::Display for Reference {
 
 /// An interpolation that cannot be done.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InterpError {
+pub(crate) struct InterpError {
     /// What is wrong.
     pub message: String,
     /// How to fix it.
@@ -73,7 +73,7 @@ impl InterpError {
 
 /// The result of pass one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Expanded {
+pub(crate) struct Expanded {
     /// The text, with references and `$$` kept for pass two.
     pub text: String,
     /// The references seen.
@@ -83,7 +83,7 @@ pub struct Expanded {
 }
 
 /// Pass one: substitutes environment variables.
-pub fn expand_env(
+pub(crate) fn expand_env(
     input: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Expanded, InterpError> {
@@ -241,7 +241,7 @@ fn parse_reference(body: &str) -> Result<Option<Reference>, InterpError> {
 }
 
 /// Pass two: resolves references and turns `$$` into `$`.
-pub fn resolve_refs(
+pub(crate) fn resolve_refs(
     input: &str,
     resolve: &mut dyn FnMut(&Reference) -> Result<String, String>,
 ) -> Result<String, InterpError> {

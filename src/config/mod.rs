@@ -1,18 +1,18 @@
 //! The stack file: parse → validate → model. Pure: nothing here starts anything.
 
 mod builtin;
-pub mod cycles;
-pub mod diagnostic;
-pub mod dotenv;
+pub(crate) mod cycles;
+pub(crate) mod diagnostic;
+pub(crate) mod dotenv;
 mod fields;
-pub mod interpolate;
-pub mod model;
-pub mod raw;
-pub mod render;
-pub mod source;
-pub mod validate;
+pub(crate) mod interpolate;
+pub(crate) mod model;
+pub(crate) mod raw;
+pub(crate) mod render;
+pub(crate) mod source;
+pub(crate) mod validate;
 
-pub use builtin::BuiltinKind;
-pub use diagnostic::{ConfigErrors, Diagnostic};
-pub use model::*;
-pub use validate::{BuiltinCheck, BuiltinProblem, LoadOptions, Loaded, env_key, locate, parse};
+pub(crate) use builtin::BuiltinKind;
+pub(crate) use diagnostic::ConfigErrors;
+pub(crate) use model::*;
+pub(crate) use validate::{BuiltinProblem, LoadOptions, Loaded, env_key, locate, parse};

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use super::raw::{Condition, RestartPolicy, RuntimeKind};
+pub(crate) use super::raw::{Condition, RestartPolicy, RuntimeKind};
 use crate::config::BuiltinKind;
 
 /// A validated stack file.
 #[derive(Debug, Clone, Serialize)]
-pub struct Stack {
+pub(crate) struct Stack {
     /// The project name (isolates state, containers and networks).
     pub name: String,
     /// The name the project has without `-p` (from `name:` or the folder).
@@ -27,14 +27,14 @@ pub struct Stack {
 
 impl Stack {
     /// The service called `name`.
-    pub fn service(&self, name: &str) -> Option<&Service> {
+    pub(crate) fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
     }
 }
 
 /// One validated service.
 #[derive(Debug, Clone, Serialize)]
-pub struct Service {
+pub(crate) struct Service {
     /// Its name in `services:`.
     pub name: String,
     /// What runs.
@@ -68,7 +68,7 @@ pub struct Service {
 
 impl Service {
     /// The main port: the one called `main`, else the first declared.
-    pub fn main_port(&self) -> Option<&PortSpec> {
+    pub(crate) fn main_port(&self) -> Option<&PortSpec> {
         self.ports
             .iter()
             .find(|p| p.name == "main")
@@ -79,7 +79,7 @@ impl Service {
 /// What a service runs.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
-pub enum ServiceKind {
+pub(crate) enum ServiceKind {
     /// `stack serve <kind>` with its configuration.
     Builtin {
         /// Which built-in.
@@ -104,7 +104,7 @@ pub enum ServiceKind {
 /// Where a container image comes from.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Image {
+pub(crate) enum Image {
     /// Pulled (or present) by reference.
     Reference(String),
     /// Built from a folder.
@@ -119,7 +119,7 @@ pub enum Image {
 /// A command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Command {
+pub(crate) enum Command {
     /// Run through `sh -c`.
     Shell(String),
     /// Run directly.
@@ -128,7 +128,7 @@ pub enum Command {
 
 impl Command {
     /// The argument vector to execute.
-    pub fn argv(&self) -> Vec<String> {
+    pub(crate) fn argv(&self) -> Vec<String> {
         match self {
             Command::Shell(s) => vec!["sh".into(), "-c".into(), s.clone()],
             Command::Argv(v) => v.clone(),
@@ -136,7 +136,10 @@ impl Command {
     }
 
     /// Applies `f` to every string of the command.
-    pub fn try_map<E>(&self, mut f: impl FnMut(&str) -> Result<String, E>) -> Result<Self, E> {
+    pub(crate) fn try_map<E>(
+        &self,
+        mut f: impl FnMut(&str) -> Result<String, E>,
+    ) -> Result<Self, E> {
         Ok(match self {
             Command::Shell(s) => Command::Shell(f(s)?),
             Command::Argv(v) => Command::Argv(v.iter().map(|a| f(a)).collect::<Result<_, _>>()?),
@@ -146,7 +149,7 @@ impl Command {
 
 /// A declared port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PortSpec {
+pub(crate) struct PortSpec {
     /// Its name (`main` for `port:`).
     pub name: String,
     /// The host port: `None` = auto.
@@ -158,7 +161,7 @@ pub struct PortSpec {
 /// What a health check probes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Probe {
+pub(crate) enum Probe {
     /// HTTP GET on a port.
     Http {
         /// Path (with query, if any).
@@ -187,7 +190,7 @@ pub enum Probe {
 
 /// A health check with its timing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HealthCheck {
+pub(crate) struct HealthCheck {
     /// What to probe.
     pub probe: Probe,
     /// Probe period once up (probes start fast and back off to this).
@@ -205,22 +208,22 @@ pub struct HealthCheck {
 
 impl HealthCheck {
     /// Default timing: 1 s interval, 2 s timeout, 30 retries, no start period.
-    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+    pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
     /// Default probe timeout.
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+    pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
     /// Default failures in a row before unhealthy.
-    pub const DEFAULT_RETRIES: u32 = 30;
+    pub(crate) const DEFAULT_RETRIES: u32 = 30;
 
     /// How long a starting service may take to become healthy: the start period plus
     /// `retries` intervals.
-    pub fn startup_budget(&self) -> Duration {
+    pub(crate) fn startup_budget(&self) -> Duration {
         self.start_period + self.interval * self.retries.max(1)
     }
 }
 
 /// An edge of the dependency graph.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Dependency {
+pub(crate) struct Dependency {
     /// The service waited for.
     pub service: String,
     /// What is waited for.
@@ -229,14 +232,14 @@ pub struct Dependency {
 
 /// A stop signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StopSignal(pub i32);
+pub(crate) struct StopSignal(pub i32);
 
 impl StopSignal {
     /// SIGTERM.
-    pub const TERM: StopSignal = StopSignal(libc::SIGTERM);
+    pub(crate) const TERM: StopSignal = StopSignal(libc::SIGTERM);
 
     /// Reads `SIGTERM`, `TERM`, `term` or `15`.
-    pub fn parse(s: &str) -> Option<StopSignal> {
+    pub(crate) fn parse(s: &str) -> Option<StopSignal> {
         let t = s.trim();
         if let Ok(n) = t.parse::<i32>() {
             return (1..=64).contains(&n).then_some(StopSignal(n));
@@ -258,7 +261,7 @@ impl StopSignal {
     }
 
     /// The name, `SIGTERM` style.
-    pub fn name(self) -> String {
+    pub(crate) fn name(self) -> String {
         match self.0 {
             libc::SIGTERM => "SIGTERM".into(),
             libc::SIGINT => "SIGINT".into(),
@@ -277,11 +280,13 @@ impl StopSignal {
 mod humantime_serde {
     use std::time::Duration;
 
-    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&humantime::format_duration(*d).to_string())
     }
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Duration, D::Error> {
         let s = <String as serde::Deserialize>::deserialize(d)?;
         humantime::parse_duration(&s).map_err(serde::de::Error::custom)
     }

@@ -20,7 +20,11 @@ use crate::config::BuiltinKind;
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "stack.yaml", description = "A `stack` stack file (SPEC §1)")]
-pub struct RawStack {
+#[expect(
+    dead_code,
+    reason = "the JSON Schema is derived from it; validate.rs reads the document field by field"
+)]
+pub(crate) struct RawStack {
     /// Project name; default: the folder's name. Isolates state, containers and networks.
     pub name: Option<String>,
     /// Default runtime of every service.
@@ -35,7 +39,7 @@ pub struct RawStack {
 /// One service as written.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RawService {
+pub(crate) struct RawService {
     /// A built-in service, run as `stack serve <kind>`.
     pub builtin: Option<BuiltinKind>,
     /// The command: a list (run directly) or a string (run through `sh -c`).
@@ -80,7 +84,7 @@ pub struct RawService {
     Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum,
 )]
 #[serde(rename_all = "lowercase")]
-pub enum RuntimeKind {
+pub(crate) enum RuntimeKind {
     /// A local process in its own process group.
     #[default]
     Process,
@@ -90,7 +94,7 @@ pub enum RuntimeKind {
 
 impl RuntimeKind {
     /// The name used in files and output.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RuntimeKind::Process => "process",
             RuntimeKind::Container => "container",
@@ -101,7 +105,7 @@ impl RuntimeKind {
 /// Restart policies.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
-pub enum RestartPolicy {
+pub(crate) enum RestartPolicy {
     /// Never restart.
     #[default]
     No,
@@ -114,7 +118,7 @@ pub enum RestartPolicy {
 /// A string or a list of strings.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum OneOrMany {
+pub(crate) enum OneOrMany {
     /// One.
     One(String),
     /// Several.
@@ -123,7 +127,7 @@ pub enum OneOrMany {
 
 impl OneOrMany {
     /// The values as a list.
-    pub fn to_vec(&self) -> Vec<String> {
+    pub(crate) fn to_vec(&self) -> Vec<String> {
         match self {
             OneOrMany::One(s) => vec![s.clone()],
             OneOrMany::Many(v) => v.clone(),
@@ -133,7 +137,7 @@ impl OneOrMany {
 
 /// A command: a list runs directly, a string runs through `sh -c`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RawCommand {
+pub(crate) enum RawCommand {
     /// `sh -c STRING`
     Shell(String),
     /// argv
@@ -180,7 +184,7 @@ impl JsonSchema for RawCommand {
 
 /// A scalar read as a string: YAML numbers and booleans in a command or env are text.
 #[derive(Debug, Clone)]
-pub struct Scalar(pub String);
+pub(crate) struct Scalar(pub String);
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -212,7 +216,7 @@ impl<'de> Deserialize<'de> for Scalar {
 
 /// `build: ./dir` or `build: {context: ./dir, dockerfile: Dockerfile.dev}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RawBuild {
+pub(crate) struct RawBuild {
     /// The folder sent to the engine, relative to the stack file.
     pub context: String,
     /// The Dockerfile inside the context.
@@ -269,7 +273,7 @@ impl JsonSchema for RawBuild {
 
 /// A port: `auto`, a number, or for containers `{host: auto|N, container: N}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RawPort {
+pub(crate) enum RawPort {
     /// A free port chosen at `up`.
     Auto,
     /// A fixed port.
@@ -284,7 +288,7 @@ pub enum RawPort {
 }
 
 /// Checks a port number: 1–65535.
-pub fn port_number(n: u64) -> Result<u16, String> {
+pub(crate) fn port_number(n: u64) -> Result<u16, String> {
     match u16::try_from(n) {
         Ok(p) if p > 0 => Ok(p),
         _ => Err(format!("{n} is not a TCP port (1–65535)")),
@@ -387,7 +391,7 @@ impl JsonSchema for RawPort {
 
 /// Environment variables: a map, or a list of `KEY=VALUE`.
 #[derive(Debug, Clone, Default)]
-pub struct RawEnv(pub Vec<(String, String)>);
+pub(crate) struct RawEnv(pub Vec<(String, String)>);
 
 impl<'de> Deserialize<'de> for RawEnv {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -436,10 +440,10 @@ impl JsonSchema for RawEnv {
 
 /// A duration: `500ms`, `2s`, `1m30s`, or a number of seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RawDuration(pub Duration);
+pub(crate) struct RawDuration(pub Duration);
 
 /// Parses `500ms`, `2s`, `1m30s` or a plain number of seconds.
-pub fn parse_duration(v: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(v: &str) -> Result<Duration, String> {
     let t = v.trim();
     if let Ok(secs) = t.parse::<f64>()
         && secs.is_finite()
@@ -474,7 +478,7 @@ impl JsonSchema for RawDuration {
 
 /// `depends_on`: a list (each = started) or a map from service to condition.
 #[derive(Debug, Clone, Default)]
-pub struct RawDependsOn {
+pub(crate) struct RawDependsOn {
     /// Service and condition, in file order.
     pub entries: Vec<(String, Condition)>,
     /// Written as a map (entries are keys) rather than a list.
@@ -484,7 +488,7 @@ pub struct RawDependsOn {
 /// What a dependent waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Condition {
+pub(crate) enum Condition {
     /// The dependency's process or container is running.
     Started,
     /// Its health check passes.
@@ -495,7 +499,7 @@ pub enum Condition {
 
 impl Condition {
     /// The name used in files and output.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Condition::Started => "started",
             Condition::Healthy => "healthy",
@@ -584,7 +588,7 @@ impl JsonSchema for RawDependsOn {
 /// A health check: exactly one of `http`, `tcp`, `exec`, `log`, plus timing.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RawHealth {
+pub(crate) struct RawHealth {
     /// An HTTP GET that must answer 2xx (or `status`): a path, or {path, port, status}.
     pub http: Option<RawHttpCheck>,
     /// A TCP connect to a named port (or a port number).
@@ -605,7 +609,7 @@ pub struct RawHealth {
 
 /// `http: /health` or `http: {path, port, status}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawHttpCheck {
+pub(crate) struct RawHttpCheck {
     /// The request path.
     pub path: String,
     /// The port (name or number); default: the main port.
@@ -673,7 +677,7 @@ impl JsonSchema for RawHttpCheck {
 
 /// A port named by the service (`http`) or given as a number.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RawPortRef {
+pub(crate) enum RawPortRef {
     /// One of the service's named ports.
     Name(String),
     /// A port number.

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use super::model::*;
 
 /// The stack as a stack-file document.
-pub fn document(stack: &Stack) -> Value {
+pub(crate) fn document(stack: &Stack) -> Value {
     let mut services = Map::new();
     for s in &stack.services {
         services.insert(s.name.clone(), service(stack, s));

@@ -12,7 +12,7 @@ use yaml_rust2::scanner::Marker;
 
 /// A 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Location {
+pub(crate) struct Location {
     /// Line, from 1.
     pub line: usize,
     /// Column, from 1.
@@ -27,7 +27,7 @@ impl fmt::Display for Location {
 
 /// One step of a field path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Segment {
+pub(crate) enum Segment {
     /// A mapping key.
     Key(String),
     /// A sequence index.
@@ -36,35 +36,35 @@ pub enum Segment {
 
 /// A field path such as `services.api.command[1]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct FieldPath(pub Vec<Segment>);
+pub(crate) struct FieldPath(pub Vec<Segment>);
 
 impl FieldPath {
     /// The empty path (the whole document).
-    pub fn root() -> Self {
+    pub(crate) fn root() -> Self {
         Self(Vec::new())
     }
 
     /// This path with a key appended.
-    pub fn key(&self, key: impl Into<String>) -> Self {
+    pub(crate) fn key(&self, key: impl Into<String>) -> Self {
         let mut v = self.0.clone();
         v.push(Segment::Key(key.into()));
         Self(v)
     }
 
     /// This path with an index appended.
-    pub fn index(&self, i: usize) -> Self {
+    pub(crate) fn index(&self, i: usize) -> Self {
         let mut v = self.0.clone();
         v.push(Segment::Index(i));
         Self(v)
     }
 
     /// The path for `services.NAME.FIELD…`.
-    pub fn service(name: &str) -> Self {
+    pub(crate) fn service(name: &str) -> Self {
         Self::root().key("services").key(name)
     }
 
     /// Appends the segments of a serde_path_to_error path.
-    pub fn join_serde(&self, path: &serde_path_to_error::Path) -> Self {
+    pub(crate) fn join_serde(&self, path: &serde_path_to_error::Path) -> Self {
         use serde_path_to_error::Segment as S;
         let mut v = self.0.clone();
         for seg in path.iter() {
@@ -94,14 +94,14 @@ impl fmt::Display for FieldPath {
 
 /// Positions of keys and values in a YAML document.
 #[derive(Debug, Default)]
-pub struct Positions {
+pub(crate) struct Positions {
     keys: HashMap<FieldPath, Location>,
     values: HashMap<FieldPath, Location>,
 }
 
 impl Positions {
     /// Reads the positions of `text`; a syntax error is returned with its location.
-    pub fn parse(text: &str) -> Result<Positions, (String, Location)> {
+    pub(crate) fn parse(text: &str) -> Result<Positions, (String, Location)> {
         let mut recv = Receiver::default();
         let mut parser = Parser::new_from_str(text);
         parser.load(&mut recv, false).map_err(|e| {
@@ -112,12 +112,12 @@ impl Positions {
     }
 
     /// Where the value at `path` starts, else its key, else the nearest parent.
-    pub fn value(&self, path: &FieldPath) -> Option<Location> {
+    pub(crate) fn value(&self, path: &FieldPath) -> Option<Location> {
         self.lookup(path, true)
     }
 
     /// Where the key of `path` is written, else its value, else the nearest parent.
-    pub fn key(&self, path: &FieldPath) -> Option<Location> {
+    pub(crate) fn key(&self, path: &FieldPath) -> Option<Location> {
         self.lookup(path, false)
     }
 

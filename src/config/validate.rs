@@ -20,7 +20,7 @@ use super::source::{FieldPath, Positions};
 use crate::config::BuiltinKind;
 
 /// What the command line adds to the file.
-pub struct LoadOptions<'a> {
+pub(crate) struct LoadOptions<'a> {
     /// `-p/--project-name` (or `STACK_PROJECT_NAME`).
     pub project_name: Option<String>,
     /// `--runtime`: the default runtime for services that do not set one.
@@ -34,7 +34,7 @@ pub struct LoadOptions<'a> {
 
 /// A validated stack and the warnings found on the way.
 #[derive(Debug)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// The stack.
     pub stack: Stack,
     /// Warnings (unset variables…), rendered like errors.
@@ -42,7 +42,7 @@ pub struct Loaded {
 }
 
 /// Validates `text`, read from `file` (absolute).
-pub fn parse(
+pub(crate) fn parse(
     file: &Path,
     display: &Path,
     text: &str,
@@ -520,7 +520,7 @@ fn check_explicit_name(cx: &mut Cx, n: &str) {
 }
 
 /// Whether `n` may name a project: `[a-z0-9][a-z0-9_-]*`.
-pub fn valid_project_name(n: &str) -> bool {
+pub(crate) fn valid_project_name(n: &str) -> bool {
     let mut chars = n.chars();
     chars
         .next()
@@ -529,7 +529,7 @@ pub fn valid_project_name(n: &str) -> bool {
 }
 
 /// A valid project name made from a folder name.
-pub fn sanitize_project_name(n: &str) -> String {
+pub(crate) fn sanitize_project_name(n: &str) -> String {
     let s: String = n
         .to_ascii_lowercase()
         .chars()
@@ -552,7 +552,7 @@ fn valid_service_name(n: &str) -> bool {
 }
 
 /// `STACK_<X>_…`: upper-cased, non-alphanumerics → `_`.
-pub fn env_key(service: &str) -> String {
+pub(crate) fn env_key(service: &str) -> String {
     service
         .chars()
         .map(|c| {
@@ -1095,7 +1095,7 @@ fn check_refs(
 
 /// The absolute path of the stack file: `-f`, else `stack.yaml` (or `stack.yml`) in `cwd`
 /// or the nearest parent.
-pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, String> {
+pub(crate) fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, String> {
     if let Some(f) = explicit {
         let p = cwd.join(f);
         return if p.is_file() {
@@ -1128,7 +1128,7 @@ pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, String> {
 /// What is wrong in a built-in's `config:`, found by the built-in itself (see
 /// [`LoadOptions::check_builtin`]): where inside the config, and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuiltinProblem {
+pub(crate) struct BuiltinProblem {
     /// Where, relative to the `config:` map (`fixtures[2].match`).
     pub field: FieldPath,
     /// What is wrong (serde's words are put plainly here).
@@ -1136,7 +1136,7 @@ pub struct BuiltinProblem {
 }
 
 /// Checks a built-in's interpolated `config:` (relative files against the stack's folder).
-pub type BuiltinCheck<'a> =
+pub(crate) type BuiltinCheck<'a> =
     &'a dyn Fn(BuiltinKind, &serde_json::Value, &Path) -> Vec<BuiltinProblem>;
 
 /// Every built-in's `config:` checked by the built-in, each problem at its line.

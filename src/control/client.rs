@@ -10,13 +10,13 @@ use tokio::net::unix::OwnedReadHalf;
 use super::{Message, Request};
 
 /// A connection to a supervisor.
-pub struct Connection {
+pub(crate) struct Connection {
     lines: Lines<BufReader<OwnedReadHalf>>,
     _write: tokio::net::unix::OwnedWriteHalf,
 }
 
 /// Connects and sends `request`.
-pub async fn open(socket: &Path, request: &Request) -> std::io::Result<Connection> {
+pub(crate) async fn open(socket: &Path, request: &Request) -> std::io::Result<Connection> {
     let stream = tokio::time::timeout(Duration::from_secs(2), UnixStream::connect(socket))
         .await
         .map_err(|_| {
@@ -37,7 +37,7 @@ pub async fn open(socket: &Path, request: &Request) -> std::io::Result<Connectio
 
 impl Connection {
     /// The next message; `None` when the supervisor closed the connection.
-    pub async fn next(&mut self) -> std::io::Result<Option<Message>> {
+    pub(crate) async fn next(&mut self) -> std::io::Result<Option<Message>> {
         match self.lines.next_line().await? {
             None => Ok(None),
             Some(line) => serde_json::from_str(&line)
@@ -48,7 +48,7 @@ impl Connection {
 }
 
 /// Sends one request and waits for its answer.
-pub async fn call(socket: &Path, request: &Request) -> std::io::Result<Message> {
+pub(crate) async fn call(socket: &Path, request: &Request) -> std::io::Result<Message> {
     let mut conn = open(socket, request).await?;
     conn.next().await?.ok_or_else(|| {
         std::io::Error::new(

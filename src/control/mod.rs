@@ -1,8 +1,8 @@
 //! The supervisor's control socket: JSON lines over a Unix socket in the project's state
 //! folder. One request per connection; `subscribe` streams messages until the client goes.
 
-pub mod client;
-pub mod server;
+pub(crate) mod client;
+pub(crate) mod server;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +12,7 @@ use crate::events::report::PsDocument;
 /// What a client asks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
-pub enum Request {
+pub(crate) enum Request {
     /// The `ps` document.
     Ps,
     /// Stop everything and exit; answered once every service is down.
@@ -42,7 +42,7 @@ pub enum Request {
 /// What the supervisor answers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-pub enum Message {
+pub(crate) enum Message {
     /// The `ps` document.
     Ps(PsDocument),
     /// Done.

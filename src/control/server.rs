@@ -12,7 +12,7 @@ use super::{Message, Request};
 
 /// A request waiting for the dispatcher's answer.
 #[derive(Debug)]
-pub struct Incoming {
+pub(crate) struct Incoming {
     /// The request.
     pub request: Request,
     /// Where the answer goes.
@@ -22,7 +22,7 @@ pub struct Incoming {
 /// The dispatcher's answer: messages to write, and (for `subscribe`) the sequence number
 /// of the last broadcast message they include, so none is written twice.
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// The messages, in order.
     pub messages: Vec<Message>,
     /// Broadcast messages up to this number are already in `messages`.
@@ -39,11 +39,11 @@ impl From<Message> for Answer {
 }
 
 /// A broadcast message with its sequence number.
-pub type Numbered = (u64, Message);
+pub(crate) type Numbered = (u64, Message);
 
 /// Binds the socket at `path`, replacing a stale one (the caller holds the project lock,
 /// so no live supervisor owns it).
-pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+pub(crate) fn bind(path: &Path) -> std::io::Result<UnixListener> {
     if path.exists() {
         std::fs::remove_file(path)?;
     }
@@ -54,7 +54,7 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
 }
 
 /// Serves connections until `stop`.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: UnixListener,
     requests: mpsc::Sender<Incoming>,
     events: broadcast::Sender<Numbered>,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// Where a service is in its life (the `state` of `stack ps`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum State {
+pub(crate) enum State {
     /// Waiting for its dependencies, or not started yet.
     Created,
     /// Being started (or restarted after a back-off).
@@ -27,7 +27,7 @@ pub enum State {
 /// The `health` of `stack ps`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Health {
+pub(crate) enum Health {
     /// No health check.
     None,
     /// Checks have not passed yet.
@@ -40,7 +40,7 @@ pub enum Health {
 
 /// A service's current status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Status {
+pub(crate) struct Status {
     /// Life state.
     pub state: State,
     /// Health.
@@ -65,7 +65,7 @@ pub struct Status {
 
 impl Status {
     /// The status before anything happened.
-    pub fn created(has_health: bool) -> Status {
+    pub(crate) fn created(has_health: bool) -> Status {
         Status {
             state: State::Created,
             health: if has_health {
@@ -85,7 +85,7 @@ impl Status {
     }
 
     /// Whether it is down for good (nothing of it runs, nothing will without a command).
-    pub fn is_down(&self) -> bool {
+    pub(crate) fn is_down(&self) -> bool {
         matches!(self.state, State::Exited | State::Failed | State::Stopped) && self.settled
     }
 }
@@ -93,7 +93,7 @@ impl Status {
 /// Something that happened to a service.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
-pub enum EventKind {
+pub(crate) enum EventKind {
     /// Waiting for these dependencies.
     Waiting {
         /// Their names.
@@ -158,7 +158,7 @@ pub enum EventKind {
 
 /// An event with its service and time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
+pub(crate) struct Event {
     /// The service.
     pub service: String,
     /// When.
@@ -171,11 +171,13 @@ pub struct Event {
 mod millis {
     use std::time::Duration;
 
-    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_millis() as u64)
     }
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Duration, D::Error> {
         <u64 as serde::Deserialize>::deserialize(d).map(Duration::from_millis)
     }
 }

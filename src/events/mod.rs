@@ -2,6 +2,6 @@
 //! The data the supervisor emits and the control socket, `ps` and the UI read.
 
 mod event;
-pub mod report;
+pub(crate) mod report;
 
-pub use event::*;
+pub(crate) use event::*;

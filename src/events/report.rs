@@ -11,7 +11,7 @@ use crate::plan::Plan;
 
 /// `stack ps --json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PsDocument {
+pub(crate) struct PsDocument {
     /// The project name.
     pub project: String,
     /// The supervisor's pid, when one runs.
@@ -22,7 +22,7 @@ pub struct PsDocument {
 
 /// One service of [`PsDocument`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PsService {
+pub(crate) struct PsService {
     /// Its name.
     pub name: String,
     /// `process` or `container`.
@@ -45,7 +45,7 @@ pub struct PsService {
 
 /// A port of [`PsService`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PsPort {
+pub(crate) struct PsPort {
     /// The host port.
     pub port: u16,
     /// `http://127.0.0.1:<port>`.
@@ -54,7 +54,7 @@ pub struct PsPort {
 
 impl PsDocument {
     /// The document for `plan` with these statuses.
-    pub fn new(
+    pub(crate) fn new(
         plan: &Plan,
         supervisor_pid: Option<u32>,
         statuses: &[(String, Status)],
@@ -105,7 +105,7 @@ impl PsDocument {
     /// The endpoints as environment variables: `STACK_PROJECT`, and for every service X with
     /// a port `STACK_X_URL`, `STACK_X_HOST`, `STACK_X_PORT` (its main port), as a process on
     /// this machine sees them.
-    pub fn endpoint_env(&self) -> Vec<(String, String)> {
+    pub(crate) fn endpoint_env(&self) -> Vec<(String, String)> {
         let mut env = vec![("STACK_PROJECT".to_string(), self.project.clone())];
         for s in &self.services {
             let Some(p) = s.ports.get("main").or_else(|| s.ports.values().next()) else {

@@ -7,7 +7,7 @@ use crate::config::Service;
 
 /// The services in an order where each comes after its dependencies (file order among
 /// equals). Assumes no cycles.
-pub fn start_order<'a>(services: &[&'a Service]) -> Vec<&'a Service> {
+pub(crate) fn start_order<'a>(services: &[&'a Service]) -> Vec<&'a Service> {
     let mut done: HashSet<&str> = HashSet::new();
     let mut order = Vec::with_capacity(services.len());
     let names: HashSet<&str> = services.iter().map(|s| s.name.as_str()).collect();

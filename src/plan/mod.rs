@@ -1,23 +1,22 @@
 //! The plan: which services run, in what order, on which ports, with what environment.
 //! Selection and ordering are pure; port assignment probes sockets (see [`ports`]).
 
-pub mod graph;
-pub mod ports;
-pub mod resolve;
+pub(crate) mod graph;
+pub(crate) mod ports;
+pub(crate) mod resolve;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-pub use resolve::{
-    ContainerImage, Launch, PortTable, ResolveError, ResolvedHealth, ResolvedPort, ResolvedProbe,
-    ServicePlan,
+pub(crate) use resolve::{
+    ContainerImage, Launch, PortTable, ResolveError, ResolvedHealth, ResolvedProbe, ServicePlan,
 };
 
 use crate::config::{Service, Stack};
 
 /// A runnable stack: services in start order with everything resolved.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The project name.
     pub project: String,
     /// The stack file's folder.
@@ -32,26 +31,26 @@ pub struct Plan {
 
 impl Plan {
     /// The service called `name`.
-    pub fn service(&self, name: &str) -> Option<&ServicePlan> {
+    pub(crate) fn service(&self, name: &str) -> Option<&ServicePlan> {
         self.services.iter().find(|s| s.name == name)
     }
 
     /// The project's state folder.
-    pub fn state(&self) -> crate::state::StateDir {
+    pub(crate) fn state(&self) -> crate::state::StateDir {
         crate::state::StateDir {
             dir: self.state_dir.clone(),
         }
     }
 
     /// The project's state folder path.
-    pub fn state_dir(&self) -> PathBuf {
+    pub(crate) fn state_dir(&self) -> PathBuf {
         self.state_dir.clone()
     }
 }
 
 /// A selection that names something the stack does not have.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum SelectError {
+pub(crate) enum SelectError {
     /// `stack up NAME` for an unknown NAME.
     #[error("no service `{name}` in this stack{}", hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
     UnknownService {
@@ -64,7 +63,7 @@ pub enum SelectError {
 
 /// The services to run: those named (all when none), enabled by the active profiles, plus
 /// everything they depend on, in start order.
-pub fn select<'a>(
+pub(crate) fn select<'a>(
     stack: &'a Stack,
     names: &[String],
     profiles: &[String],
@@ -111,7 +110,7 @@ pub fn select<'a>(
 }
 
 /// Resolves every selected service against the assigned ports.
-pub fn build(
+pub(crate) fn build(
     stack: &Stack,
     selected: &[&Service],
     ports: &PortTable,
@@ -132,6 +131,6 @@ pub fn build(
 }
 
 /// Where `stack`'s project keeps its state.
-pub fn state_dir(stack: &Stack) -> crate::state::StateDir {
+pub(crate) fn state_dir(stack: &Stack) -> crate::state::StateDir {
     crate::state::StateDir::new(&stack.dir, &stack.name, &stack.default_name)
 }

@@ -11,7 +11,7 @@ use crate::procfs::{self, Holder};
 
 /// A fixed port that is already taken.
 #[derive(Debug, Clone)]
-pub struct PortInUse {
+pub(crate) struct PortInUse {
     /// The service that wants it.
     pub service: String,
     /// The port's name.
@@ -37,10 +37,10 @@ impl std::fmt::Display for PortInUse {
     }
 }
 
-pub use crate::state::Remembered;
+pub(crate) use crate::state::Remembered;
 
 /// The host ports of `table`, as `ports.json` remembers them.
-pub fn remembered(table: &PortTable) -> Remembered {
+pub(crate) fn remembered(table: &PortTable) -> Remembered {
     table
         .iter()
         .flat_map(|(svc, list)| list.iter().map(|p| ((svc.clone(), p.name.clone()), p.host)))
@@ -49,7 +49,10 @@ pub fn remembered(table: &PortTable) -> Remembered {
 
 /// Assigns a host port to every declared port of `services`. Fails with every fixed port
 /// that is taken.
-pub fn assign(services: &[&Service], remembered: &Remembered) -> Result<PortTable, Vec<PortInUse>> {
+pub(crate) fn assign(
+    services: &[&Service],
+    remembered: &Remembered,
+) -> Result<PortTable, Vec<PortInUse>> {
     let fixed: HashSet<u16> = services
         .iter()
         .flat_map(|s| s.ports.iter().filter_map(|p| p.host))

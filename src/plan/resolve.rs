@@ -12,13 +12,13 @@ use crate::config::{
 };
 
 /// The host every process-facing address uses.
-pub const LOOPBACK: &str = "127.0.0.1";
+pub(crate) const LOOPBACK: &str = "127.0.0.1";
 /// How a container reaches a process on the host.
-pub const HOST_GATEWAY: &str = "host.docker.internal";
+pub(crate) const HOST_GATEWAY: &str = "host.docker.internal";
 
 /// Host and container port numbers of one declared port.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ResolvedPort {
+pub(crate) struct ResolvedPort {
     /// Its name.
     pub name: String,
     /// The port on 127.0.0.1.
@@ -29,7 +29,7 @@ pub struct ResolvedPort {
 
 /// How a service is started.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Launch {
+pub(crate) enum Launch {
     /// A local process.
     Process {
         /// The argument vector (a string command is `sh -c …`).
@@ -46,7 +46,7 @@ pub enum Launch {
 
 /// The image of a container service.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ContainerImage {
+pub(crate) enum ContainerImage {
     /// `stack`'s own image, built from its executable.
     Builtin,
     /// A reference, pulled when missing.
@@ -62,7 +62,7 @@ pub enum ContainerImage {
 
 /// A health probe with concrete addresses.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ResolvedProbe {
+pub(crate) enum ResolvedProbe {
     /// GET `url`.
     Http {
         /// The full URL on 127.0.0.1.
@@ -89,7 +89,7 @@ pub enum ResolvedProbe {
 
 /// A health check ready to run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ResolvedHealth {
+pub(crate) struct ResolvedHealth {
     /// What to probe.
     pub probe: ResolvedProbe,
     /// The configured timing.
@@ -98,7 +98,7 @@ pub struct ResolvedHealth {
 
 /// Everything needed to start, watch and stop one service.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct ServicePlan {
+pub(crate) struct ServicePlan {
     /// Its name.
     pub name: String,
     /// Process or container.
@@ -132,26 +132,10 @@ pub struct ServicePlan {
     pub init: bool,
 }
 
-impl ServicePlan {
-    /// The main port: `main`, else the first.
-    pub fn main_port(&self) -> Option<&ResolvedPort> {
-        self.ports
-            .iter()
-            .find(|p| p.name == "main")
-            .or_else(|| self.ports.first())
-    }
-
-    /// `http://127.0.0.1:<main host port>`.
-    pub fn url(&self) -> Option<String> {
-        self.main_port()
-            .map(|p| format!("http://{LOOPBACK}:{}", p.host))
-    }
-}
-
 /// A reference that cannot be resolved in this plan.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("`{service}`: {message}")]
-pub struct ResolveError {
+pub(crate) struct ResolveError {
     /// The consumer.
     pub service: String,
     /// What went wrong.
@@ -159,7 +143,7 @@ pub struct ResolveError {
 }
 
 /// The resolved ports of every planned service.
-pub type PortTable = HashMap<String, Vec<ResolvedPort>>;
+pub(crate) type PortTable = HashMap<String, Vec<ResolvedPort>>;
 
 /// The address of `target` as `consumer` sees it (SPEC §1): a process sees 127.0.0.1 and
 /// the host port; a container sees another container by name on the stack network and a
@@ -180,7 +164,7 @@ fn address(
 }
 
 /// Builds the plan of `svc` given every planned service's ports and runtimes.
-pub fn service_plan(
+pub(crate) fn service_plan(
     project: &str,
     state_dir: &Path,
     svc: &Service,
@@ -368,7 +352,7 @@ pub fn service_plan(
 }
 
 /// Where a built-in's configuration file is written.
-pub fn builtin_config_path(state_dir: &Path, service: &str) -> PathBuf {
+pub(crate) fn builtin_config_path(state_dir: &Path, service: &str) -> PathBuf {
     state_dir.join("run").join(format!("{service}.yaml"))
 }
 

@@ -32,17 +32,17 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
 /// Labels on everything `stack` creates.
-pub const PROJECT_LABEL: &str = "dev.stack.project";
+pub(crate) const PROJECT_LABEL: &str = "dev.stack.project";
 /// The service a container runs.
-pub const SERVICE_LABEL: &str = "dev.stack.service";
+pub(crate) const SERVICE_LABEL: &str = "dev.stack.service";
 /// A hash of the container's configuration: a different one means "recreate".
-pub const HASH_LABEL: &str = "dev.stack.config-hash";
+pub(crate) const HASH_LABEL: &str = "dev.stack.config-hash";
 /// The repository of the built-in image.
-pub const BUILTIN_REPO: &str = "stack-builtin";
+pub(crate) const BUILTIN_REPO: &str = "stack-builtin";
 
 /// A failure of the engine or of what was asked of it.
 #[derive(Debug, thiserror::Error)]
-pub enum DockerError {
+pub(crate) enum DockerError {
     /// No engine answers.
     #[error("the Docker engine is not reachable: {0}")]
     Unreachable(String),
@@ -69,7 +69,7 @@ pub enum DockerError {
 
 impl DockerError {
     /// The hint shown under the error.
-    pub fn hint(&self) -> Option<&'static str> {
+    pub(crate) fn hint(&self) -> Option<&'static str> {
         match self {
             DockerError::Unreachable(_) => Some(
                 "start the engine (`sudo systemctl start docker`, or `dockerd &`), or point DOCKER_HOST at one",
@@ -104,7 +104,7 @@ fn tolerating(
 
 /// A connection to the engine.
 #[derive(Debug, Clone)]
-pub struct Docker {
+pub(crate) struct Docker {
     api: bollard::Docker,
     /// Services starting together build the built-in image once.
     builtin: std::sync::Arc<tokio::sync::Mutex<()>>,
@@ -116,7 +116,7 @@ pub struct Docker {
 
 /// One container to run.
 #[derive(Debug, Clone)]
-pub struct ContainerSpec {
+pub(crate) struct ContainerSpec {
     /// The project.
     pub project: String,
     /// The service.
@@ -147,12 +147,12 @@ pub struct ContainerSpec {
 
 impl ContainerSpec {
     /// The container's name.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         container_name(&self.project, &self.service)
     }
 
     /// A hash of everything that shapes the container.
-    pub fn config_hash(&self) -> String {
+    pub(crate) fn config_hash(&self) -> String {
         // FNV-1a over the whole specification: stable across runs.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in format!("{self:?}").bytes() {
@@ -164,7 +164,7 @@ impl ContainerSpec {
 }
 
 /// A prestarted built-in container waiting at its gate (see [`super::inside`]).
-pub struct Gated {
+pub(crate) struct Gated {
     docker: Docker,
     /// The container id.
     pub id: String,
@@ -179,7 +179,7 @@ impl std::fmt::Debug for Gated {
 
 impl Gated {
     /// Lets the service start; its container id.
-    pub async fn open(mut self) -> Result<String, DockerError> {
+    pub(crate) async fn open(mut self) -> Result<String, DockerError> {
         use tokio::io::AsyncWriteExt;
         let write = async {
             self.input.write_all(super::inside::OPEN).await?;
@@ -193,19 +193,19 @@ impl Gated {
     }
 
     /// Not needed after all: removes the container.
-    pub async fn discard(self) {
+    pub(crate) async fn discard(self) {
         let _ = self.docker.remove(&self.id).await;
     }
 }
 
 /// `<project>-<service>`.
-pub fn container_name(project: &str, service: &str) -> String {
+pub(crate) fn container_name(project: &str, service: &str) -> String {
     format!("{project}-{service}")
 }
 
 /// A stream chunk of a container's output.
 #[derive(Debug, Clone)]
-pub enum Output {
+pub(crate) enum Output {
     /// Standard output.
     Out(Bytes),
     /// Standard error.
@@ -214,18 +214,14 @@ pub enum Output {
 
 /// A container of a project, as `down` and `doctor` see it.
 #[derive(Debug, Clone)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Its id.
     pub id: String,
-    /// Its service label.
-    pub service: String,
-    /// `running`, `exited`…
-    pub state: String,
 }
 
 impl Docker {
     /// Connects to the engine (`DOCKER_HOST`, else the local socket) and checks it answers.
-    pub async fn connect() -> Result<Docker, DockerError> {
+    pub(crate) async fn connect() -> Result<Docker, DockerError> {
         let api = bollard::Docker::connect_with_local_defaults()
             .map_err(|e| DockerError::Unreachable(e.to_string()))?;
         match tokio::time::timeout(Duration::from_secs(3), api.ping()).await {
@@ -241,7 +237,7 @@ impl Docker {
     }
 
     /// The engine's version.
-    pub async fn version(&self) -> Result<String, DockerError> {
+    pub(crate) async fn version(&self) -> Result<String, DockerError> {
         let v = self.api.version().await.map_err(api)?;
         Ok(v.version.unwrap_or_else(|| "unknown".into()))
     }
@@ -252,7 +248,7 @@ impl Docker {
 
     /// The built-in image for the running executable, built (imported) when missing;
     /// older built-in images are removed. `note` receives progress messages.
-    pub async fn builtin_image(
+    pub(crate) async fn builtin_image(
         &self,
         note: &(dyn Fn(String) + Sync),
     ) -> Result<String, DockerError> {
@@ -332,7 +328,7 @@ impl Docker {
     }
 
     /// Makes sure `reference` is present: pulls it when missing, reporting progress.
-    pub async fn ensure_image(
+    pub(crate) async fn ensure_image(
         &self,
         reference: &str,
         note: &(dyn Fn(String) + Sync),
@@ -380,7 +376,7 @@ impl Docker {
     }
 
     /// Builds `tag` from the folder `context`, each output line to `log`.
-    pub async fn build(
+    pub(crate) async fn build(
         &self,
         context: &Path,
         dockerfile: Option<&str>,
@@ -425,7 +421,7 @@ impl Docker {
 
     /// The project's bridge network (its id), created when missing. Looked up by label and
     /// name rather than by name alone: the engine allows two networks of one name.
-    pub async fn ensure_network(&self, project: &str) -> Result<String, DockerError> {
+    pub(crate) async fn ensure_network(&self, project: &str) -> Result<String, DockerError> {
         let name = format!("stack_{project}");
         let _one_at_a_time = self.network.lock().await;
         let filters = HashMap::from([
@@ -464,7 +460,7 @@ impl Docker {
 
     /// Creates (or recreates, when its configuration changed) and starts the container;
     /// returns its id.
-    pub async fn run(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
+    pub(crate) async fn run(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
         let id = self.create(spec, false).await?;
         self.api
             .start_container(
@@ -478,7 +474,7 @@ impl Docker {
 
     /// Creates and starts the container of a built-in (whose image has `stack __gate`) held
     /// at its gate: everything but the service itself is ready. [`Gated::open`] starts it.
-    pub async fn prestart(&self, spec: &ContainerSpec) -> Result<Gated, DockerError> {
+    pub(crate) async fn prestart(&self, spec: &ContainerSpec) -> Result<Gated, DockerError> {
         let mut gated = spec.clone();
         gated.command = Some(
             std::iter::once(super::inside::GATE.to_string())
@@ -604,7 +600,7 @@ impl Docker {
     }
 
     /// The container's output from now on, stdout and stderr apart, until it stops.
-    pub fn logs(&self, id: &str) -> impl Stream<Item = Output> + Send + 'static {
+    pub(crate) fn logs(&self, id: &str) -> impl Stream<Item = Output> + Send + 'static {
         let options = LogsOptionsBuilder::default()
             .follow(true)
             .stdout(true)
@@ -627,7 +623,7 @@ impl Docker {
     }
 
     /// Waits for the container to stop; its exit code.
-    pub async fn wait(&self, id: &str) -> i64 {
+    pub(crate) async fn wait(&self, id: &str) -> i64 {
         let mut s = self
             .api
             .wait_container(id, None::<bollard::query_parameters::WaitContainerOptions>);
@@ -651,7 +647,7 @@ impl Docker {
     }
 
     /// Stops the container: its stop signal, then SIGKILL after `timeout`.
-    pub async fn stop(&self, id: &str, timeout: Duration) -> Result<(), DockerError> {
+    pub(crate) async fn stop(&self, id: &str, timeout: Duration) -> Result<(), DockerError> {
         let options = StopContainerOptionsBuilder::default()
             .t(timeout.as_secs() as i32)
             .build();
@@ -662,12 +658,12 @@ impl Docker {
     }
 
     /// SIGKILLs the container.
-    pub async fn kill(&self, id: &str) {
+    pub(crate) async fn kill(&self, id: &str) {
         let _ = self.signal(id, "SIGKILL").await;
     }
 
     /// Sends `signal` (`SIGTERM`…) to the container's main process.
-    pub async fn signal(&self, id: &str, signal: &str) -> Result<(), DockerError> {
+    pub(crate) async fn signal(&self, id: &str, signal: &str) -> Result<(), DockerError> {
         let options = bollard::query_parameters::KillContainerOptionsBuilder::default()
             .signal(signal)
             .build();
@@ -679,7 +675,7 @@ impl Docker {
 
     /// Runs `work` (the engine's end of a stopped container) in the background; see
     /// [`Docker::settle`].
-    pub fn track(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+    pub(crate) fn track(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
         let handle = tokio::spawn(work);
         let mut t = self
             .teardown
@@ -690,7 +686,7 @@ impl Docker {
     }
 
     /// Waits for every tracked teardown.
-    pub async fn settle(&self) {
+    pub(crate) async fn settle(&self) {
         let pending: Vec<_> = self
             .teardown
             .lock()
@@ -703,13 +699,13 @@ impl Docker {
     }
 
     /// Removes the container (forcefully).
-    pub async fn remove(&self, id: &str) -> Result<(), DockerError> {
+    pub(crate) async fn remove(&self, id: &str) -> Result<(), DockerError> {
         let options = RemoveContainerOptionsBuilder::default().force(true).build();
         tolerating(self.api.remove_container(id, Some(options)).await, &[404])
     }
 
     /// Runs `argv` inside the container; its exit code.
-    pub async fn exec(
+    pub(crate) async fn exec(
         &self,
         id: &str,
         argv: &[String],
@@ -743,7 +739,7 @@ impl Docker {
     }
 
     /// The image's own HEALTHCHECK status (`healthy`, `unhealthy`, `starting`), if it has one.
-    pub async fn health(&self, id: &str) -> Option<String> {
+    pub(crate) async fn health(&self, id: &str) -> Option<String> {
         let c = self
             .api
             .inspect_container(
@@ -758,7 +754,7 @@ impl Docker {
     }
 
     /// The containers of `project`, by label.
-    pub async fn containers(&self, project: &str) -> Result<Vec<Summary>, DockerError> {
+    pub(crate) async fn containers(&self, project: &str) -> Result<Vec<Summary>, DockerError> {
         let filters = HashMap::from([(
             "label".to_string(),
             vec![format!("{PROJECT_LABEL}={project}")],
@@ -772,22 +768,13 @@ impl Docker {
             .into_iter()
             .map(|c| Summary {
                 id: c.id.unwrap_or_default(),
-                service: c
-                    .labels
-                    .and_then(|l| l.get(SERVICE_LABEL).cloned())
-                    .unwrap_or_default(),
-                state: c
-                    .state
-                    .and_then(|s| serde_json::to_value(s).ok())
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
             })
             .collect())
     }
 
     /// Stops and removes every container of `project`, its network, and (with `volumes`)
     /// its volumes — found by label, without any state. Returns how many containers.
-    pub async fn down(
+    pub(crate) async fn down(
         &self,
         project: &str,
         timeout: Duration,

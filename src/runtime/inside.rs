@@ -15,16 +15,16 @@ use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 /// The first argument that selects the gate.
-pub const GATE: &str = "__gate";
+pub(crate) const GATE: &str = "__gate";
 /// The first argument that selects the probe.
-pub const PROBE: &str = "__probe";
+pub(crate) const PROBE: &str = "__probe";
 /// The gate's exit code when it closes without opening (EX_TEMPFAIL).
-pub const GATE_CLOSED: i32 = 75;
+pub(crate) const GATE_CLOSED: i32 = 75;
 /// What the supervisor writes to open the gate.
-pub const OPEN: &[u8] = b"open\n";
+pub(crate) const OPEN: &[u8] = b"open\n";
 
 /// Waits for the line on stdin, then executes `stack ARGS…`; returns only on failure.
-pub fn gate(args: &[OsString]) -> i32 {
+pub(crate) fn gate(args: &[OsString]) -> i32 {
     let mut line = String::new();
     match std::io::stdin().lock().read_line(&mut line) {
         Ok(n) if n > 0 && line.as_bytes() == OPEN => {}
@@ -39,7 +39,7 @@ pub fn gate(args: &[OsString]) -> i32 {
 }
 
 /// `GET url`; 0 on 2xx, 1 otherwise (with the reason on stderr).
-pub fn probe(args: &[OsString]) -> i32 {
+pub(crate) fn probe(args: &[OsString]) -> i32 {
     let Some(url) = args.first().and_then(|a| a.to_str()) else {
         eprintln!("usage: stack __probe http://HOST:PORT/PATH");
         return 2;

@@ -16,7 +16,7 @@ use crate::procfs;
 
 /// A running service process.
 #[derive(Debug)]
-pub struct RunningProcess {
+pub(crate) struct RunningProcess {
     child: Child,
     /// The group leader's pid (= the group id).
     pub pid: u32,
@@ -27,7 +27,7 @@ pub struct RunningProcess {
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Exit {
+pub(crate) struct Exit {
     /// The exit code, if it exited.
     pub code: Option<i32>,
     /// The signal, if one killed it.
@@ -44,7 +44,7 @@ impl Exit {
     }
 
     /// Exit code 0.
-    pub fn success(self) -> bool {
+    pub(crate) fn success(self) -> bool {
         self.code == Some(0)
     }
 }
@@ -61,7 +61,7 @@ impl std::fmt::Display for Exit {
 
 /// Starts `argv` in `cwd` with `env` added to the inherited environment, under the
 /// process-group shim (`shim` is the `stack` executable; see [`super::shim`]).
-pub async fn start(
+pub(crate) async fn start(
     spawner: &Spawner,
     shim: &Path,
     argv: &[String],
@@ -110,7 +110,7 @@ pub async fn start(
 impl RunningProcess {
     /// Waits for the leader to exit, kills what is left of its group, and drains its
     /// output (cancel-safe: may be raced against other events).
-    pub async fn wait(&mut self) -> Exit {
+    pub(crate) async fn wait(&mut self) -> Exit {
         let status = self.child.wait().await;
         self.reap_group().await;
         match status {
@@ -123,14 +123,14 @@ impl RunningProcess {
     }
 
     /// Sends `signal` to the whole group.
-    pub fn signal(&self, signal: i32) {
+    pub(crate) fn signal(&self, signal: i32) {
         if let Err(err) = unix::signal_group(self.pid, signal) {
             tracing::debug!(pid = self.pid, %err, "cannot signal process group");
         }
     }
 
     /// Stops the group: `signal`, then SIGKILL after `timeout`.
-    pub async fn stop(&mut self, signal: i32, timeout: Duration) -> Exit {
+    pub(crate) async fn stop(&mut self, signal: i32, timeout: Duration) -> Exit {
         self.signal(signal);
         match tokio::time::timeout(timeout, self.child.wait()).await {
             Ok(status) => {
@@ -151,7 +151,7 @@ impl RunningProcess {
     }
 
     /// SIGKILLs the group at once.
-    pub async fn kill(&mut self) -> Exit {
+    pub(crate) async fn kill(&mut self) -> Exit {
         self.signal(libc::SIGKILL);
         self.wait().await
     }

@@ -16,7 +16,7 @@ use crate::plan::{ContainerImage, ServicePlan};
 
 /// A running service.
 #[derive(Debug)]
-pub enum Running {
+pub(crate) enum Running {
     /// A process group.
     Process(RunningProcess),
     /// A container.
@@ -25,7 +25,7 @@ pub enum Running {
 
 /// A running container.
 #[derive(Debug)]
-pub struct RunningContainer {
+pub(crate) struct RunningContainer {
     docker: Docker,
     /// The container id.
     pub id: String,
@@ -38,7 +38,7 @@ pub struct RunningContainer {
 
 impl Running {
     /// The process (group leader) pid, for processes.
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         match self {
             Running::Process(p) => Some(p.pid),
             Running::Container(_) => None,
@@ -46,7 +46,7 @@ impl Running {
     }
 
     /// The pid's start time, for processes.
-    pub fn start_time(&self) -> Option<u64> {
+    pub(crate) fn start_time(&self) -> Option<u64> {
         match self {
             Running::Process(p) => p.start_time,
             Running::Container(_) => None,
@@ -54,7 +54,7 @@ impl Running {
     }
 
     /// The container id, for containers.
-    pub fn container_id(&self) -> Option<&str> {
+    pub(crate) fn container_id(&self) -> Option<&str> {
         match self {
             Running::Process(_) => None,
             Running::Container(c) => Some(&c.id),
@@ -62,7 +62,7 @@ impl Running {
     }
 
     /// The container, for exec probes and its own HEALTHCHECK.
-    pub fn container(&self) -> Option<(Docker, String)> {
+    pub(crate) fn container(&self) -> Option<(Docker, String)> {
         match self {
             Running::Process(_) => None,
             Running::Container(c) => Some((c.docker.clone(), c.id.clone())),
@@ -70,7 +70,7 @@ impl Running {
     }
 
     /// Waits for the service to end on its own (cancel-safe).
-    pub async fn wait(&mut self) -> Exit {
+    pub(crate) async fn wait(&mut self) -> Exit {
         match self {
             Running::Process(p) => p.wait().await,
             Running::Container(c) => c.wait().await,
@@ -78,7 +78,7 @@ impl Running {
     }
 
     /// Stops it: the stop signal, then SIGKILL after `timeout`.
-    pub async fn stop(&mut self, signal: StopSignal, timeout: Duration) -> Exit {
+    pub(crate) async fn stop(&mut self, signal: StopSignal, timeout: Duration) -> Exit {
         match self {
             Running::Process(p) => p.stop(signal.0, timeout).await,
             Running::Container(c) => c.stop(signal, timeout).await,
@@ -86,7 +86,7 @@ impl Running {
     }
 
     /// SIGKILLs it at once.
-    pub async fn kill(&mut self) -> Exit {
+    pub(crate) async fn kill(&mut self) -> Exit {
         match self {
             Running::Process(p) => p.kill().await,
             Running::Container(c) => {
@@ -167,7 +167,7 @@ impl Drop for RunningContainer {
 }
 
 /// Where a container service comes from and goes.
-pub struct ContainerContext<'a> {
+pub(crate) struct ContainerContext<'a> {
     /// The engine.
     pub docker: &'a Docker,
     /// The project.
@@ -180,7 +180,7 @@ pub struct ContainerContext<'a> {
 
 /// Prepares the image, the network and the container of `plan`, starts it (or opens its
 /// prestarted container), and streams its output into `log`.
-pub async fn start_container(
+pub(crate) async fn start_container(
     cx: &ContainerContext<'_>,
     plan: &ServicePlan,
     image: &ContainerImage,
@@ -228,7 +228,7 @@ pub async fn start_container(
 
 /// Creates and starts the container of a built-in held at its gate, while its dependencies
 /// come up; [`start_container`] opens it once they are ready.
-pub async fn prestart_container(
+pub(crate) async fn prestart_container(
     cx: &ContainerContext<'_>,
     plan: &ServicePlan,
     command: Option<Vec<String>>,

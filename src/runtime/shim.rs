@@ -7,7 +7,6 @@
 //! parent-death signal, SIGTERM, arrives while its parent is no longer the supervisor) it
 //! SIGKILLs the whole group. Signals sent to the group for a normal stop reach the command
 //! directly; the shim only outlives it long enough to report how it ended.
-#![allow(unsafe_code)] // installing signal handlers is unsafe in nix's API.
 
 use std::ffi::OsString;
 use std::process::Command;
@@ -18,9 +17,9 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{Pid, getppid};
 
 /// The first argument that selects the shim.
-pub const ARG: &str = "__shim";
+pub(crate) const ARG: &str = "__shim";
 /// The environment variable carrying the supervisor's pid.
-pub const PARENT_ENV: &str = "STACK_SHIM_PARENT";
+pub(crate) const PARENT_ENV: &str = "STACK_SHIM_PARENT";
 
 static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
@@ -40,7 +39,11 @@ const CAUGHT: [Signal; 6] = [
 
 /// Runs `argv` as described above; returns the exit code to use (after re-raising a fatal
 /// signal when the command died of one).
-pub fn run(argv: &[OsString]) -> i32 {
+#[expect(
+    unsafe_code,
+    reason = "installing signal handlers is unsafe in nix's API"
+)]
+pub(crate) fn run(argv: &[OsString]) -> i32 {
     let Some((program, args)) = argv.split_first() else {
         eprintln!("stack: nothing to run");
         return 127;
@@ -92,6 +95,10 @@ pub fn run(argv: &[OsString]) -> i32 {
 }
 
 /// Ends this process by `sig`, as the command did, so the supervisor sees the same cause.
+#[expect(
+    unsafe_code,
+    reason = "restoring a signal disposition is unsafe in nix's API"
+)]
 fn die_like(sig: Signal) -> i32 {
     let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     // SAFETY: restoring the default disposition has no handler to be unsafe about.

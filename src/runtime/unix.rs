@@ -2,7 +2,6 @@
 //! signal. `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, not the
 //! process; so every child is forked from one long-lived spawner thread, never from a
 //! tokio blocking-pool thread that may be retired while the child runs.
-#![allow(unsafe_code)] // `pre_exec` is unsafe: the closure runs between fork and exec.
 
 use std::io;
 use std::sync::mpsc;
@@ -16,13 +15,13 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// Forks children from one dedicated thread that lives as long as the supervisor.
 #[derive(Debug, Clone)]
-pub struct Spawner {
+pub(crate) struct Spawner {
     jobs: mpsc::Sender<Job>,
 }
 
 impl Spawner {
     /// Starts the spawner thread inside the current tokio runtime.
-    pub fn start() -> io::Result<Spawner> {
+    pub(crate) fn start() -> io::Result<Spawner> {
         let handle = tokio::runtime::Handle::current();
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
@@ -37,7 +36,7 @@ impl Spawner {
     }
 
     /// Spawns `cmd` (already configured with [`configure`]) from the spawner thread.
-    pub async fn spawn(&self, mut cmd: Command) -> io::Result<Child> {
+    pub(crate) async fn spawn(&self, mut cmd: Command) -> io::Result<Child> {
         let (tx, rx) = oneshot::channel();
         self.jobs
             .send(Box::new(move || {
@@ -51,13 +50,17 @@ impl Spawner {
 
 /// Puts the child in its own process group and asks the kernel to SIGKILL it when the
 /// spawning thread (the supervisor) dies.
-pub fn configure(cmd: &mut Command) {
+pub(crate) fn configure(cmd: &mut Command) {
     cmd.process_group(0);
     die_with_parent(cmd);
 }
 
 /// Asks the kernel to SIGKILL the child when the thread that spawns it exits.
-pub fn die_with_parent(cmd: &mut Command) {
+#[expect(
+    unsafe_code,
+    reason = "`pre_exec` is unsafe: the closure runs between fork and exec"
+)]
+pub(crate) fn die_with_parent(cmd: &mut Command) {
     let parent = std::process::id();
     // SAFETY: the closure only calls async-signal-safe functions (prctl, getppid, _exit)
     // and allocates nothing.
@@ -74,7 +77,7 @@ pub fn die_with_parent(cmd: &mut Command) {
 }
 
 /// Sends `signal` to every process of group `pgid`; a group already gone is not an error.
-pub fn signal_group(pgid: u32, signal: i32) -> io::Result<()> {
+pub(crate) fn signal_group(pgid: u32, signal: i32) -> io::Result<()> {
     let sig = Signal::try_from(signal).map_err(io::Error::from)?;
     match killpg(Pid::from_raw(pgid as i32), sig) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
@@ -83,7 +86,7 @@ pub fn signal_group(pgid: u32, signal: i32) -> io::Result<()> {
 }
 
 /// Sends `signal` to one process; a process already gone is not an error.
-pub fn signal_pid(pid: u32, signal: i32) -> io::Result<()> {
+pub(crate) fn signal_pid(pid: u32, signal: i32) -> io::Result<()> {
     let sig = Signal::try_from(signal).map_err(io::Error::from)?;
     match nix::sys::signal::kill(Pid::from_raw(pid as i32), sig) {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
@@ -93,7 +96,11 @@ pub fn signal_pid(pid: u32, signal: i32) -> io::Result<()> {
 
 /// Starts the child in a new session (no controlling terminal): a detached supervisor
 /// survives the terminal that started it.
-pub fn new_session(cmd: &mut std::process::Command) {
+#[expect(
+    unsafe_code,
+    reason = "`pre_exec` is unsafe: the closure runs between fork and exec"
+)]
+pub(crate) fn new_session(cmd: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: setsid is async-signal-safe and allocates nothing.
     unsafe {

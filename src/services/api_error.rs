@@ -8,7 +8,7 @@ use serde_json::json;
 
 /// Which API's conventions a route follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Api {
+pub(crate) enum Api {
     /// OpenAI-compatible routes.
     OpenAi,
     /// Anthropic-compatible routes (`/v1/messages…`).
@@ -17,7 +17,7 @@ pub enum Api {
 
 /// An error answer.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// The API shape.
     pub api: Api,
     /// The status.
@@ -34,7 +34,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// An error with `status` and `message`.
-    pub fn new(api: Api, status: u16, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(api: Api, status: u16, message: impl Into<String>) -> ApiError {
         ApiError {
             api,
             status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -46,7 +46,7 @@ impl ApiError {
     }
 
     /// 400 for a bad request body.
-    pub fn bad_request(api: Api, message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(api: Api, message: impl Into<String>) -> ApiError {
         ApiError::new(api, 400, message)
     }
 
@@ -79,7 +79,7 @@ impl ApiError {
     }
 
     /// The JSON body.
-    pub fn body(&self) -> serde_json::Value {
+    pub(crate) fn body(&self) -> serde_json::Value {
         match self.api {
             Api::OpenAi => {
                 let (kind, code) = self.openai_kind();
@@ -93,7 +93,7 @@ impl ApiError {
     }
 
     /// The body as it travels inside a stream (a mid-stream failure).
-    pub fn stream_frame(&self) -> String {
+    pub(crate) fn stream_frame(&self) -> String {
         match self.api {
             Api::OpenAi => format!("data: {}\n\n", self.body()),
             Api::Anthropic => format!("event: error\ndata: {}\n\n", self.body()),

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     /// The file.
     pub path: PathBuf,
     /// 1-based line and column, when known.
@@ -35,7 +35,7 @@ impl fmt::Display for ConfigError {
 
 impl ConfigError {
     /// An error about the whole file (or a value found after parsing).
-    pub fn new(path: &Path, message: impl Into<String>) -> Self {
+    pub(crate) fn new(path: &Path, message: impl Into<String>) -> Self {
         Self {
             path: path.to_path_buf(),
             location: None,
@@ -46,7 +46,9 @@ impl ConfigError {
 }
 
 /// Reads `path` as YAML into `T`; no path, or an empty file, gives `T::default()`.
-pub fn load_yaml<T: DeserializeOwned + Default>(path: Option<&Path>) -> Result<T, ConfigError> {
+pub(crate) fn load_yaml<T: DeserializeOwned + Default>(
+    path: Option<&Path>,
+) -> Result<T, ConfigError> {
     let Some(path) = path else {
         return Ok(T::default());
     };
@@ -56,7 +58,7 @@ pub fn load_yaml<T: DeserializeOwned + Default>(path: Option<&Path>) -> Result<T
 }
 
 /// Parses YAML `text` (read from `path`) into `T`; an empty document gives `T::default()`.
-pub fn parse_yaml<T: DeserializeOwned + Default>(
+pub(crate) fn parse_yaml<T: DeserializeOwned + Default>(
     path: &Path,
     text: &str,
 ) -> Result<T, ConfigError> {

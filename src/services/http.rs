@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::ServeError;
 
 /// Binds a TCP listener, mapping failure to [`ServeError::Bind`].
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })
@@ -24,7 +24,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
 
 /// Serves `app` on `listener` until `shutdown` is cancelled, then drains open requests.
 /// Accepted sockets get TCP_NODELAY: without it small SSE frames stall ~40 ms.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: CancellationToken,
@@ -33,7 +33,7 @@ pub async fn serve(
 }
 
 /// [`serve`] for any service (a router behind a front that answers some routes itself).
-pub async fn serve_service<S>(
+pub(crate) async fn serve_service<S>(
     listener: TcpListener,
     service: S,
     shutdown: CancellationToken,
@@ -55,7 +55,7 @@ where
 
 /// The body of `GET /health` (SPEC §4): status, version, uptime.
 #[derive(Debug, Clone, Serialize)]
-pub struct Health {
+pub(crate) struct Health {
     /// `ok` when the service can serve.
     pub status: &'static str,
     /// Which built-in.
@@ -68,14 +68,14 @@ pub struct Health {
 
 /// Tracks the start time of a service for [`Health`].
 #[derive(Debug, Clone, Copy)]
-pub struct Uptime {
+pub(crate) struct Uptime {
     service: &'static str,
     started: Instant,
 }
 
 impl Uptime {
     /// Starts the clock now.
-    pub fn start(service: &'static str) -> Self {
+    pub(crate) fn start(service: &'static str) -> Self {
         Self {
             service,
             started: Instant::now(),
@@ -83,7 +83,7 @@ impl Uptime {
     }
 
     /// A healthy `/health` document.
-    pub fn health(&self) -> Health {
+    pub(crate) fn health(&self) -> Health {
         Health {
             status: "ok",
             service: self.service,

@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 
 /// Labels of a finished HTTP request.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
+pub(crate) struct RequestLabels {
     /// The route template (`/v1/sessions/{id}/entries`), never the raw path.
     pub route: Cow<'static, str>,
     /// `GET`, `POST`, …
@@ -28,14 +28,14 @@ pub struct RequestLabels {
 
 /// Labels of a route, for the latency histogram.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
+pub(crate) struct RouteLabels {
     /// The route template.
     pub route: Cow<'static, str>,
 }
 
 /// Request counters and latency histograms; add service-specific metrics to `registry`.
 #[derive(Debug)]
-pub struct HttpMetrics {
+pub(crate) struct HttpMetrics {
     /// The registry rendered by `/metrics`.
     pub registry: Registry,
     requests: Family<RequestLabels, Counter>,
@@ -50,7 +50,7 @@ const LATENCY_BUCKETS: [f64; 16] = [
 
 impl HttpMetrics {
     /// A registry prefixed with `prefix` (`stack_model`), holding the HTTP metrics.
-    pub fn new(prefix: &str) -> Self {
+    pub(crate) fn new(prefix: &str) -> Self {
         let mut registry = Registry::with_prefix(prefix);
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(
@@ -74,7 +74,7 @@ impl HttpMetrics {
     }
 
     /// Records one request.
-    pub fn observe(
+    pub(crate) fn observe(
         &self,
         route: impl Into<Cow<'static, str>>,
         method: impl Into<Cow<'static, str>>,
@@ -96,7 +96,7 @@ impl HttpMetrics {
     }
 
     /// The request counter of one route, method and status, to count without a lookup.
-    pub fn requests_counter(
+    pub(crate) fn requests_counter(
         &self,
         route: &'static str,
         method: &'static str,
@@ -112,7 +112,7 @@ impl HttpMetrics {
     }
 
     /// The latency histogram of one route, to observe without a lookup.
-    pub fn latency_histogram(&self, route: &'static str) -> Histogram {
+    pub(crate) fn latency_histogram(&self, route: &'static str) -> Histogram {
         self.latency
             .get_or_create(&RouteLabels {
                 route: Cow::Borrowed(route),
@@ -121,7 +121,7 @@ impl HttpMetrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self) -> Response {
+    pub(crate) fn render(&self) -> Response {
         let mut body = String::new();
         match prometheus_client::encoding::text::encode(&mut body, &self.registry) {
             Ok(()) => (
@@ -140,7 +140,11 @@ impl HttpMetrics {
 /// Axum middleware recording every request in `metrics`. Install it with
 /// `Router::route_layer(axum::middleware::from_fn_with_state(metrics, track))`, so the
 /// route template is known.
-pub async fn track(State(metrics): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
+pub(crate) async fn track(
+    State(metrics): State<Arc<HttpMetrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let start = Instant::now();
     let route = req
         .extensions()

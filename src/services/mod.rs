@@ -4,24 +4,24 @@
 //! plus a `serve(listener, config, shutdown)`, so it runs as a child process of the
 //! orchestrator and is testable in-process.
 
-pub mod api_error;
-pub mod config;
-pub mod context;
-pub mod gateway;
-pub mod http;
-pub mod metrics;
-pub mod model;
+pub(crate) mod api_error;
+pub(crate) mod config;
+pub(crate) mod context;
+pub(crate) mod gateway;
+pub(crate) mod http;
+pub(crate) mod metrics;
+pub(crate) mod model;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use tokio_util::sync::CancellationToken;
 
-pub use crate::config::BuiltinKind;
+pub(crate) use crate::config::BuiltinKind;
 
 /// What is wrong with a built-in's `config:` map from a stack file (relative paths in it
 /// against `dir`): what `stack serve` would refuse, found before anything starts.
-pub fn check_config(
+pub(crate) fn check_config(
     kind: BuiltinKind,
     value: &serde_json::Value,
     dir: &std::path::Path,
@@ -35,7 +35,7 @@ pub fn check_config(
 
 /// Where and with what configuration a built-in service runs.
 #[derive(Debug, Clone)]
-pub struct ServeOptions {
+pub(crate) struct ServeOptions {
     /// Address to bind (loopback by default).
     pub host: IpAddr,
     /// Port; 0 lets the OS choose.
@@ -46,7 +46,7 @@ pub struct ServeOptions {
 
 /// Why a built-in service could not run.
 #[derive(Debug, thiserror::Error)]
-pub enum ServeError {
+pub(crate) enum ServeError {
     /// The configuration file is unreadable or invalid.
     #[error("{0}")]
     Config(#[from] config::ConfigError),
@@ -68,7 +68,7 @@ pub enum ServeError {
 
 impl ServeError {
     /// The exit code (SPEC §2): bad config → 2, cannot bind → 3.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         use crate::exit;
         match self {
             ServeError::Config(_) => exit::INVALID_INPUT,
@@ -82,7 +82,7 @@ impl ServeError {
 ///
 /// The announcement `listening on http://ADDR` is the readiness line tests and the
 /// orchestrator may wait for.
-pub async fn run(
+pub(crate) async fn run(
     kind: BuiltinKind,
     opts: ServeOptions,
     shutdown: CancellationToken,

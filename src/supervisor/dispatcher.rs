@@ -26,7 +26,7 @@ use crate::runtime::unix::Spawner;
 use crate::state::{self, ProcessId, ServiceState};
 
 /// What the dispatcher reports to (the terminal UI, or the detached supervisor's log).
-pub trait Observer: Send {
+pub(crate) trait Observer: Send {
     /// A service event happened.
     fn event(&mut self, event: &Event);
     /// Every service is ready (healthy, running, or done).
@@ -39,7 +39,7 @@ pub trait Observer: Send {
 
 /// How the supervisor runs.
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// Overall deadline for every service to be ready (`--timeout`).
     pub timeout: Option<Duration>,
     /// Stop everything when this process exits (`stack run`'s supervisor).
@@ -57,7 +57,7 @@ enum Phase {
 
 /// Runs `plan` until it is stopped (Ctrl-C, SIGTERM, `stack down`, or every service
 /// ended); returns the exit code (SPEC §2). The caller holds the project lock.
-pub async fn run(
+pub(crate) async fn run(
     plan: Arc<Plan>,
     notify: Arc<Notify>,
     observer: &mut dyn Observer,

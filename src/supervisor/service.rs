@@ -21,7 +21,7 @@ use crate::runtime::unix::Spawner;
 
 /// What the dispatcher (or a user, through it) asks of a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
+pub(crate) enum Control {
     /// Start it (after its dependencies).
     Start,
     /// Stop it gracefully, within its `stop_timeout` or the one given.
@@ -34,7 +34,7 @@ pub enum Control {
 
 /// The dispatcher's handle on an actor.
 #[derive(Debug, Clone)]
-pub struct ActorHandle {
+pub(crate) struct ActorHandle {
     /// The service.
     pub name: String,
     /// Send controls here.
@@ -44,7 +44,7 @@ pub struct ActorHandle {
 }
 
 /// A dependency as the actor sees it.
-pub struct Dep {
+pub(crate) struct Dep {
     /// Its name.
     pub name: String,
     /// What to wait for.
@@ -55,7 +55,7 @@ pub struct Dep {
 
 /// Shared by every actor.
 #[derive(Clone)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// Forks the children.
     pub spawner: Spawner,
     /// Probes' HTTP client.
@@ -79,7 +79,7 @@ const RESTART_CAP: Duration = Duration::from_secs(15);
 const STABLE_RUN: Duration = Duration::from_secs(10);
 
 /// A service actor.
-pub struct Actor {
+pub(crate) struct Actor {
     plan: Arc<ServicePlan>,
     deps: Vec<Dep>,
     shared: Shared,
@@ -109,7 +109,7 @@ enum RunEnd {
 
 impl Actor {
     /// Creates the actor and its handle.
-    pub fn new(
+    pub(crate) fn new(
         plan: Arc<ServicePlan>,
         deps: Vec<Dep>,
         shared: Shared,
@@ -145,7 +145,7 @@ impl Actor {
     }
 
     /// Runs until the dispatcher drops its handle.
-    pub async fn run(mut self) {
+    pub(crate) async fn run(mut self) {
         while let Some(c) = self.rx.recv().await {
             match c {
                 Control::Start | Control::Restart => self.lifecycle().await,
@@ -665,7 +665,7 @@ enum DepOutcome {
 }
 
 /// Whether a dependency in status `s` satisfies `c`.
-pub fn satisfied(c: Condition, s: &Status) -> bool {
+pub(crate) fn satisfied(c: Condition, s: &Status) -> bool {
     match c {
         Condition::Started => {
             s.state == State::Running || (s.state == State::Exited && s.exit_code == Some(0))

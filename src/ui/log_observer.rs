@@ -8,7 +8,7 @@ use crate::supervisor::Observer;
 
 /// The observer of a detached supervisor: one line per event in `supervisor.log`.
 #[derive(Debug, Default)]
-pub struct LogObserver;
+pub(crate) struct LogObserver;
 
 impl Observer for LogObserver {
     fn event(&mut self, event: &Event) {

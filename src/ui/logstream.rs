@@ -11,7 +11,7 @@ use super::{Console, paint, service_style};
 use crate::logs::{Follower, Line, Stream};
 
 /// Prints every new line of the `followers` until `stop`, then prints what is left.
-pub async fn run(
+pub(crate) async fn run(
     console: Console,
     mut followers: Vec<Follower>,
     notify: Arc<Notify>,
@@ -47,7 +47,7 @@ pub async fn run(
 }
 
 /// `name | text`, the name padded and coloured.
-pub fn format_line(console: &Console, line: &Line, width: usize) -> String {
+pub(crate) fn format_line(console: &Console, line: &Line, width: usize) -> String {
     let color = console.out_color();
     let name = format!("{:<width$}", line.service);
     let prefix = paint(color, service_style(&line.service), &format!("{name} |"));

@@ -3,9 +3,9 @@
 //! `--no-color`/`NO_COLOR`; spinners (indicatif) only when stderr is a terminal.
 
 mod log_observer;
-pub mod logstream;
-pub mod progress;
-pub mod table;
+pub(crate) mod logstream;
+pub(crate) mod progress;
+pub(crate) mod table;
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -15,11 +15,11 @@ use indicatif::MultiProgress;
 
 use crate::cli::GlobalArgs;
 
-pub use log_observer::LogObserver;
+pub(crate) use log_observer::LogObserver;
 
 /// The terminal, shared by the progress display and the log stream.
 #[derive(Clone)]
-pub struct Console {
+pub(crate) struct Console {
     inner: Arc<Inner>,
 }
 
@@ -32,7 +32,7 @@ struct Inner {
 
 impl Console {
     /// Detects terminals and colour settings.
-    pub fn new(global: &GlobalArgs) -> Console {
+    pub(crate) fn new(global: &GlobalArgs) -> Console {
         let color = global.color();
         let err_tty = std::io::stderr().is_terminal();
         let spinners = (err_tty && !global.quiet).then(MultiProgress::new);
@@ -47,28 +47,28 @@ impl Console {
     }
 
     /// Whether stdout takes colour.
-    pub fn out_color(&self) -> bool {
+    pub(crate) fn out_color(&self) -> bool {
         self.inner.out_color
     }
 
     /// Whether stderr takes colour.
-    pub fn err_color(&self) -> bool {
+    pub(crate) fn err_color(&self) -> bool {
         self.inner.err_color
     }
 
     /// `-q`: progress is not shown.
-    pub fn quiet(&self) -> bool {
+    pub(crate) fn quiet(&self) -> bool {
         self.inner.quiet
     }
 
     /// The spinner area, when stderr is a terminal.
-    pub fn spinners(&self) -> Option<&MultiProgress> {
+    pub(crate) fn spinners(&self) -> Option<&MultiProgress> {
         self.inner.spinners.as_ref()
     }
 
     /// Writes `text` (whole lines) to stdout, above any spinners. A closed stdout is
     /// ignored: the services must not notice.
-    pub fn out(&self, text: &str) {
+    pub(crate) fn out(&self, text: &str) {
         let write = || {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(text.as_bytes());
@@ -81,7 +81,7 @@ impl Console {
     }
 
     /// Writes `text` (whole lines) to stderr, above any spinners.
-    pub fn err(&self, text: &str) {
+    pub(crate) fn err(&self, text: &str) {
         let write = || {
             let mut err = std::io::stderr().lock();
             let _ = err.write_all(text.as_bytes());
@@ -104,7 +104,7 @@ const PALETTE: [AnsiColor; 6] = [
 ];
 
 /// The stable colour of a service: the same name always gets the same colour.
-pub fn service_style(name: &str) -> Style {
+pub(crate) fn service_style(name: &str) -> Style {
     // FNV-1a: stable across runs and platforms, unlike the std hasher.
     let mut h: u32 = 0x811c_9dc5;
     for b in name.bytes() {
@@ -115,7 +115,7 @@ pub fn service_style(name: &str) -> Style {
 }
 
 /// `text` in `style` when `color`.
-pub fn paint(color: bool, style: Style, text: &str) -> String {
+pub(crate) fn paint(color: bool, style: Style, text: &str) -> String {
     if color {
         format!("{style}{text}{style:#}")
     } else {
@@ -124,7 +124,7 @@ pub fn paint(color: bool, style: Style, text: &str) -> String {
 }
 
 /// Bold red `error:`.
-pub fn error_label(color: bool) -> String {
+pub(crate) fn error_label(color: bool) -> String {
     paint(
         color,
         Style::new().bold().fg_color(Some(AnsiColor::Red.into())),

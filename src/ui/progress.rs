@@ -16,10 +16,10 @@ use crate::plan::Plan;
 use crate::supervisor::Observer;
 
 /// How many log lines accompany a failure.
-pub const TAIL_LINES: usize = 20;
+pub(crate) const TAIL_LINES: usize = 20;
 
 /// The foreground observer.
-pub struct Progress {
+pub(crate) struct Progress {
     console: Console,
     plan: std::sync::Arc<Plan>,
     json: bool,
@@ -32,7 +32,7 @@ pub struct Progress {
 
 impl Progress {
     /// Shows the services of `plan`; `json` prints the `ps` document instead of the table.
-    pub fn new(console: Console, plan: std::sync::Arc<Plan>, json: bool) -> Progress {
+    pub(crate) fn new(console: Console, plan: std::sync::Arc<Plan>, json: bool) -> Progress {
         let width = plan
             .services
             .iter()
@@ -69,7 +69,7 @@ impl Progress {
     }
 
     /// Prints the ready table on stderr rather than stdout.
-    pub fn table_on_stderr(mut self) -> Progress {
+    pub(crate) fn table_on_stderr(mut self) -> Progress {
         self.table_on_stderr = true;
         self
     }
@@ -93,7 +93,7 @@ impl Progress {
 }
 
 /// One line describing an event.
-pub fn describe(kind: &EventKind) -> String {
+pub(crate) fn describe(kind: &EventKind) -> String {
     kind.to_string()
 }
 

@@ -5,7 +5,7 @@ use crate::events::report::PsDocument;
 use crate::events::{Health, State};
 
 /// Renders `doc` as an aligned table (trailing newline included).
-pub fn render(doc: &PsDocument, color: bool) -> String {
+pub(crate) fn render(doc: &PsDocument, color: bool) -> String {
     let mut rows: Vec<[String; 6]> = vec![[
         "SERVICE".into(),
         "STATE".into(),
@@ -74,7 +74,7 @@ pub fn render(doc: &PsDocument, color: bool) -> String {
 }
 
 /// The name of a state as in `ps`.
-pub fn state_name(s: State) -> &'static str {
+pub(crate) fn state_name(s: State) -> &'static str {
     match s {
         State::Created => "created",
         State::Starting => "starting",
@@ -86,7 +86,7 @@ pub fn state_name(s: State) -> &'static str {
 }
 
 /// The name of a health as in `ps`.
-pub fn health_name(h: Health) -> &'static str {
+pub(crate) fn health_name(h: Health) -> &'static str {
     match h {
         Health::None => "none",
         Health::Starting => "starting",

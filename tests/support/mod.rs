@@ -11,23 +11,23 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The `stack` binary under test.
-pub fn stack_bin() -> &'static str {
+pub(crate) fn stack_bin() -> &'static str {
     env!("CARGO_BIN_EXE_stack")
 }
 
 /// The repository root.
-pub fn repo_root() -> &'static Path {
+pub(crate) fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Whether this run is in CI, where nothing may skip.
-pub fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
 /// Reports a missing prerequisite: a skip on a laptop, a failure in CI.
 /// Returns normally only when the test should return early (skipped).
-pub fn skip_or_fail(test: &str, why: &str) {
+pub(crate) fn skip_or_fail(test: &str, why: &str) {
     if in_ci() {
         panic!("{test}: {why} (CI is set, so this test may not skip)");
     }
@@ -36,7 +36,7 @@ pub fn skip_or_fail(test: &str, why: &str) {
 
 /// The SDK venvs `.ci/run` creates (`scripts/sdk-venv.sh`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sdk {
+pub(crate) enum Sdk {
     /// openai 3.x, anthropic 2.x, mcp 2.x (the current majors).
     Current,
     /// openai 2.x, anthropic 1.x, mcp 1.x (the previous majors).
@@ -47,10 +47,10 @@ pub enum Sdk {
 
 impl Sdk {
     /// Every venv, newest first.
-    pub const ALL: [Sdk; 3] = [Sdk::Current, Sdk::Previous, Sdk::Legacy];
+    pub(crate) const ALL: [Sdk; 3] = [Sdk::Current, Sdk::Previous, Sdk::Legacy];
 
     /// The venv's folder name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Sdk::Current => "current",
             Sdk::Previous => "previous",
@@ -59,7 +59,7 @@ impl Sdk {
     }
 
     /// The venv's python, or `None` after [`skip_or_fail`] when it is missing.
-    pub fn python(self, test: &str) -> Option<PathBuf> {
+    pub(crate) fn python(self, test: &str) -> Option<PathBuf> {
         let base = std::env::var_os("STACK_SDK_VENVS")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo_root().join(".venv"));
@@ -81,7 +81,7 @@ impl Sdk {
 
 /// Runs a Python test script from `tests/python/` with `python`, passing `env`; panics
 /// with its output when it fails.
-pub fn run_python(python: &Path, script: &str, env: &[(&str, &str)]) -> Output {
+pub(crate) fn run_python(python: &Path, script: &str, env: &[(&str, &str)]) -> Output {
     let path = repo_root().join("tests/python").join(script);
     let out = Command::new(python)
         .arg(&path)
@@ -102,7 +102,7 @@ pub fn run_python(python: &Path, script: &str, env: &[(&str, &str)]) -> Output {
 
 /// A `stack serve <kind>` child on a port the OS chose; stopped (SIGTERM, then SIGKILL)
 /// when dropped.
-pub struct Served {
+pub(crate) struct Served {
     child: Child,
     /// `http://127.0.0.1:PORT`
     pub url: String,
@@ -115,13 +115,13 @@ pub struct Served {
 impl Served {
     /// Starts `stack serve <kind>` with `config` (YAML) written to a file, and waits for its
     /// readiness line.
-    pub fn start(kind: &str, config: Option<&str>) -> Served {
+    pub(crate) fn start(kind: &str, config: Option<&str>) -> Served {
         let dir = tempfile::tempdir().expect("tempdir");
         Self::start_in(kind, config, dir)
     }
 
     /// Like [`Served::start`], in a given folder (relative paths in `config` resolve there).
-    pub fn start_in(kind: &str, config: Option<&str>, dir: tempfile::TempDir) -> Served {
+    pub(crate) fn start_in(kind: &str, config: Option<&str>, dir: tempfile::TempDir) -> Served {
         let mut cmd = Command::new(stack_bin());
         cmd.args(["serve", kind, "--port", "0"])
             .current_dir(dir.path())
@@ -166,12 +166,12 @@ impl Served {
     }
 
     /// The child's pid.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Sends SIGTERM and waits up to `timeout` for a clean exit; returns whether it exited 0.
-    pub fn stop(&mut self, timeout: Duration) -> bool {
+    pub(crate) fn stop(&mut self, timeout: Duration) -> bool {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -188,7 +188,7 @@ impl Served {
     }
 
     /// SIGKILLs the child and reaps it.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -203,14 +203,14 @@ impl Drop for Served {
 }
 
 /// A scratch project: a temp folder with a `stack.yaml`, and `stack` run inside it.
-pub struct Project {
+pub(crate) struct Project {
     /// The folder.
     pub dir: tempfile::TempDir,
 }
 
 /// The output of a finished `stack` command.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     /// The exit code (None when killed by a signal).
     pub code: Option<i32>,
     /// Standard output.
@@ -221,7 +221,7 @@ pub struct Run {
 
 impl Project {
     /// A project whose `stack.yaml` is `yaml`.
-    pub fn new(yaml: &str) -> Project {
+    pub(crate) fn new(yaml: &str) -> Project {
         let dir = tempfile::Builder::new()
             .prefix("stack-test-")
             .tempdir()
@@ -231,12 +231,12 @@ impl Project {
     }
 
     /// The folder's path.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
     /// Writes a file in the project.
-    pub fn write(&self, name: &str, contents: &str) {
+    pub(crate) fn write(&self, name: &str, contents: &str) {
         let p = self.dir.path().join(name);
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).expect("mkdir");
@@ -245,13 +245,13 @@ impl Project {
     }
 
     /// Reads a file of the project.
-    pub fn read(&self, name: &str) -> String {
+    pub(crate) fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(name))
             .unwrap_or_else(|e| panic!("cannot read {name}: {e}"))
     }
 
     /// A `stack` command in the project folder, with no colour.
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(stack_bin());
         cmd.args(args)
             .current_dir(self.dir.path())
@@ -263,12 +263,12 @@ impl Project {
     }
 
     /// Runs `stack ARGS` to completion (at most `timeout`).
-    pub fn run(&self, args: &[&str], timeout: Duration) -> Run {
+    pub(crate) fn run(&self, args: &[&str], timeout: Duration) -> Run {
         self.spawn(args).finish(timeout)
     }
 
     /// Starts `stack ARGS` in the background.
-    pub fn spawn(&self, args: &[&str]) -> Background {
+    pub(crate) fn spawn(&self, args: &[&str]) -> Background {
         let mut child = self
             .command(args)
             .stdout(Stdio::piped())
@@ -302,7 +302,7 @@ impl Project {
 }
 
 /// Waits for a child (killing it after `timeout`) and collects its output.
-pub fn finish(mut child: Child, timeout: Duration) -> Run {
+pub(crate) fn finish(mut child: Child, timeout: Duration) -> Run {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
@@ -324,7 +324,7 @@ pub fn finish(mut child: Child, timeout: Duration) -> Run {
 }
 
 /// A `stack` command running in the background, its output collected line by line.
-pub struct Background {
+pub(crate) struct Background {
     /// The process.
     pub child: Child,
     rx: std::sync::mpsc::Receiver<(bool, String)>,
@@ -337,7 +337,7 @@ pub struct Background {
 
 impl Background {
     /// Waits until a line (stdout or stderr) contains `needle`; panics after `timeout`.
-    pub fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
+    pub(crate) fn wait_for(&mut self, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -363,14 +363,14 @@ impl Background {
     }
 
     /// Sends a signal (e.g. `libc::SIGINT`) to the process.
-    pub fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         let _ = Command::new("kill")
             .args([format!("-{sig}"), self.child.id().to_string()])
             .status();
     }
 
     /// Waits for exit (killing after `timeout`); returns the code and all output.
-    pub fn finish(mut self, timeout: Duration) -> Run {
+    pub(crate) fn finish(mut self, timeout: Duration) -> Run {
         let deadline = Instant::now() + timeout;
         let status = loop {
             match self.child.try_wait() {
@@ -419,7 +419,7 @@ impl Drop for Background {
 }
 
 /// Whether process `pid` is alive (not a zombie).
-pub fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             let state = stat
@@ -434,7 +434,7 @@ pub fn alive(pid: u32) -> bool {
 }
 
 /// Pids of live processes whose environment has `KEY=VALUE`.
-pub fn pids_with_env(key: &str, value: &str) -> Vec<u32> {
+pub(crate) fn pids_with_env(key: &str, value: &str) -> Vec<u32> {
     let needle = format!("{key}={value}");
     let mut pids = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -455,7 +455,7 @@ pub fn pids_with_env(key: &str, value: &str) -> Vec<u32> {
 }
 
 /// Polls `f` until it returns true, at most `timeout`.
-pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub(crate) fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if f() {
@@ -468,7 +468,7 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 impl Project {
     /// The project name `stack` derives from the folder (used as `STACK_PROJECT`).
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         let folder = self
             .dir
             .path()
@@ -491,7 +491,7 @@ impl Project {
 
 /// `stack new TEMPLATE` then `stack run` of a command calling the gateway (the template's
 /// client: two chat turns, remembered by the context server) and the model directly.
-pub fn template_runs_its_client(template: &str) {
+pub(crate) fn template_runs_its_client(template: &str) {
     let dir = tempfile::tempdir().expect("tmp");
     let new = std::process::Command::new(stack_bin())
         .args(["new", template, "app"])
@@ -527,7 +527,7 @@ pub fn template_runs_its_client(template: &str) {
 
 /// The mock model's config for `tests/python/agents_sdk.py` (its fixtures script the
 /// agents' tool calls).
-pub fn agents_model_config() -> String {
+pub(crate) fn agents_model_config() -> String {
     format!(
         "fixtures: {}\n",
         repo_root()
@@ -538,7 +538,7 @@ pub fn agents_model_config() -> String {
 
 /// Runs `tests/python/agents_sdk.py` (structured outputs, the OpenAI Agents SDK,
 /// LangChain) against `base_url` and checks every part passed.
-pub fn agents_suite(test: &str, base_url: &str, key: &str) {
+pub(crate) fn agents_suite(test: &str, base_url: &str, key: &str) {
     let Some(python) = Sdk::Current.python(test) else {
         return;
     };

@@ -9,7 +9,7 @@ use crate::services::config::{ConfigError, load_yaml};
 /// `stack serve context --config FILE`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Config {
+pub(crate) struct Config {
     /// The SQLite database (created with its folders); relative to the current folder.
     pub db: PathBuf,
     /// When set, every `/v1` and `/mcp` request needs `Authorization: Bearer TOKEN`.
@@ -29,7 +29,7 @@ pub struct Config {
 /// How hard a write is pushed to disk before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Durability {
+pub(crate) enum Durability {
     /// `synchronous=FULL`: every commit is fsynced.
     Full,
     /// `synchronous=NORMAL` in WAL mode: a committed write survives the process being
@@ -56,7 +56,7 @@ impl Default for Config {
 
 impl Config {
     /// Reads the configuration; none gives the defaults.
-    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    pub(crate) fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let config: Config = load_yaml(path)?;
         let file = path.unwrap_or(Path::new("<defaults>"));
         if config.default_max_tokens == 0 {

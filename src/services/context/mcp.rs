@@ -29,7 +29,7 @@ use super::store::{Pruned, SessionInfo, Stored};
 
 /// The MCP server (one per rmcp session; they share the store).
 #[derive(Clone)]
-pub struct ContextMcp {
+pub(super) struct ContextMcp {
     ctx: Arc<Ctx>,
     tool_router: ToolRouter<ContextMcp>,
 }
@@ -42,7 +42,7 @@ impl std::fmt::Debug for ContextMcp {
 
 /// `store_context` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct StoreArgs {
+pub(super) struct StoreArgs {
     /// The conversation this turn belongs to (created on first use).
     pub session_id: String,
     /// `user`, `assistant`, `system` or `tool`.
@@ -55,7 +55,7 @@ pub struct StoreArgs {
 
 /// `retrieve_context` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct RetrieveArgs {
+pub(super) struct RetrieveArgs {
     /// The conversation.
     pub session_id: String,
     /// What the next turn is about: older entries relevant to it are favoured (BM25).
@@ -66,7 +66,7 @@ pub struct RetrieveArgs {
 
 /// `update_context` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct UpdateArgs {
+pub(super) struct UpdateArgs {
     /// The conversation.
     pub session_id: String,
     /// The entry to change (an id from `store_context` or `retrieve_context`).
@@ -77,7 +77,7 @@ pub struct UpdateArgs {
 
 /// `prune_context` arguments: one of `max_tokens` or `keep_last`.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct PruneArgs {
+pub(super) struct PruneArgs {
     /// The conversation.
     pub session_id: String,
     /// Keep the newest entries that fit in this many tokens.
@@ -88,21 +88,21 @@ pub struct PruneArgs {
 
 /// `delete_session` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
-pub struct SessionArgs {
+pub(super) struct SessionArgs {
     /// The conversation.
     pub session_id: String,
 }
 
 /// `list_sessions` output.
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct Sessions {
+pub(super) struct Sessions {
     /// Every session with entries.
     pub sessions: Vec<SessionInfo>,
 }
 
 /// `delete_session` output.
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct Deleted {
+pub(super) struct Deleted {
     /// The session.
     pub session_id: String,
     /// Always true.
@@ -114,7 +114,7 @@ pub struct Deleted {
 #[tool_router]
 impl ContextMcp {
     /// A server over `ctx`.
-    pub fn new(ctx: Arc<Ctx>) -> ContextMcp {
+    pub(super) fn new(ctx: Arc<Ctx>) -> ContextMcp {
         ContextMcp {
             ctx,
             tool_router: Self::tool_router(),

@@ -14,7 +14,6 @@ mod tokens;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
@@ -28,7 +27,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{Config, Durability};
+pub(crate) use config::Config;
 
 use super::ServeError;
 use super::http::Uptime;
@@ -36,7 +35,7 @@ use super::metrics::HttpMetrics;
 
 /// What every request shares.
 #[derive(Debug)]
-pub struct Ctx {
+pub(crate) struct Ctx {
     config: Config,
     store: Arc<store::Store>,
     metrics: Arc<HttpMetrics>,
@@ -45,7 +44,7 @@ pub struct Ctx {
 }
 
 /// Opens the store and builds the routes; `shutdown` ends open MCP sessions.
-pub fn router(config: Config, shutdown: CancellationToken) -> Result<Router, ServeError> {
+pub(crate) fn router(config: Config, shutdown: CancellationToken) -> Result<Router, ServeError> {
     // Build the tokenizer off the request path.
     std::thread::spawn(tokens::warm_up);
     let store = store::Store::open(&config.db, config.durability).map_err(|e| {
@@ -164,15 +163,8 @@ async fn metrics_text(State(ctx): State<Arc<Ctx>>) -> Response {
     ctx.metrics.render()
 }
 
-impl Config {
-    /// The database path as configured.
-    pub fn db_path(&self) -> &Path {
-        &self.db
-    }
-}
-
 /// Serves until `shutdown`.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,

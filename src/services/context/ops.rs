@@ -9,7 +9,7 @@ use super::store::{Pruned, StoreError, Stored, read};
 
 /// Why an operation was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum OpError {
+pub(super) enum OpError {
     /// Bad input.
     #[error("{0}")]
     Invalid(String),
@@ -38,7 +38,7 @@ impl From<StoreError> for OpError {
 const ROLES: [&str; 4] = ["user", "assistant", "system", "tool"];
 
 /// Session ids: 1–128 of letters, digits, `-`, `_`, `.`, `:`, `@`.
-pub fn check_session(id: &str) -> Result<(), OpError> {
+pub(super) fn check_session(id: &str) -> Result<(), OpError> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id
@@ -74,7 +74,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Stores a turn.
-pub async fn store(
+pub(super) async fn store(
     ctx: &Ctx,
     session: String,
     role: String,
@@ -99,7 +99,7 @@ pub async fn store(
 }
 
 /// The context of a session within a budget.
-pub fn retrieve(
+pub(super) fn retrieve(
     ctx: &Ctx,
     session: &str,
     query: Option<&str>,
@@ -122,7 +122,7 @@ pub fn retrieve(
 }
 
 /// Replaces an entry's content.
-pub async fn update(
+pub(super) async fn update(
     ctx: &Ctx,
     session: String,
     entry: String,
@@ -138,7 +138,7 @@ pub async fn update(
 }
 
 /// Prunes a session by budget or count.
-pub async fn prune(
+pub(super) async fn prune(
     ctx: &Ctx,
     session: String,
     max_tokens: Option<u64>,
@@ -156,7 +156,7 @@ pub async fn prune(
 }
 
 /// Deletes a session.
-pub async fn delete(ctx: &Ctx, session: String) -> Result<usize, OpError> {
+pub(super) async fn delete(ctx: &Ctx, session: String) -> Result<usize, OpError> {
     check_session(&session)?;
     let store = ctx.store.clone();
     let id = session.clone();

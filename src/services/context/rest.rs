@@ -14,7 +14,7 @@ use super::Ctx;
 use super::ops::{self, OpError};
 
 /// A REST error: `{"error": {"type", "message"}}`.
-pub struct RestError(pub StatusCode, pub String);
+pub(super) struct RestError(pub StatusCode, pub String);
 
 impl IntoResponse for RestError {
     fn into_response(self) -> Response {
@@ -74,7 +74,7 @@ struct NewEntry {
 }
 
 /// `POST /v1/sessions/{id}/entries` → 201 `{id, session_id, tokens}`.
-pub async fn add(
+pub(super) async fn add(
     State(ctx): State<Arc<Ctx>>,
     Path(session): Path<String>,
     b: Body,
@@ -85,13 +85,13 @@ pub async fn add(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ContextQuery {
+pub(super) struct ContextQuery {
     max_tokens: Option<u32>,
     query: Option<String>,
 }
 
 /// `GET /v1/sessions/{id}/context?max_tokens=&query=`.
-pub async fn context(
+pub(super) async fn context(
     State(ctx): State<Arc<Ctx>>,
     Path(session): Path<String>,
     q: Result<Query<ContextQuery>, axum::extract::rejection::QueryRejection>,
@@ -108,7 +108,7 @@ struct Patch {
 }
 
 /// `PATCH /v1/sessions/{id}/entries/{entry_id}`.
-pub async fn update(
+pub(super) async fn update(
     State(ctx): State<Arc<Ctx>>,
     Path((session, entry)): Path<(String, String)>,
     b: Body,
@@ -126,7 +126,7 @@ struct Prune {
 }
 
 /// `POST /v1/sessions/{id}/prune` with `{max_tokens}` or `{keep_last}`.
-pub async fn prune(
+pub(super) async fn prune(
     State(ctx): State<Arc<Ctx>>,
     Path(session): Path<String>,
     b: Body,
@@ -137,12 +137,12 @@ pub async fn prune(
 }
 
 /// `GET /v1/sessions`.
-pub async fn list(State(ctx): State<Arc<Ctx>>) -> Response {
+pub(super) async fn list(State(ctx): State<Arc<Ctx>>) -> Response {
     axum::Json(json!({"sessions": ctx.store.list()})).into_response()
 }
 
 /// `DELETE /v1/sessions/{id}`.
-pub async fn delete(
+pub(super) async fn delete(
     State(ctx): State<Arc<Ctx>>,
     Path(session): Path<String>,
 ) -> Result<Response, RestError> {

@@ -28,7 +28,7 @@ const B: f64 = 0.75;
 
 /// One entry of a context.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct ContextEntry {
+pub(super) struct ContextEntry {
     /// Its id.
     pub id: String,
     /// Its role.
@@ -49,7 +49,7 @@ pub struct ContextEntry {
 
 /// A context within a budget (SPEC §4.1).
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct Context {
+pub(super) struct Context {
     /// The session.
     pub session_id: String,
     /// The entries included, oldest first.
@@ -66,7 +66,12 @@ pub struct Context {
 
 /// Builds the context of `session` within `max_tokens`, favouring entries relevant to
 /// `query`.
-pub fn context(session_id: &str, s: &Session, max_tokens: u32, query: Option<&str>) -> Context {
+pub(super) fn context(
+    session_id: &str,
+    s: &Session,
+    max_tokens: u32,
+    query: Option<&str>,
+) -> Context {
     let n = s.entries.len();
     let mut out = Context {
         session_id: session_id.to_string(),
@@ -183,7 +188,7 @@ fn entry(e: &Entry) -> ContextEntry {
 }
 
 /// BM25 score of every entry for `query`.
-pub fn bm25(s: &Session, query: &str) -> Vec<f64> {
+pub(super) fn bm25(s: &Session, query: &str) -> Vec<f64> {
     let mut ids: Vec<u32> = terms(query).filter_map(|t| s.term_id(&t)).collect();
     ids.sort_unstable();
     ids.dedup();

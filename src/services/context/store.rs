@@ -21,7 +21,7 @@ use super::tokens;
 
 /// One stored turn.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(super) struct Entry {
     /// Its id.
     pub id: String,
     /// Order within the session.
@@ -44,7 +44,7 @@ pub struct Entry {
 
 impl Entry {
     /// How often term `id` occurs.
-    pub fn tf(&self, id: u32) -> u16 {
+    pub(super) fn tf(&self, id: u32) -> u16 {
         self.terms
             .binary_search_by_key(&id, |(t, _)| *t)
             .map_or(0, |i| self.terms[i].1)
@@ -53,7 +53,7 @@ impl Entry {
 
 /// A session in memory.
 #[derive(Debug, Default)]
-pub struct Session {
+pub(super) struct Session {
     /// Its entries, oldest first.
     pub entries: Vec<Entry>,
     /// When the first entry was stored.
@@ -71,12 +71,12 @@ pub struct Session {
 
 impl Session {
     /// The id of `term`, if the session has seen it.
-    pub fn term_id(&self, term: &str) -> Option<u32> {
+    pub(super) fn term_id(&self, term: &str) -> Option<u32> {
         self.vocab.get(term).copied()
     }
 
     /// In how many entries term `id` occurs.
-    pub fn doc_freq(&self, id: u32) -> u32 {
+    pub(super) fn doc_freq(&self, id: u32) -> u32 {
         self.doc_freqs.get(id as usize).copied().unwrap_or(0)
     }
 
@@ -118,13 +118,13 @@ impl Session {
     }
 
     /// Tokens of all entries.
-    pub fn tokens(&self) -> u64 {
+    pub(super) fn tokens(&self) -> u64 {
         self.entries.iter().map(|e| u64::from(e.tokens)).sum()
     }
 }
 
 /// Lower-cased alphanumeric words.
-pub fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
+pub(super) fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
@@ -132,7 +132,7 @@ pub fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(super) enum StoreError {
     /// No such session.
     #[error("no session `{0}`")]
     UnknownSession(String),
@@ -151,7 +151,7 @@ pub enum StoreError {
 
 /// What a write reports.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct Stored {
+pub(super) struct Stored {
     /// The entry id.
     pub id: String,
     /// The session.
@@ -162,7 +162,7 @@ pub struct Stored {
 
 /// What a prune reports.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct Pruned {
+pub(super) struct Pruned {
     /// The session.
     pub session_id: String,
     /// Entries removed.
@@ -175,7 +175,7 @@ pub struct Pruned {
 
 /// A line of `list_sessions`.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
-pub struct SessionInfo {
+pub(super) struct SessionInfo {
     /// The session id.
     pub id: String,
     /// Its entries.
@@ -190,7 +190,7 @@ pub struct SessionInfo {
 
 /// The store.
 #[derive(Debug)]
-pub struct Store {
+pub(super) struct Store {
     writer: Mutex<Connection>,
     sessions: RwLock<HashMap<String, Arc<RwLock<Session>>>>,
     ids: AtomicU64,
@@ -198,7 +198,7 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating) the database at `path` and loads every session.
-    pub fn open(path: &Path, durability: Durability) -> Result<Store, StoreError> {
+    pub(super) fn open(path: &Path, durability: Durability) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
@@ -285,7 +285,7 @@ impl Store {
     }
 
     /// The session, if it exists.
-    pub fn session(&self, id: &str) -> Option<Arc<RwLock<Session>>> {
+    pub(super) fn session(&self, id: &str) -> Option<Arc<RwLock<Session>>> {
         self.sessions.read().ok()?.get(id).cloned()
     }
 
@@ -307,7 +307,7 @@ impl Store {
     }
 
     /// Stores a turn; durable when this returns.
-    pub fn append(
+    pub(super) fn append(
         &self,
         session_id: &str,
         role: &str,
@@ -366,7 +366,7 @@ impl Store {
     }
 
     /// Replaces an entry's content.
-    pub fn update(
+    pub(super) fn update(
         &self,
         session_id: &str,
         entry_id: &str,
@@ -410,7 +410,7 @@ impl Store {
 
     /// Removes the oldest entries: keeping the last `keep_last`, or as many of the newest
     /// as fit in `max_tokens` (the newest always stays).
-    pub fn prune(
+    pub(super) fn prune(
         &self,
         session_id: &str,
         max_tokens: Option<u64>,
@@ -457,7 +457,7 @@ impl Store {
     }
 
     /// Deletes a session and its entries; returns how many entries it had.
-    pub fn delete(&self, session_id: &str) -> Result<usize, StoreError> {
+    pub(super) fn delete(&self, session_id: &str) -> Result<usize, StoreError> {
         let existed = self
             .session(session_id)
             .ok_or_else(|| StoreError::UnknownSession(session_id.to_string()))?;
@@ -474,7 +474,7 @@ impl Store {
     }
 
     /// Every session, by id.
-    pub fn list(&self) -> Vec<SessionInfo> {
+    pub(super) fn list(&self) -> Vec<SessionInfo> {
         let map = match self.sessions.read() {
             Ok(m) => m,
             Err(p) => p.into_inner(),
@@ -498,7 +498,7 @@ impl Store {
     }
 
     /// Whether the database answers (for `/health`).
-    pub fn ping(&self) -> bool {
+    pub(super) fn ping(&self) -> bool {
         lock(&self.writer)
             .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
             .optional()
@@ -541,7 +541,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Reads a session (a poisoned lock still holds consistent data: writers update memory
 /// only after the database).
-pub fn read(s: &RwLock<Session>) -> std::sync::RwLockReadGuard<'_, Session> {
+pub(super) fn read(s: &RwLock<Session>) -> std::sync::RwLockReadGuard<'_, Session> {
     s.read().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

@@ -14,7 +14,7 @@ struct Subscription {
 
 /// The current subscriptions.
 #[derive(Default)]
-pub struct Subscribers {
+pub(super) struct Subscribers {
     list: Mutex<Vec<Subscription>>,
 }
 
@@ -32,7 +32,7 @@ impl Subscribers {
     }
 
     /// MCP session `session` watches `uri`.
-    pub fn add(&self, uri: String, session: String, peer: Peer<RoleServer>) {
+    pub(super) fn add(&self, uri: String, session: String, peer: Peer<RoleServer>) {
         let mut list = self.lock();
         if !list.iter().any(|s| s.uri == uri && s.session == session) {
             list.push(Subscription { uri, session, peer });
@@ -40,14 +40,14 @@ impl Subscribers {
     }
 
     /// MCP session `session` stops watching `uri`.
-    pub fn remove(&self, uri: &str, session: &str) {
+    pub(super) fn remove(&self, uri: &str, session: &str) {
         self.lock()
             .retain(|s| !(s.uri == uri && s.session == session));
     }
 
     /// Tells every watcher of `context_session` (and of the session list) that it changed;
     /// watchers whose transport is gone are dropped.
-    pub async fn changed(&self, context_session: &str) {
+    pub(super) async fn changed(&self, context_session: &str) {
         let one = format!("context://sessions/{context_session}");
         let targets: Vec<(String, Peer<RoleServer>)> = self
             .lock()

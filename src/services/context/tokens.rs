@@ -12,12 +12,12 @@ fn bpe() -> Option<&'static CoreBPE> {
 }
 
 /// Builds the tokenizer now (call at start-up, off the request path).
-pub fn warm_up() {
+pub(super) fn warm_up() {
     let _ = bpe();
 }
 
 /// Tokens in `text`.
-pub fn count(text: &str) -> u32 {
+pub(super) fn count(text: &str) -> u32 {
     match bpe() {
         Some(b) => b.encode_ordinary(text).len() as u32,
         // Without the tokenizer (never expected): the providers' rule of thumb.
@@ -26,7 +26,7 @@ pub fn count(text: &str) -> u32 {
 }
 
 /// `text` cut to at most `max` tokens, at a token boundary.
-pub fn truncate(text: &str, max: u32) -> String {
+pub(super) fn truncate(text: &str, max: u32) -> String {
     match bpe() {
         Some(b) => {
             let tokens = b.encode_ordinary(text);

@@ -10,7 +10,7 @@ use crate::services::config::{ConfigError, load_yaml};
 /// `stack serve gateway --config FILE`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Config {
+pub(crate) struct Config {
     /// API keys clients must send (`Authorization: Bearer` or `x-api-key`); none = open.
     pub keys: Vec<KeySpec>,
     /// Upstreams by name: a URL, or a list of URLs tried in turn.
@@ -59,7 +59,7 @@ impl Default for Config {
 /// A client key with its limits.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum KeySpec {
+pub(crate) enum KeySpec {
     /// `dev-key`: no limits.
     Plain(String),
     /// `{key, rpm, tpm}`.
@@ -75,14 +75,14 @@ pub enum KeySpec {
 
 impl KeySpec {
     /// The key.
-    pub fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         match self {
             KeySpec::Plain(k) | KeySpec::Limited { key: k, .. } => k,
         }
     }
 
     /// Requests per minute, if limited.
-    pub fn rpm(&self) -> Option<u32> {
+    pub(crate) fn rpm(&self) -> Option<u32> {
         match self {
             KeySpec::Plain(_) => None,
             KeySpec::Limited { rpm, .. } => *rpm,
@@ -90,7 +90,7 @@ impl KeySpec {
     }
 
     /// Tokens per minute, if limited.
-    pub fn tpm(&self) -> Option<u64> {
+    pub(crate) fn tpm(&self) -> Option<u64> {
         match self {
             KeySpec::Plain(_) => None,
             KeySpec::Limited { tpm, .. } => *tpm,
@@ -101,7 +101,7 @@ impl KeySpec {
 /// One URL or several.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum Urls {
+pub(crate) enum Urls {
     /// One URL.
     One(String),
     /// URLs tried in turn.
@@ -110,7 +110,7 @@ pub enum Urls {
 
 impl Urls {
     /// The URLs in order.
-    pub fn list(&self) -> Vec<String> {
+    pub(crate) fn list(&self) -> Vec<String> {
         match self {
             Urls::One(u) => vec![u.clone()],
             Urls::Many(v) => v.clone(),
@@ -121,7 +121,7 @@ impl Urls {
 /// `{model: "claude-*", upstream: anthropic}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Route {
+pub(crate) struct Route {
     /// A glob over model names (`*` matches any run of characters).
     pub model: String,
     /// The upstream's name.
@@ -130,14 +130,14 @@ pub struct Route {
 
 impl Config {
     /// Reads and checks the configuration; none gives the defaults.
-    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    pub(crate) fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let config: Config = load_yaml(path)?;
         config.check(path.unwrap_or(Path::new("<defaults>")))?;
         Ok(config)
     }
 
     /// Checks what serde cannot.
-    pub fn check(&self, file: &Path) -> Result<(), ConfigError> {
+    pub(crate) fn check(&self, file: &Path) -> Result<(), ConfigError> {
         let err = |m: String| Err(ConfigError::new(file, m));
         for (name, urls) in &self.upstreams {
             let list = urls.list();
@@ -182,7 +182,7 @@ impl Config {
 }
 
 /// Checks an `http://host:port[/base]` URL.
-pub fn parse_base(u: &str) -> Result<axum::http::Uri, String> {
+pub(super) fn parse_base(u: &str) -> Result<axum::http::Uri, String> {
     let uri: axum::http::Uri = u.parse().map_err(|e| format!("`{u}` is not a URL: {e}"))?;
     if uri.scheme_str() != Some("http") || uri.authority().is_none() {
         return Err(format!(
@@ -193,7 +193,7 @@ pub fn parse_base(u: &str) -> Result<axum::http::Uri, String> {
 }
 
 /// Whether `model` matches the glob `pattern`.
-pub fn glob(pattern: &str, model: &str) -> bool {
+pub(super) fn glob(pattern: &str, model: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     if parts.len() == 1 {
         return pattern == model;

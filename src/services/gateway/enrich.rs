@@ -17,7 +17,7 @@ use super::pool::Endpoint;
 
 /// Which API a request speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
+pub(super) enum Shape {
     /// OpenAI chat completions.
     Chat,
     /// Anthropic messages.
@@ -28,7 +28,7 @@ pub enum Shape {
 
 /// The context prepended to one request.
 #[derive(Debug, Default, Clone)]
-pub struct Prepended {
+pub(super) struct Prepended {
     /// Entries prepended.
     pub entries: usize,
     /// Their tokens (plus the summary's).
@@ -38,13 +38,13 @@ pub struct Prepended {
 /// Per-session ordering: a session's requests run one after another, each holding the
 /// session until its turns are stored.
 #[derive(Debug, Default)]
-pub struct SessionLocks {
+pub(super) struct SessionLocks {
     map: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl SessionLocks {
     /// Waits for the session's previous request to be stored, then holds it.
-    pub async fn hold(&self, session: &str) -> OwnedMutexGuard<()> {
+    pub(super) async fn hold(&self, session: &str) -> OwnedMutexGuard<()> {
         let lock = {
             let mut map = self
                 .map
@@ -62,7 +62,7 @@ impl SessionLocks {
 
 /// Talks to the context server's REST API.
 #[derive(Debug, Clone)]
-pub struct ContextClient {
+pub(super) struct ContextClient {
     endpoint: Arc<Endpoint>,
     /// `Bearer <token>`, when the context server wants one.
     authorization: Option<HeaderValue>,
@@ -72,7 +72,7 @@ const CONTEXT_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl ContextClient {
     /// A client of the context server at `endpoint`.
-    pub fn new(endpoint: Arc<Endpoint>, token: Option<&str>) -> ContextClient {
+    pub(super) fn new(endpoint: Arc<Endpoint>, token: Option<&str>) -> ContextClient {
         let authorization = token.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok());
         ContextClient {
             endpoint,
@@ -81,12 +81,12 @@ impl ContextClient {
     }
 
     /// The context server.
-    pub fn endpoint(&self) -> &Arc<Endpoint> {
+    pub(super) fn endpoint(&self) -> &Arc<Endpoint> {
         &self.endpoint
     }
 
     /// The `authorization` header the context server wants, if any.
-    pub fn authorization(&self) -> Option<&HeaderValue> {
+    pub(super) fn authorization(&self) -> Option<&HeaderValue> {
         self.authorization.as_ref()
     }
 
@@ -130,7 +130,7 @@ impl ContextClient {
     }
 
     /// The session's context within `budget`, favouring `query`; `Ok(None)` for a new session.
-    pub async fn retrieve(
+    pub(super) async fn retrieve(
         &self,
         session: &str,
         budget: u32,
@@ -149,7 +149,12 @@ impl ContextClient {
     }
 
     /// Stores one turn.
-    pub async fn store(&self, session: &str, role: &str, content: &str) -> Result<(), String> {
+    pub(super) async fn store(
+        &self,
+        session: &str,
+        role: &str,
+        content: &str,
+    ) -> Result<(), String> {
         let path = format!("/v1/sessions/{}/entries", url_encode(session));
         match self
             .call(
@@ -176,7 +181,7 @@ fn url_encode(s: &str) -> String {
 }
 
 /// The last user message's text of a request, and the texts of its user turns.
-pub fn last_user_text(shape: Shape, body: &Value) -> String {
+pub(super) fn last_user_text(shape: Shape, body: &Value) -> String {
     let text = |c: &Value| match c {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts
@@ -217,7 +222,7 @@ pub fn last_user_text(shape: Shape, body: &Value) -> String {
 }
 
 /// Prepends `context` (a context-server answer) to `body`; reports what was added.
-pub fn prepend(shape: Shape, body: &mut Value, context: &Value) -> Prepended {
+pub(super) fn prepend(shape: Shape, body: &mut Value, context: &Value) -> Prepended {
     let entries: Vec<(String, String)> = context
         .get("entries")
         .and_then(Value::as_array)

@@ -11,7 +11,7 @@ use super::config::KeySpec;
 
 /// A known key.
 #[derive(Debug)]
-pub struct Key {
+pub(super) struct Key {
     /// `key#N`, for logs and metrics.
     pub label: String,
     requests: Option<Mutex<Bucket>>,
@@ -60,7 +60,7 @@ impl Bucket {
 
 /// Why a request is refused before it is forwarded.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Refusal {
+pub(super) enum Refusal {
     /// No key, or an unknown one.
     Unauthorized(&'static str),
     /// Over a limit: retry after this many seconds.
@@ -72,13 +72,13 @@ pub enum Refusal {
 
 /// All keys.
 #[derive(Debug)]
-pub struct Keys {
+pub(super) struct Keys {
     keys: HashMap<String, Key>,
 }
 
 impl Keys {
     /// The configured keys.
-    pub fn new(specs: &[KeySpec]) -> Keys {
+    pub(super) fn new(specs: &[KeySpec]) -> Keys {
         let keys = specs
             .iter()
             .enumerate()
@@ -97,13 +97,13 @@ impl Keys {
     }
 
     /// Whether keys are required at all.
-    pub fn required(&self) -> bool {
+    pub(super) fn required(&self) -> bool {
         !self.keys.is_empty()
     }
 
     /// Authenticates a request and charges one request and `tokens` (an estimate) to its
     /// key; returns the key (none when keys are not required).
-    pub fn admit(&self, headers: &HeaderMap, tokens: u64) -> Result<Option<&Key>, Refusal> {
+    pub(super) fn admit(&self, headers: &HeaderMap, tokens: u64) -> Result<Option<&Key>, Refusal> {
         if !self.required() {
             return Ok(None);
         }
@@ -147,7 +147,7 @@ impl Keys {
 
 impl Keys {
     /// Charges tokens learnt after the response (completion tokens) to the key `label`.
-    pub fn charge(&self, label: &str, tokens: u64) {
+    pub(super) fn charge(&self, label: &str, tokens: u64) {
         if let Some(b) = self
             .keys
             .values()
@@ -164,7 +164,7 @@ fn lock(m: &Mutex<Bucket>) -> std::sync::MutexGuard<'_, Bucket> {
 }
 
 /// The key of a request: `Authorization: Bearer KEY`, else `x-api-key`.
-pub fn api_key(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn api_key(headers: &HeaderMap) -> Option<&str> {
     headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

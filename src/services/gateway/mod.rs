@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::Config;
+pub(crate) use config::Config;
 
 use super::ServeError;
 use super::http::Uptime;
@@ -42,7 +42,7 @@ use super::metrics::HttpMetrics;
 /// Labels of a gateway request (no allocation on the hot path: static route names and
 /// shared upstream names).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
+pub(crate) struct RequestLabels {
     route: &'static str,
     status: u16,
     upstream: Arc<str>,
@@ -50,20 +50,20 @@ pub struct RequestLabels {
 
 /// A route and a token kind.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TokenLabels {
+pub(crate) struct TokenLabels {
     route: &'static str,
     kind: &'static str,
 }
 
 /// What failed.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct OpLabel {
+pub(crate) struct OpLabel {
     op: &'static str,
 }
 
 /// The gateway's own metrics (besides the HTTP ones).
 #[derive(Debug, Default)]
-pub struct GatewayMetrics {
+pub(crate) struct GatewayMetrics {
     requests: Family<RequestLabels, Counter>,
     retries: Counter,
     fallbacks: Counter,
@@ -131,7 +131,7 @@ impl RouteHandles {
 
 /// Shared state.
 #[derive(Debug)]
-pub struct Gateway {
+pub(crate) struct Gateway {
     config: Config,
     keys: keys::Keys,
     upstreams: upstream::Upstreams,
@@ -266,8 +266,9 @@ impl Gateway {
     }
 }
 
-/// The gateway over `config`: what [`serve`] serves.
-pub fn router(config: Config) -> Front {
+/// The gateway over `config`: what [`serve`] serves (the tests drive it in process).
+#[cfg(test)]
+pub(crate) fn router(config: Config) -> Front {
     front(Arc::new(Gateway::new(config)))
 }
 
@@ -332,7 +333,7 @@ async fn metrics_text(State(gw): State<Arc<Gateway>>) -> Response {
 /// per-request work (route lookup, boxed handler, extensions), and records its own metrics
 /// (`Gateway::observe`); everything else goes through the axum router.
 #[derive(Clone)]
-pub struct Front {
+pub(crate) struct Front {
     gw: Arc<Gateway>,
     router: Router,
 }
@@ -367,7 +368,7 @@ impl tower::Service<Request> for Front {
 }
 
 /// Serves until `shutdown`, then lets pending context writes finish (up to 5 s).
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,

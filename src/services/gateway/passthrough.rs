@@ -28,7 +28,7 @@ fn refuse(api: Api, r: Refusal) -> Response {
 }
 
 /// `/mcp` and `/v1/sessions…` → the context server.
-pub async fn context(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+pub(super) async fn context(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     if let Err(r) = gw.keys.admit(req.headers(), 0) {
         return refuse(Api::OpenAi, r);
     }
@@ -79,7 +79,7 @@ fn session_of(path: &str) -> Option<String> {
 }
 
 /// `GET /v1/models`: every upstream's list, merged by id.
-pub async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+pub(super) async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     if let Err(r) = gw.keys.admit(&headers, 0) {
         return refuse(Api::OpenAi, r);
     }

@@ -26,7 +26,7 @@ const MAX_IDLE: usize = 1024;
 
 /// One upstream URL: where to connect, and its idle connections.
 #[derive(Debug)]
-pub struct Endpoint {
+pub(super) struct Endpoint {
     uri: Uri,
     host: String,
     port: u16,
@@ -49,7 +49,11 @@ impl Endpoint {
     /// An endpoint for `uri` (`http://host:port[/prefix]`). Inside a runtime, a task
     /// closes its idle connections once they are `idle_timeout` old; it ends with the
     /// endpoint.
-    pub fn start(uri: Uri, connect_timeout: Duration, idle_timeout: Duration) -> Arc<Endpoint> {
+    pub(super) fn start(
+        uri: Uri,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+    ) -> Arc<Endpoint> {
         let endpoint = Arc::new(Endpoint::new(uri, connect_timeout, idle_timeout));
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let weak = Arc::downgrade(&endpoint);
@@ -97,18 +101,18 @@ impl Endpoint {
     }
 
     /// The URL.
-    pub fn uri(&self) -> &Uri {
+    pub(super) fn uri(&self) -> &Uri {
         &self.uri
     }
 
     /// The `host` header requests to this endpoint carry.
-    pub fn host_header(&self) -> Option<&HeaderValue> {
+    pub(super) fn host_header(&self) -> Option<&HeaderValue> {
         self.host_header.as_ref()
     }
 
     /// Sends `req` (origin-form URI, headers complete) on an idle connection, or a new one.
     /// A request that an idle connection closed before taking is sent again on another.
-    pub async fn send(
+    pub(super) async fn send(
         self: &Arc<Self>,
         mut req: Request<Body>,
     ) -> Result<Response<PooledBody>, String> {
@@ -168,7 +172,7 @@ impl Endpoint {
     }
 
     /// Whether a TCP connection to the endpoint opens within `timeout` (`/health`).
-    pub async fn reachable(&self, timeout: Duration) -> bool {
+    pub(super) async fn reachable(&self, timeout: Duration) -> bool {
         self.tcp(timeout).await.is_ok()
     }
 
@@ -206,7 +210,7 @@ impl Endpoint {
 
 /// An answer's body; its connection goes back to the endpoint once the body has ended.
 #[derive(Debug)]
-pub struct PooledBody {
+pub(super) struct PooledBody {
     inner: Incoming,
     back: Option<(SendRequest<Body>, Arc<Endpoint>)>,
 }

@@ -21,7 +21,7 @@ use crate::services::api_error::{Api, ApiError};
 
 /// Which route, for errors, enrichment and metrics.
 #[derive(Debug, Clone, Copy)]
-pub struct RouteKind {
+pub(super) struct RouteKind {
     /// Position in [`ROUTES`].
     pub index: usize,
     /// The path forwarded.
@@ -42,7 +42,7 @@ struct Peek<'a> {
 }
 
 /// Handles one model request.
-pub async fn handle(
+pub(super) async fn handle(
     gw: Arc<Gateway>,
     route: RouteKind,
     headers: HeaderMap,
@@ -115,7 +115,7 @@ pub(super) fn push_hex(buf: &mut [u8; 33], at: usize, n: u64) -> usize {
 
 /// One access-log line (JSON), also the source of the gateway's metrics.
 #[derive(Debug, serde::Serialize)]
-pub struct Access {
+pub(super) struct Access {
     /// Request id (`x-request-id`, given or made).
     #[serde(serialize_with = "header_text")]
     pub request_id: HeaderValue,
@@ -376,7 +376,7 @@ fn insert_num(h: &mut HeaderMap, name: HeaderName, n: u64) {
 }
 
 /// The model routes.
-pub const ROUTES: [RouteKind; 5] = [
+pub(super) const ROUTES: [RouteKind; 5] = [
     RouteKind {
         index: 0,
         path: "/v1/chat/completions",

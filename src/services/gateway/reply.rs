@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 /// What a response told about the model's answer.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Said {
+pub(super) struct Said {
     /// The reply text (assembled from deltas when streamed).
     pub text: String,
     /// Tokens the model generated, when reported.
@@ -19,7 +19,7 @@ pub struct Said {
 }
 
 /// The reply of a non-streamed response body (OpenAI chat, Anthropic messages, Responses).
-pub fn from_json(body: &[u8]) -> Said {
+pub(super) fn from_json(body: &[u8]) -> Said {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return Said::default();
     };
@@ -51,7 +51,7 @@ pub fn from_json(body: &[u8]) -> Said {
 /// the answer itself. The answer is not parsed: a pass over its structure, jumping over
 /// strings with `memchr`, finds the members, so the same keys elsewhere (inside a tool
 /// call's arguments, say) are not taken for them. 0 when there is none.
-pub fn completion_tokens(body: &[u8]) -> u64 {
+pub(super) fn completion_tokens(body: &[u8]) -> u64 {
     let Some(usage) = member(body, b"usage") else {
         return 0;
     };
@@ -121,14 +121,14 @@ fn usage(v: &Value) -> u64 {
 
 /// Accumulates the reply from SSE frames of any of the three APIs.
 #[derive(Debug, Default)]
-pub struct SseText {
+pub(super) struct SseText {
     pending: Vec<u8>,
     said: Said,
 }
 
 impl SseText {
     /// Feeds raw bytes (frames may be split anywhere).
-    pub fn feed(&mut self, bytes: &[u8]) {
+    pub(super) fn feed(&mut self, bytes: &[u8]) {
         self.pending.extend_from_slice(bytes);
         while let Some(i) = self.pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.pending.drain(..=i).collect();
@@ -184,7 +184,7 @@ impl SseText {
     }
 
     /// What was said so far.
-    pub fn said(&self) -> Said {
+    pub(super) fn said(&self) -> Said {
         self.said.clone()
     }
 }
@@ -192,7 +192,7 @@ impl SseText {
 /// Passes a plain JSON answer through as it arrives, and hands its completion tokens to
 /// `done` once its end has gone by. A one-frame answer (the usual) is read in place; a
 /// longer one is gathered (up to 1 MiB, beyond which its tokens count as 0).
-pub struct Counted<B, F> {
+pub(super) struct Counted<B, F> {
     inner: B,
     gathered: Vec<u8>,
     done: Option<F>,
@@ -202,7 +202,7 @@ const GATHER_LIMIT: usize = 1 << 20;
 
 impl<B, F: FnOnce(u64)> Counted<B, F> {
     /// Counts `inner`'s tokens into `done`.
-    pub fn new(inner: B, done: F) -> Counted<B, F> {
+    pub(super) fn new(inner: B, done: F) -> Counted<B, F> {
         Counted {
             inner,
             gathered: Vec::new(),
@@ -266,7 +266,7 @@ where
 
 /// Forwards a stream of frames untouched while reading the reply out of it; when the
 /// stream ends (or the client goes away) the reply is sent to `done`.
-pub struct Tee<S> {
+pub(super) struct Tee<S> {
     inner: S,
     text: SseText,
     done: Option<oneshot::Sender<Said>>,
@@ -274,7 +274,7 @@ pub struct Tee<S> {
 
 impl<S> Tee<S> {
     /// Tees `inner`.
-    pub fn new(inner: S, done: oneshot::Sender<Said>) -> Tee<S> {
+    pub(super) fn new(inner: S, done: oneshot::Sender<Said>) -> Tee<S> {
         Tee {
             inner,
             text: SseText::default(),

@@ -16,7 +16,7 @@ use super::pool::{Endpoint, PooledBody};
 
 /// The upstream table: each upstream's URLs, with their connections.
 #[derive(Debug, Clone)]
-pub struct Upstreams {
+pub(super) struct Upstreams {
     table: BTreeMap<Arc<str>, Vec<Arc<Endpoint>>>,
     routes: Vec<Route>,
     retries: u32,
@@ -26,7 +26,7 @@ pub struct Upstreams {
 
 /// How a forward went, for headers, metrics and logs.
 #[derive(Debug, Default, Clone)]
-pub struct Attempts {
+pub(super) struct Attempts {
     /// Retries made (all URLs).
     pub retries: u32,
     /// Moves to a later URL.
@@ -35,7 +35,7 @@ pub struct Attempts {
 
 /// A forward that produced no response.
 #[derive(Debug)]
-pub struct Unreachable {
+pub(super) struct Unreachable {
     /// Why the last attempt failed.
     pub reason: String,
     /// What was tried.
@@ -44,7 +44,7 @@ pub struct Unreachable {
 
 impl Upstreams {
     /// The upstreams of `config`.
-    pub fn new(config: &Config) -> Upstreams {
+    pub(super) fn new(config: &Config) -> Upstreams {
         let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
         let idle_timeout = Duration::from_millis(config.pool_idle_timeout_ms);
         let table = config
@@ -70,7 +70,7 @@ impl Upstreams {
     }
 
     /// The upstream for `model`: the first matching route, else `default`, else the only one.
-    pub fn route(&self, model: Option<&str>) -> Option<Arc<str>> {
+    pub(super) fn route(&self, model: Option<&str>) -> Option<Arc<str>> {
         let name: &str = match model.and_then(|m| self.routes.iter().find(|r| glob(&r.model, m))) {
             Some(r) => &r.upstream,
             None if self.table.contains_key("default") => "default",
@@ -81,14 +81,14 @@ impl Upstreams {
     }
 
     /// Every upstream name with its URLs.
-    pub fn all(&self) -> impl Iterator<Item = (&Arc<str>, &Vec<Arc<Endpoint>>)> {
+    pub(super) fn all(&self) -> impl Iterator<Item = (&Arc<str>, &Vec<Arc<Endpoint>>)> {
         self.table.iter()
     }
 
     /// Forwards a request with the caller's `headers` (what [`forwardable`] keeps) to
     /// `upstream`, retrying and falling back. The response may be an error status when
     /// every attempt answered one.
-    pub async fn forward(
+    pub(super) async fn forward(
         &self,
         upstream: &str,
         method: &Method,
@@ -149,7 +149,7 @@ impl Upstreams {
 
 /// Sends one request to `endpoint` + `path` (no retries): the proxied MCP and session
 /// routes, and the context server's API.
-pub async fn send(
+pub(super) async fn send(
     endpoint: &Arc<Endpoint>,
     method: &Method,
     path: &str,
@@ -167,25 +167,26 @@ pub async fn send(
 }
 
 /// Header names the gateway reads or writes, parsed once rather than on every request.
-pub mod names {
+pub(super) mod names {
     use axum::http::HeaderName;
 
     /// The request id, given by the caller or made by the gateway.
-    pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+    pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
     /// The conversation to enrich.
-    pub const SESSION_ID: HeaderName = HeaderName::from_static("x-session-id");
+    pub(crate) const SESSION_ID: HeaderName = HeaderName::from_static("x-session-id");
     /// Tells SDKs not to retry what the gateway already retried.
-    pub const SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
+    pub(crate) const SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
     /// Context entries prepended.
-    pub const CONTEXT_ENTRIES: HeaderName = HeaderName::from_static("x-stack-context-entries");
+    pub(crate) const CONTEXT_ENTRIES: HeaderName =
+        HeaderName::from_static("x-stack-context-entries");
     /// Context tokens prepended.
-    pub const CONTEXT_TOKENS: HeaderName = HeaderName::from_static("x-stack-context-tokens");
+    pub(crate) const CONTEXT_TOKENS: HeaderName = HeaderName::from_static("x-stack-context-tokens");
     /// The Anthropic-style key header.
-    pub const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+    pub(crate) const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 }
 
 /// Whether `name` describes one hop only (RFC 9110 §7.6.1), never forwarded either way.
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+pub(super) fn is_hop_by_hop(name: &HeaderName) -> bool {
     name == header::CONNECTION
         || name == header::TRANSFER_ENCODING
         || name == header::TE
@@ -199,7 +200,7 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// credentials for the gateway, not the gateway's own (`x-stack-…`, `x-session-id`), and
 /// not `content-length`: hyper sets it from the body forwarded, which enrichment may
 /// have changed. The map has room for the `host` the request adds without growing.
-pub fn forwardable(headers: &HeaderMap) -> HeaderMap {
+pub(super) fn forwardable(headers: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(headers.len() + 1);
     for (k, v) in headers {
         let dropped = is_hop_by_hop(k)
@@ -217,7 +218,7 @@ pub fn forwardable(headers: &HeaderMap) -> HeaderMap {
 }
 
 /// Drops the hop-by-hop headers of an upstream answer.
-pub fn strip_hop_headers(h: &mut HeaderMap) {
+pub(super) fn strip_hop_headers(h: &mut HeaderMap) {
     let hops: Vec<HeaderName> = h.keys().filter(|k| is_hop_by_hop(k)).cloned().collect();
     for name in hops {
         h.remove(name);

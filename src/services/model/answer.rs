@@ -16,7 +16,7 @@ use crate::services::api_error::{Api, ApiError};
 
 /// The answer to one request.
 #[derive(Debug, Clone)]
-pub enum Answer {
+pub(super) enum Answer {
     /// Text (for a structured output, the JSON document).
     Text(Reply),
     /// Tool calls, in order (several when the fixture lists several and the request
@@ -26,7 +26,7 @@ pub enum Answer {
 
 impl Answer {
     /// Tokens generated.
-    pub fn tokens(&self) -> u32 {
+    pub(super) fn tokens(&self) -> u32 {
         match self {
             Answer::Text(r) => r.len() as u32,
             Answer::Tools(calls) => calls
@@ -37,7 +37,7 @@ impl Answer {
     }
 
     /// Steps of simulated latency a non-streamed answer waits for.
-    pub fn steps(&self) -> usize {
+    pub(super) fn steps(&self) -> usize {
         match self {
             Answer::Text(r) => r.len(),
             Answer::Tools(_) => 1,
@@ -50,7 +50,7 @@ impl Answer {
 /// with generated arguments; a structured output format gets a document valid against
 /// it; the turn after tool results gets a final answer quoting them; else the
 /// deterministic reply.
-pub fn decide(state: &AppState, api: Api, turn: &Turn) -> Result<Answer, ApiError> {
+pub(super) fn decide(state: &AppState, api: Api, turn: &Turn) -> Result<Answer, ApiError> {
     let seed = turn.seed();
     match state.fixture(turn) {
         Some(Canned::Reply(text)) => return Ok(Answer::Text(Reply::from_text(text, turn.limit))),
@@ -181,7 +181,7 @@ fn quote(results: &[String]) -> String {
 
 impl ToolCall {
     /// The arguments as a JSON string (`{}` when none were given).
-    pub fn arguments_json(&self) -> String {
+    pub(crate) fn arguments_json(&self) -> String {
         match &self.arguments {
             serde_json::Value::Null => "{}".to_string(),
             v => v.to_string(),
@@ -189,7 +189,7 @@ impl ToolCall {
     }
 
     /// The arguments as an object.
-    pub fn arguments_object(&self) -> serde_json::Value {
+    pub(crate) fn arguments_object(&self) -> serde_json::Value {
         match &self.arguments {
             serde_json::Value::Null => serde_json::json!({}),
             v => v.clone(),
@@ -200,20 +200,20 @@ impl ToolCall {
 static NEXT: AtomicU64 = AtomicU64::new(1);
 
 /// A fresh id with `prefix` (`chatcmpl-…`, `msg_…`).
-pub fn id(prefix: &str) -> String {
+pub(super) fn id(prefix: &str) -> String {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("{prefix}{:016x}{:08x}", mix(n ^ 0x5eed), n as u32)
 }
 
 /// Seconds since the epoch.
-pub fn now() -> u64 {
+pub(super) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
 /// Splits a JSON string into a few pieces, as providers stream tool arguments.
-pub fn pieces(s: &str, n: usize) -> Vec<String> {
+pub(super) fn pieces(s: &str, n: usize) -> Vec<String> {
     let chars: Vec<char> = s.chars().collect();
     let size = chars.len().div_ceil(n.max(1)).max(1);
     chars.chunks(size).map(|c| c.iter().collect()).collect()

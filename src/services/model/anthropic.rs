@@ -55,7 +55,11 @@ fn input_tokens(messages: &[Value], system: Option<&Value>, tools: Option<&str>)
 }
 
 /// `POST /v1/messages/count_tokens`.
-pub async fn count(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub(super) async fn count(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let result = async {
         s.admit(API, &headers)?;
         let req: CountRequest = read_json(API, body, s.config.max_body_bytes).await?;
@@ -70,7 +74,11 @@ pub async fn count(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Bod
 }
 
 /// `POST /v1/messages`.
-pub async fn messages(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub(super) async fn messages(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     inner(&s, &headers, body)
         .await
         .unwrap_or_else(IntoResponse::into_response)

@@ -8,7 +8,11 @@ use serde_json::Value;
 use crate::services::api_error::{Api, ApiError};
 
 /// Reads and parses the JSON body as `T`.
-pub async fn json<T: DeserializeOwned>(api: Api, body: Body, limit: usize) -> Result<T, ApiError> {
+pub(super) async fn json<T: DeserializeOwned>(
+    api: Api,
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
         let too_large = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
@@ -42,7 +46,7 @@ fn field_of(message: &str) -> Option<String> {
 }
 
 /// The text of a message `content`: a string, or the `text` of its parts.
-pub fn content_text(content: &Value) -> String {
+pub(super) fn content_text(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts
@@ -58,7 +62,7 @@ pub fn content_text(content: &Value) -> String {
 }
 
 /// All text of `messages` (for the prompt's token count).
-pub fn all_text(messages: &[Value]) -> String {
+pub(super) fn all_text(messages: &[Value]) -> String {
     messages
         .iter()
         .filter_map(|m| m.get("content"))

@@ -12,7 +12,7 @@ use crate::services::config::{ConfigError, parse_yaml};
 /// `stack serve model --config FILE`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Config {
+pub(crate) struct Config {
     /// Listed by `GET /v1/models`; any model name is answered.
     pub models: Vec<String>,
     /// API keys; when set, a key is required (`Authorization: Bearer` or `x-api-key`).
@@ -49,7 +49,7 @@ impl Default for Config {
 /// A key, with faults of its own.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum KeySpec {
+pub(crate) enum KeySpec {
     /// `sk-dev`
     Plain(String),
     /// `{key: sk-limited, faults: [...]}`
@@ -64,14 +64,14 @@ pub enum KeySpec {
 
 impl KeySpec {
     /// The key itself.
-    pub fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         match self {
             KeySpec::Plain(k) | KeySpec::WithFaults { key: k, .. } => k,
         }
     }
 
     /// Its own faults.
-    pub fn faults(&self) -> &[Fault] {
+    pub(crate) fn faults(&self) -> &[Fault] {
         match self {
             KeySpec::Plain(_) => &[],
             KeySpec::WithFaults { faults, .. } => faults,
@@ -82,7 +82,7 @@ impl KeySpec {
 /// Simulated latency; 0 = as fast as possible.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Latency {
+pub(crate) struct Latency {
     /// Delay before the first token (or the whole non-streamed answer).
     pub first_token_ms: u64,
     /// Tokens per second after the first.
@@ -92,7 +92,7 @@ pub struct Latency {
 /// A fault: an error answer (or a delay) by rate or every Nth request.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Fault {
+pub(crate) struct Fault {
     /// The HTTP status to answer (429, 500, 529…); none with `delay_ms` alone.
     pub status: Option<u16>,
     /// Probability per request, 0–1 (seeded).
@@ -111,7 +111,7 @@ pub struct Fault {
 
 /// Fixtures: a file, or the list inline.
 #[derive(Debug, Clone)]
-pub enum Fixtures {
+pub(crate) enum Fixtures {
     /// A YAML file with the list.
     File(PathBuf),
     /// The list.
@@ -147,7 +147,7 @@ impl<'de> Deserialize<'de> for Fixtures {
 /// calls, so a tool loop can be scripted step by step and always ends.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Fixture {
+pub(crate) struct Fixture {
     /// A regular expression matched against the user message that asked.
     #[serde(rename = "match")]
     pub pattern: String,
@@ -170,7 +170,7 @@ pub struct Fixture {
 /// A tool call answered by a fixture.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ToolCall {
+pub(crate) struct ToolCall {
     /// The function name.
     pub name: String,
     /// Its arguments (an object); left out, they are made from the tool's parameter
@@ -182,7 +182,7 @@ pub struct ToolCall {
 /// An error answered by a fixture.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FixtureError {
+pub(crate) struct FixtureError {
     /// The HTTP status.
     pub status: u16,
     /// The message.
@@ -190,11 +190,11 @@ pub struct FixtureError {
 }
 
 /// A problem `serde` cannot see, with where it is written in the configuration.
-pub type Problem = BuiltinProblem;
+pub(crate) type Problem = BuiltinProblem;
 
 /// Checks a built-in model's `config:` from a stack file: what serde refuses, what
 /// [`Config::problems`] finds, and a fixtures file (relative to `dir`), read and checked.
-pub fn check_value(value: &serde_json::Value, dir: &Path) -> Vec<Problem> {
+pub(crate) fn check_value(value: &serde_json::Value, dir: &Path) -> Vec<Problem> {
     let config: Config = match serde_path_to_error::deserialize(value) {
         Ok(c) => c,
         Err(e) => {
@@ -219,7 +219,7 @@ pub fn check_value(value: &serde_json::Value, dir: &Path) -> Vec<Problem> {
 impl Config {
     /// Reads and checks the configuration; none gives the defaults. A fixtures file is
     /// read (relative to the working folder) and checked too, and kept inline.
-    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    pub(crate) fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let Some(path) = path else {
             return Ok(Config::default());
         };
@@ -229,7 +229,7 @@ impl Config {
     }
 
     /// Parses and checks `text`, read from `file`; a fixtures file resolves against `base`.
-    pub fn from_text(file: &Path, text: &str, base: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn from_text(file: &Path, text: &str, base: &Path) -> Result<Config, ConfigError> {
         let mut config: Config = parse_yaml(file, text)?;
         if let Some(p) = config.problems().into_iter().next() {
             return Err(located(file, text, p));
@@ -242,7 +242,7 @@ impl Config {
     }
 
     /// The fixtures (inline; [`Config::from_text`] has read any file).
-    pub fn fixture_list(&self) -> &[Fixture] {
+    pub(crate) fn fixture_list(&self) -> &[Fixture] {
         match &self.fixtures {
             Some(Fixtures::Inline(list)) => list,
             _ => &[],
@@ -250,7 +250,7 @@ impl Config {
     }
 
     /// Checks what serde cannot: fault and fixture rules, patterns, ranges.
-    pub fn problems(&self) -> Vec<Problem> {
+    pub(crate) fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         let mut bad = |field: FieldPath, message: String| out.push(Problem { field, message });
         let key_faults = self.keys.iter().enumerate().flat_map(|(k, spec)| {
@@ -312,7 +312,7 @@ impl Config {
 }
 
 /// Reads a fixtures file (a YAML list) and checks every fixture, each error at its line.
-pub fn load_fixtures(path: &Path) -> Result<Vec<Fixture>, ConfigError> {
+pub(crate) fn load_fixtures(path: &Path) -> Result<Vec<Fixture>, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|err| ConfigError::new(path, format!("cannot read the fixtures file: {err}")))?;
     let list: Vec<Fixture> = parse_yaml(path, &text)?;

@@ -20,7 +20,6 @@ mod turn;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
@@ -30,22 +29,25 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{Config, Fixtures, Problem, check_value, load_fixtures};
+pub(crate) use config::{Config, check_value};
 use state::AppState;
 
 use super::ServeError;
-use super::config::ConfigError;
 
+#[cfg(test)]
 impl Config {
     /// Parses and checks a configuration given as text (a fixtures file resolves against
     /// the working folder).
-    pub fn load_str(text: &str) -> Result<Config, ConfigError> {
+    pub(crate) fn load_str(text: &str) -> Result<Config, super::config::ConfigError> {
+        use std::path::Path;
         Config::from_text(Path::new("<config>"), text, Path::new("."))
     }
 }
 
-/// The HTTP routes over `config` (checked, with its fixtures inline).
-pub fn router(config: Config) -> Result<Router, ConfigError> {
+/// The HTTP routes over `config` (checked, with its fixtures inline); the tests drive it
+/// in process.
+#[cfg(test)]
+pub(crate) fn router(config: Config) -> Result<Router, super::config::ConfigError> {
     Ok(routes(Arc::new(AppState::new(config)?)))
 }
 
@@ -79,7 +81,7 @@ async fn metrics_text(State(s): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 /// Serves until `shutdown`.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: CancellationToken,

@@ -23,7 +23,7 @@ use crate::services::api_error::{Api, ApiError};
 const API: Api = Api::OpenAi;
 
 /// `GET /v1/models`.
-pub async fn models(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+pub(super) async fn models(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if let Err(e) = s.admit(API, &headers) {
         return e.into_response();
     }
@@ -32,7 +32,7 @@ pub async fn models(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Respo
 }
 
 /// `GET /v1/models/{id}`: any name is answered, as by `/v1/chat/completions`.
-pub async fn model(
+pub(super) async fn model(
     State(s): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(name): Path<String>,
@@ -67,7 +67,11 @@ struct StreamOptions {
 }
 
 /// `POST /v1/chat/completions`.
-pub async fn chat(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub(super) async fn chat(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     match chat_inner(&s, &headers, body).await {
         Ok(r) | Err(r) => r,
     }
@@ -238,7 +242,7 @@ struct EmbeddingRequest {
 }
 
 /// `POST /v1/embeddings`.
-pub async fn embeddings(
+pub(super) async fn embeddings(
     State(s): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,

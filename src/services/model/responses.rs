@@ -53,7 +53,11 @@ fn input_text(input: &Value) -> String {
 }
 
 /// `POST /v1/responses`.
-pub async fn create(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub(super) async fn create(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     match inner(&s, &headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),

@@ -24,7 +24,7 @@ use crate::services::metrics::{HttpMetrics, RouteLabels};
 
 /// What a fixture answers.
 #[derive(Debug, Clone)]
-pub enum Canned {
+pub(super) enum Canned {
     /// Text.
     Reply(String),
     /// One tool call or several.
@@ -44,7 +44,7 @@ struct Compiled {
 
 /// Shared state.
 #[derive(Debug)]
-pub struct AppState {
+pub(super) struct AppState {
     /// The configuration.
     pub config: Config,
     fixtures: Vec<Compiled>,
@@ -78,7 +78,7 @@ struct FaultCounter {
 impl AppState {
     /// Builds the state from a configuration, checking it (as [`Config::from_text`]
     /// does) when it was built in code.
-    pub fn new(config: Config) -> Result<AppState, ConfigError> {
+    pub(super) fn new(config: Config) -> Result<AppState, ConfigError> {
         let file = Path::new("<config>");
         if let Some(p) = config.problems().into_iter().next() {
             return Err(ConfigError {
@@ -131,7 +131,7 @@ impl AppState {
     /// The fixture for `turn`: one that matches the question, on the turn where the user
     /// asked; one marked `after_tool` (and matching a result, when it says so), on the
     /// turn after tool results.
-    pub fn fixture(&self, turn: &Turn) -> Option<&Canned> {
+    pub(super) fn fixture(&self, turn: &Turn) -> Option<&Canned> {
         self.fixtures
             .iter()
             .find(|f| {
@@ -148,7 +148,7 @@ impl AppState {
 
     /// A request's JSON fragment that carries schemas (`tools`, `response_format`…),
     /// parsed once for all requests that send the same text.
-    pub fn fragment(
+    pub(super) fn fragment(
         &self,
         api: Api,
         param: &str,
@@ -165,7 +165,7 @@ impl AppState {
     }
 
     /// Counts generated tokens.
-    pub fn count_tokens(&self, route: &'static str, n: u32) {
+    pub(super) fn count_tokens(&self, route: &'static str, n: u32) {
         self.tokens_out
             .get_or_create(&RouteLabels {
                 route: route.into(),
@@ -175,7 +175,7 @@ impl AppState {
 
     /// Checks the key (when keys are configured) and rolls the fault dice: the fault this
     /// request gets, if any; `Err` for a missing or unknown key.
-    pub fn admit(&self, api: Api, headers: &HeaderMap) -> Result<Option<&Fault>, ApiError> {
+    pub(super) fn admit(&self, api: Api, headers: &HeaderMap) -> Result<Option<&Fault>, ApiError> {
         let mut fault = None;
         if let Some(keys) = &self.keys {
             let key = api_key(headers).ok_or_else(|| {
@@ -242,7 +242,7 @@ impl FaultCounter {
 }
 
 /// The key of a request: `Authorization: Bearer KEY`, else `x-api-key`.
-pub fn api_key(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn api_key(headers: &HeaderMap) -> Option<&str> {
     headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -256,7 +256,7 @@ pub fn api_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The error a fault answers with.
-pub fn fault_error(api: Api, f: &Fault) -> Option<ApiError> {
+pub(super) fn fault_error(api: Api, f: &Fault) -> Option<ApiError> {
     let status = f.status?;
     let message = f.message.clone().unwrap_or_else(|| match status {
         429 => "rate limit reached (a fault injected by the mock model)".to_string(),

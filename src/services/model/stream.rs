@@ -12,23 +12,23 @@ use super::config::Latency;
 
 /// Frames to send, each after its delay.
 #[derive(Debug, Default)]
-pub struct Frames {
+pub(super) struct Frames {
     frames: Vec<(Duration, String)>,
 }
 
 impl Frames {
     /// Adds a frame sent right after the previous one.
-    pub fn push(&mut self, frame: String) {
+    pub(super) fn push(&mut self, frame: String) {
         self.frames.push((Duration::ZERO, frame));
     }
 
     /// Adds a frame sent `delay` after the previous one.
-    pub fn push_after(&mut self, delay: Duration, frame: String) {
+    pub(super) fn push_after(&mut self, delay: Duration, frame: String) {
         self.frames.push((delay, frame));
     }
 
     /// The `text/event-stream` response.
-    pub fn into_response(self) -> Response {
+    pub(super) fn into_response(self) -> Response {
         let body = if self.frames.iter().all(|(d, _)| d.is_zero()) {
             let all: String = self.frames.into_iter().map(|(_, f)| f).collect();
             Body::from(all)
@@ -59,7 +59,7 @@ impl Frames {
 }
 
 /// The delay before token `i` (0-based): the time to first token, then one token period.
-pub fn token_delay(latency: &Latency, i: usize) -> Duration {
+pub(super) fn token_delay(latency: &Latency, i: usize) -> Duration {
     if i == 0 {
         Duration::from_millis(latency.first_token_ms)
     } else if latency.tokens_per_second > 0.0 {
@@ -70,16 +70,16 @@ pub fn token_delay(latency: &Latency, i: usize) -> Duration {
 }
 
 /// The whole time to generate `n` tokens (for non-streamed answers).
-pub fn total_delay(latency: &Latency, n: usize) -> Duration {
+pub(super) fn total_delay(latency: &Latency, n: usize) -> Duration {
     (0..n.max(1)).map(|i| token_delay(latency, i)).sum()
 }
 
 /// An `event: NAME` frame (Anthropic, Responses).
-pub fn event(name: &str, data: &serde_json::Value) -> String {
+pub(super) fn event(name: &str, data: &serde_json::Value) -> String {
     format!("event: {name}\ndata: {data}\n\n")
 }
 
 /// A `data:` frame (OpenAI chat).
-pub fn data(data: &serde_json::Value) -> String {
+pub(super) fn data(data: &serde_json::Value) -> String {
     format!("data: {data}\n\n")
 }

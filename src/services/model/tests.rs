@@ -483,7 +483,9 @@ fn fixture_problems_are_located() {
         ),
     ] {
         std::fs::write(&file, text).expect("write");
-        let e = super::load_fixtures(&file).expect_err(text).to_string();
+        let e = super::config::load_fixtures(&file)
+            .expect_err(text)
+            .to_string();
         assert!(
             e.contains(&format!("fixtures.yaml:{at}")) && e.contains(says),
             "{text}: {e}"

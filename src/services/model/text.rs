@@ -4,7 +4,7 @@
 //! chunks concatenate to exactly the full reply.
 
 /// FNV-1a, for stable hashes across runs and platforms.
-pub fn fnv(bytes: &[u8]) -> u64 {
+pub(super) fn fnv(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in bytes {
         h ^= u64::from(*b);
@@ -14,7 +14,7 @@ pub fn fnv(bytes: &[u8]) -> u64 {
 }
 
 /// A well-mixed 64-bit value from `x` (splitmix64).
-pub fn mix(mut x: u64) -> u64 {
+pub(super) fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -23,7 +23,7 @@ pub fn mix(mut x: u64) -> u64 {
 
 /// Tokens in `text`, estimated like the providers' rule of thumb (4 characters a token),
 /// at least one for non-empty text.
-pub fn count_tokens(text: &str) -> u32 {
+pub(super) fn count_tokens(text: &str) -> u32 {
     if text.is_empty() {
         return 0;
     }
@@ -68,7 +68,7 @@ pub(crate) const WORDS: [&str; 32] = [
 
 /// A reply and where its tokens end (each token but the first with its leading space).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
+pub(super) struct Reply {
     text: String,
     /// Byte offsets where each token ends, in order.
     ends: Vec<usize>,
@@ -78,17 +78,17 @@ pub struct Reply {
 
 impl Reply {
     /// The whole text.
-    pub fn text(&self) -> &str {
+    pub(super) fn text(&self) -> &str {
         &self.text
     }
 
     /// How many tokens.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.ends.len()
     }
 
     /// The tokens, in order; they concatenate to [`Reply::text`].
-    pub fn tokens(&self) -> impl Iterator<Item = &str> {
+    pub(super) fn tokens(&self) -> impl Iterator<Item = &str> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts.zip(&self.ends).map(|(a, b)| &self.text[a..*b])
     }
@@ -108,7 +108,7 @@ impl Reply {
     }
 
     /// Splits `text` into tokens at word boundaries, keeping every character.
-    pub fn from_text(text: &str, limit: Option<u32>) -> Reply {
+    pub(super) fn from_text(text: &str, limit: Option<u32>) -> Reply {
         let mut ends = Vec::new();
         let mut prev = None;
         for (i, c) in text.char_indices() {
@@ -127,7 +127,7 @@ impl Reply {
     /// Splits a JSON document into tokens of four characters (the rule of thumb
     /// [`count_tokens`] uses), so streams carry it in pieces and a token limit cuts it as
     /// a provider would.
-    pub fn from_json(text: &str, limit: Option<u32>) -> Reply {
+    pub(super) fn from_json(text: &str, limit: Option<u32>) -> Reply {
         let mut ends: Vec<usize> = text
             .char_indices()
             .skip(4)
@@ -142,7 +142,7 @@ impl Reply {
 }
 
 /// The deterministic reply to `prompt`: the same prompt always gets the same reply.
-pub fn reply_to(prompt: &str, limit: Option<u32>) -> Reply {
+pub(super) fn reply_to(prompt: &str, limit: Option<u32>) -> Reply {
     let h = fnv(prompt.as_bytes());
     let snippet: String = prompt
         .split_whitespace()
@@ -166,7 +166,7 @@ pub fn reply_to(prompt: &str, limit: Option<u32>) -> Reply {
 }
 
 /// A deterministic unit vector of `dims` floats for `text`.
-pub fn embedding(text: &str, dims: usize) -> Vec<f32> {
+pub(super) fn embedding(text: &str, dims: usize) -> Vec<f32> {
     let mut x = fnv(text.as_bytes());
     let mut v: Vec<f32> = (0..dims)
         .map(|_| {
@@ -189,7 +189,7 @@ pub fn embedding(text: &str, dims: usize) -> Vec<f32> {
 }
 
 /// The floats as base64 of their little-endian bytes (OpenAI's `encoding_format: base64`).
-pub fn embedding_base64(v: &[f32]) -> String {
+pub(super) fn embedding_base64(v: &[f32]) -> String {
     use base64::Engine;
     let mut bytes = Vec::with_capacity(v.len() * 4);
     for f in v {
