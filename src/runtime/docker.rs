@@ -111,7 +111,7 @@ pub(crate) struct Docker {
     /// …and create the project network once (the engine allows duplicate names).
     network: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Removals of stopped containers still under way (see [`Docker::settle`]).
-    teardown: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    teardown: tokio_util::task::TaskTracker,
 }
 
 /// One container to run.
@@ -676,26 +676,14 @@ impl Docker {
     /// Runs `work` (the engine's end of a stopped container) in the background; see
     /// [`Docker::settle`].
     pub(crate) fn track(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
-        let handle = tokio::spawn(work);
-        let mut t = self
-            .teardown
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        t.retain(|h| !h.is_finished());
-        t.push(handle);
+        self.teardown.spawn(work);
     }
 
-    /// Waits for every tracked teardown.
+    /// Waits for every tracked teardown (and takes new ones again after).
     pub(crate) async fn settle(&self) {
-        let pending: Vec<_> = self
-            .teardown
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .drain(..)
-            .collect();
-        for h in pending {
-            let _ = h.await;
-        }
+        self.teardown.close();
+        self.teardown.wait().await;
+        self.teardown.reopen();
     }
 
     /// Removes the container (forcefully).

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, watch};
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::config::{Condition, RestartPolicy};
 use crate::events::{Event, EventKind, Health, State, Status};
@@ -90,7 +91,7 @@ pub(crate) struct Actor {
     /// Failures in a row, for the back-off.
     streak: u32,
     /// A built-in's container started ahead, held at its gate while dependencies come up.
-    prestart: Option<tokio::task::JoinHandle<Result<Gated, String>>>,
+    prestart: Option<AbortOnDropHandle<Result<Gated, String>>>,
 }
 
 /// Why a run ended.
@@ -359,7 +360,7 @@ impl Actor {
         let log = self.log.clone();
         let project = self.shared.project.clone();
         let stack_dir = self.shared.stack_dir.clone();
-        self.prestart = Some(tokio::spawn(async move {
+        self.prestart = Some(AbortOnDropHandle::new(tokio::spawn(async move {
             let note = |detail: String| log.note(&detail);
             let cx = ContainerContext {
                 docker: &docker,
@@ -368,7 +369,7 @@ impl Actor {
                 note: &note,
             };
             running::prestart_container(&cx, &plan, command, &log).await
-        }));
+        })));
     }
 
     /// The prestarted container, when there is one and it came up.
@@ -493,12 +494,15 @@ impl Actor {
                     log_matched: self.log_matched.clone(),
                     container: container.clone(),
                 };
-                Some(tokio::spawn(check_loop(h, cx, htx)))
+                Some(AbortOnDropHandle::new(tokio::spawn(check_loop(h, cx, htx))))
             }
-            (None, Some((docker, id))) => Some(tokio::spawn(docker_health_loop(docker, id, htx))),
+            (None, Some((docker, id))) => Some(AbortOnDropHandle::new(tokio::spawn(
+                docker_health_loop(docker, id, htx),
+            ))),
             (None, None) => None,
         };
-        let _abort = AbortOnDrop(checker);
+        // The checker ends with this run of the service.
+        let _checker = checker;
 
         loop {
             tokio::select! {
@@ -695,16 +699,6 @@ fn broken(c: Condition, s: &Status) -> Option<String> {
 enum HealthChange {
     Healthy,
     Unhealthy { reason: String, starting: bool },
-}
-
-struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(h) = &self.0 {
-            h.abort();
-        }
-    }
 }
 
 /// Probes until dropped: fast and backing off while starting (until healthy or the start

@@ -1,5 +1,5 @@
 //! Server-sent events with simulated latency: frames are computed up front; with no
-//! latency they go out in one write, otherwise a task paces them.
+//! latency they go out in one write, otherwise the body paces them as it is read.
 
 use std::time::Duration;
 
@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures::StreamExt;
 
 use super::config::Latency;
 
@@ -33,19 +34,14 @@ impl Frames {
             let all: String = self.frames.into_iter().map(|(_, f)| f).collect();
             Body::from(all)
         } else {
-            let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-            tokio::spawn(async move {
-                for (delay, frame) in self.frames {
-                    if !delay.is_zero() {
-                        tokio::time::sleep(delay).await;
-                    }
-                    if tx.send(Ok(Bytes::from(frame))).await.is_err() {
-                        // The client went away.
-                        return;
-                    }
+            // Paced by the body itself: no task, so nothing outlives a client that goes.
+            let paced = futures::stream::iter(self.frames).then(|(delay, frame)| async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
                 }
+                Ok::<_, std::io::Error>(Bytes::from(frame))
             });
-            Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+            Body::from_stream(paced)
         };
         let mut resp = body.into_response();
         let h = resp.headers_mut();
