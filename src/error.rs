@@ -95,24 +95,4 @@ impl Error {
             _ => None,
         }
     }
-
-    /// Prints the error and its hint to stderr.
-    pub(crate) fn report(&self) {
-        use std::io::IsTerminal;
-        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        let label = crate::ui::error_label(color);
-        match self {
-            // Diagnostics carry their own labels.
-            Error::Config(errors) => eprintln!("{errors}"),
-            Error::PortsInUse(ports) => {
-                for p in ports {
-                    eprintln!("{label} {p}");
-                }
-            }
-            _ => eprintln!("{label} {self}"),
-        }
-        if let Some(hint) = self.hint() {
-            eprintln!("  = hint: {hint}");
-        }
-    }
 }

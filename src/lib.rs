@@ -42,10 +42,11 @@ pub fn main() -> ExitCode {
         return ExitCode::from(u8::try_from(command(&args[2..])).unwrap_or(1));
     }
     let cli = cli::Cli::parse();
+    let console = ui::Console::new(&cli.global);
     match commands::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            err.report();
+            ui::report(&console, &err);
             ExitCode::from(err.exit_code())
         }
     }

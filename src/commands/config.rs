@@ -5,12 +5,15 @@ use std::process::ExitCode;
 use crate::cli::{ConfigArgs, Format, GlobalArgs, SchemaArgs, ValidateArgs};
 use crate::config::raw::RawStack;
 use crate::error::{Error, Result};
+use crate::ui::{Console, errln, out};
 
 pub(crate) fn validate(global: &GlobalArgs, args: ValidateArgs) -> Result<ExitCode> {
+    let console = Console::new(global);
     let loaded = super::load::stack(global, args.runtime)?;
     if !global.quiet {
         let n = loaded.stack.services.len();
-        eprintln!(
+        errln!(
+            console,
             "{} is valid: project `{}`, {n} {}",
             loaded.warnings.file.display(),
             loaded.stack.name,
@@ -21,6 +24,7 @@ pub(crate) fn validate(global: &GlobalArgs, args: ValidateArgs) -> Result<ExitCo
 }
 
 pub(crate) fn config(global: &GlobalArgs, args: ConfigArgs) -> Result<ExitCode> {
+    let console = Console::new(global);
     let loaded = super::load::stack(global, args.runtime)?;
     let doc = crate::config::render::document(&loaded.stack);
     let text = match args.format {
@@ -33,7 +37,7 @@ pub(crate) fn config(global: &GlobalArgs, args: ConfigArgs) -> Result<ExitCode> 
             s
         }
     };
-    print!("{text}");
+    out!(console, "{text}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -43,7 +47,8 @@ pub(crate) fn schema_json() -> String {
     serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
 }
 
-pub(crate) fn schema(args: SchemaArgs) -> Result<ExitCode> {
+pub(crate) fn schema(global: &GlobalArgs, args: SchemaArgs) -> Result<ExitCode> {
+    let console = Console::new(global);
     let text = schema_json();
     match args.output {
         Some(path) => std::fs::write(&path, text).map_err(|source| Error::Io {
@@ -51,7 +56,7 @@ pub(crate) fn schema(args: SchemaArgs) -> Result<ExitCode> {
             path,
             source,
         })?,
-        None => print!("{text}"),
+        None => out!(console, "{text}"),
     }
     Ok(ExitCode::SUCCESS)
 }

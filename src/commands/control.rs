@@ -10,6 +10,7 @@ use crate::events::report::PsDocument;
 use crate::events::{Health, State};
 use crate::exit;
 use crate::ui::{Console, table};
+use crate::ui::{errln, out};
 
 /// Which action.
 #[derive(Debug, Clone, Copy)]
@@ -20,6 +21,7 @@ pub(crate) enum Action {
 }
 
 pub(crate) fn run(global: &GlobalArgs, args: ServicesArgs, action: Action) -> Result<ExitCode> {
+    let console = Console::new(global);
     let project = super::project::locate(global)?;
     let socket = project.state.socket();
     let services = args.services.clone();
@@ -43,7 +45,7 @@ pub(crate) fn run(global: &GlobalArgs, args: ServicesArgs, action: Action) -> Re
         }
         if matches!(action, Action::Stop) {
             if !global.quiet {
-                eprintln!("stopped {}", args.services.join(", "));
+                errln!(console, "stopped {}", args.services.join(", "));
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -66,18 +68,23 @@ pub(crate) fn run(global: &GlobalArgs, args: ServicesArgs, action: Action) -> Re
                 Some(Ok(())) => {
                     let mut shown = doc.clone();
                     shown.services.retain(|s| args.services.contains(&s.name));
-                    print!(
+                    out!(
+                        console,
                         "{}",
                         table::render(&shown, Console::new(global).out_color())
                     );
                     return Ok(ExitCode::SUCCESS);
                 }
                 Some(Err(name)) => {
-                    eprintln!("error: `{name}` failed; `stack logs {name}` shows why");
+                    errln!(
+                        console,
+                        "error: `{name}` failed; `stack logs {name}` shows why"
+                    );
                     return Ok(ExitCode::from(exit::SERVICE_FAILED));
                 }
                 None if Instant::now() > deadline => {
-                    eprintln!(
+                    errln!(
+                        console,
                         "error: not ready within {}",
                         humantime::format_duration(args.timeout)
                     );

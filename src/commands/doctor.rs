@@ -19,6 +19,7 @@ use crate::logs;
 use crate::plan::ResolvedProbe;
 use crate::procfs::{self, Holder};
 use crate::ui::{Console, paint};
+use crate::ui::{out, outln};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -67,6 +68,7 @@ impl Report {
 }
 
 pub(crate) fn run(global: &GlobalArgs, args: DoctorArgs) -> Result<ExitCode> {
+    let console = Console::new(global);
     let mut r = Report {
         findings: Vec::new(),
     };
@@ -151,9 +153,13 @@ pub(crate) fn run(global: &GlobalArgs, args: DoctorArgs) -> Result<ExitCode> {
             "findings": r.findings,
         }))
         .unwrap_or_default();
-        println!("{text}");
+        outln!(console, "{text}");
     } else {
-        print!("{}", render(&r.findings, Console::new(global).out_color()));
+        out!(
+            console,
+            "{}",
+            render(&r.findings, Console::new(global).out_color())
+        );
     }
     Ok(if errors == 0 {
         ExitCode::SUCCESS

@@ -11,11 +11,13 @@ use crate::error::{Error, Result};
 use crate::procfs;
 use crate::runtime::unix;
 use crate::state::{ProcessId, State};
+use crate::ui::{Console, errln};
 
 /// The grace period when neither `--timeout` nor the supervisor says otherwise.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) fn run(global: &GlobalArgs, args: DownArgs) -> Result<ExitCode> {
+    let console = Console::new(global);
     let project = super::project::locate(global)?;
     let dir = &project.state;
     let rt = super::runtime()?;
@@ -66,15 +68,15 @@ pub(crate) fn run(global: &GlobalArgs, args: DownArgs) -> Result<ExitCode> {
                 source,
             })?;
             if !global.quiet {
-                eprintln!("deleted {}", data.display());
+                errln!(console, "deleted {}", data.display());
             }
         }
     }
     if !global.quiet {
         if stopped_something {
-            eprintln!("project `{}` is down", project.name);
+            errln!(console, "project `{}` is down", project.name);
         } else {
-            eprintln!("project `{}` was not running", project.name);
+            errln!(console, "project `{}` was not running", project.name);
         }
     }
     Ok(ExitCode::SUCCESS)

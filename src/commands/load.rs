@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use crate::cli::GlobalArgs;
 use crate::config::{self, LoadOptions, Loaded, RuntimeKind};
 use crate::error::{Error, Result};
+use crate::ui::{Console, err};
 
 /// Locates and validates the stack file; prints its warnings.
 pub(crate) fn stack(global: &GlobalArgs, runtime: Option<RuntimeKind>) -> Result<Loaded> {
+    let console = Console::new(global);
     let cwd = std::env::current_dir().map_err(|source| Error::Io {
         action: "cannot read the current folder",
         path: PathBuf::from("."),
@@ -40,7 +42,11 @@ pub(crate) fn stack(global: &GlobalArgs, runtime: Option<RuntimeKind>) -> Result
     .map_err(Error::Config)?;
     if !loaded.warnings.diagnostics.is_empty() && !global.quiet {
         for d in &loaded.warnings.diagnostics {
-            eprint!("{}", d.render(&loaded.warnings.file, &loaded.warnings.text));
+            err!(
+                console,
+                "{}",
+                d.render(&loaded.warnings.file, &loaded.warnings.text)
+            );
         }
     }
     Ok(loaded)

@@ -34,11 +34,11 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => run::run(&cli.global, args),
         Command::Env(args) => run::env(&cli.global, args),
         Command::Completions(args) => run::completions(args),
-        Command::New(args) => new::run(args, cli.global.quiet),
+        Command::New(args) => new::run(&cli.global, args),
         Command::Doctor(args) => doctor::run(&cli.global, args),
         Command::Validate(args) => config::validate(&cli.global, args),
         Command::Config(args) => config::config(&cli.global, args),
-        Command::Schema(args) => config::schema(args),
+        Command::Schema(args) => config::schema(&cli.global, args),
         Command::Serve(args) => serve::run(&cli.global, args),
         Command::Supervise(args) => up::supervise(args),
     }

@@ -6,8 +6,10 @@ use std::process::ExitCode;
 
 use include_dir::{Dir, include_dir};
 
+use crate::cli::GlobalArgs;
 use crate::cli::NewArgs;
 use crate::error::{Error, Result};
+use crate::ui::{Console, errln, outln};
 
 static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
 
@@ -24,11 +26,13 @@ pub(super) const CATALOG: &[(&str, &str)] = &[
     ("minimal", "one process with an HTTP health check"),
 ];
 
-pub(crate) fn run(args: NewArgs, quiet: bool) -> Result<ExitCode> {
+pub(crate) fn run(global: &GlobalArgs, args: NewArgs) -> Result<ExitCode> {
+    let console = Console::new(global);
+    let quiet = global.quiet;
     if args.list {
         let width = CATALOG.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
         for (name, about) in CATALOG {
-            println!("{name:<width$}  {about}");
+            outln!(console, "{name:<width$}  {about}");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -78,11 +82,11 @@ pub(crate) fn run(args: NewArgs, quiet: bool) -> Result<ExitCode> {
         write(&dir.join(rel), contents)?;
     }
     if !quiet {
-        eprintln!("created {} from `{name}`:", dir.display());
+        errln!(console, "created {} from `{name}`:", dir.display());
         for (rel, _) in &all {
-            eprintln!("  {rel}");
+            errln!(console, "  {rel}");
         }
-        eprintln!("next: cd {} && stack up", dir.display());
+        errln!(console, "next: cd {} && stack up", dir.display());
     }
     Ok(ExitCode::SUCCESS)
 }

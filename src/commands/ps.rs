@@ -9,8 +9,10 @@ use crate::events::report::{PsDocument, PsPort, PsService};
 use crate::events::{Health, State as Life};
 use crate::state::State;
 use crate::ui::{Console, table};
+use crate::ui::{errln, out, outln};
 
 pub(crate) fn run(global: &GlobalArgs, args: PsArgs) -> Result<ExitCode> {
+    let console = Console::new(global);
     let project = super::project::locate(global)?;
     let rt = super::runtime()?;
     let doc = match rt.block_on(control::client::call(&project.state.socket(), &Request::Ps)) {
@@ -21,9 +23,10 @@ pub(crate) fn run(global: &GlobalArgs, args: PsArgs) -> Result<ExitCode> {
             if !global.quiet {
                 match &doc.supervisor_pid {
                     None if doc.services.is_empty() => {
-                        eprintln!("project `{}` is not running", project.name)
+                        errln!(console, "project `{}` is not running", project.name)
                     }
-                    _ => eprintln!(
+                    _ => errln!(
+                        console,
                         "the supervisor of `{}` is not running; this is what it left in {} (`stack down` cleans up)",
                         project.name,
                         project.state.state_file().display()
@@ -36,10 +39,9 @@ pub(crate) fn run(global: &GlobalArgs, args: PsArgs) -> Result<ExitCode> {
     if args.json {
         let text =
             serde_json::to_string_pretty(&doc).map_err(|e| Error::input(e.to_string(), None))?;
-        println!("{text}");
+        outln!(console, "{text}");
     } else if !doc.services.is_empty() {
-        let console = Console::new(global);
-        print!("{}", table::render(&doc, console.out_color()));
+        out!(console, "{}", table::render(&doc, console.out_color()));
     }
     Ok(ExitCode::SUCCESS)
 }

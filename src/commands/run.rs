@@ -11,6 +11,7 @@ use crate::events::report::PsDocument;
 use crate::exit;
 use crate::state::State;
 use crate::ui::Console;
+use crate::ui::{err, out};
 
 /// `stack run CMD…`: up (a detached supervisor owned by this process), wait healthy, run
 /// CMD with the endpoints in its environment, then down — always: when CMD fails, when the
@@ -124,6 +125,7 @@ async fn run_command(command: &[String], env: &[(String, String)]) -> Result<u8>
 
 /// `stack env`.
 pub(crate) fn env(global: &GlobalArgs, args: EnvArgs) -> Result<ExitCode> {
+    let console = Console::new(global);
     let project = super::project::locate(global)?;
     let rt = super::runtime()?;
     let doc: PsDocument =
@@ -173,10 +175,10 @@ pub(crate) fn env(global: &GlobalArgs, args: EnvArgs) -> Result<ExitCode> {
             })?;
         f.write_all(text.as_bytes())?;
         if !global.quiet {
-            eprint!("{text}");
+            err!(console, "{text}");
         }
     } else {
-        print!("{text}");
+        out!(console, "{text}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -17,6 +17,36 @@ use crate::cli::GlobalArgs;
 
 pub(crate) use log_observer::LogObserver;
 
+/// `println!` through a [`Console`]: a line to stdout, above any spinners.
+macro_rules! outln {
+    ($console:expr, $($arg:tt)*) => {
+        $console.out(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` through a [`Console`].
+macro_rules! out {
+    ($console:expr, $($arg:tt)*) => {
+        $console.out(&format!($($arg)*))
+    };
+}
+
+/// `eprintln!` through a [`Console`]: a line to stderr, above any spinners.
+macro_rules! errln {
+    ($console:expr, $($arg:tt)*) => {
+        $console.err(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprint!` through a [`Console`].
+macro_rules! err {
+    ($console:expr, $($arg:tt)*) => {
+        $console.err(&format!($($arg)*))
+    };
+}
+
+pub(crate) use {err, errln, out, outln};
+
 /// The terminal, shared by the progress display and the log stream.
 #[derive(Clone)]
 pub(crate) struct Console {
@@ -130,4 +160,23 @@ pub(crate) fn error_label(color: bool) -> String {
         Style::new().bold().fg_color(Some(AnsiColor::Red.into())),
         "error:",
     )
+}
+
+/// Prints the tool's own error and its hint to stderr, coloured as the console says.
+pub(crate) fn report(console: &Console, error: &crate::error::Error) {
+    use crate::error::Error;
+    let label = error_label(console.err_color());
+    match error {
+        // Diagnostics carry their own labels.
+        Error::Config(errors) => errln!(console, "{errors}"),
+        Error::PortsInUse(ports) => {
+            for p in ports {
+                errln!(console, "{label} {p}");
+            }
+        }
+        _ => errln!(console, "{label} {error}"),
+    }
+    if let Some(hint) = error.hint() {
+        errln!(console, "  = hint: {hint}");
+    }
 }
