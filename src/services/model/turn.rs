@@ -102,32 +102,8 @@ impl<'a> Turn<'a> {
                 })
             })
             .collect();
-        let choice = match choice {
-            None | Some(Value::Null) => ToolChoice::Auto,
-            Some(Value::String(s)) => named_mode(api, s, &["auto", "none", "required"])?,
-            Some(c) => match c.get("type").and_then(Value::as_str) {
-                Some("function") => c
-                    .pointer("/function/name")
-                    .and_then(Value::as_str)
-                    .map(|n| ToolChoice::Named(n.to_string()))
-                    .ok_or_else(|| {
-                        bad(api, "tool_choice", "`tool_choice.function.name` is missing")
-                    })?,
-                Some("allowed_tools") => {
-                    match c.pointer("/allowed_tools/mode").and_then(Value::as_str) {
-                        Some("required") => ToolChoice::Required,
-                        _ => ToolChoice::Auto,
-                    }
-                }
-                _ => {
-                    return Err(bad(
-                        api,
-                        "tool_choice",
-                        "`tool_choice` must be `none`, `auto`, `required` or {type: function, function: {name}}",
-                    ));
-                }
-            },
-        };
+        // Chat nests the name and the mode: {type: function, function: {name}}.
+        let choice = openai_choice(api, choice, "/function/name", "/allowed_tools/mode")?;
         let format = match format.map(|f| f.value) {
             None | Some(Value::Null) => None,
             Some(f) => openai_format(api, "response_format", f, f.get("json_schema"), messages)?,
@@ -299,27 +275,8 @@ impl<'a> Turn<'a> {
                 })
             })
             .collect();
-        let choice = match choice {
-            None | Some(Value::Null) => ToolChoice::Auto,
-            Some(Value::String(s)) => named_mode(api, s, &["auto", "none", "required"])?,
-            Some(c) => match (
-                c.get("type").and_then(Value::as_str),
-                c.get("name").and_then(Value::as_str),
-            ) {
-                (Some("function"), Some(n)) => ToolChoice::Named(n.to_string()),
-                (Some("allowed_tools"), _) => match c.get("mode").and_then(Value::as_str) {
-                    Some("required") => ToolChoice::Required,
-                    _ => ToolChoice::Auto,
-                },
-                _ => {
-                    return Err(bad(
-                        api,
-                        "tool_choice",
-                        "`tool_choice` must be `none`, `auto`, `required` or {type: function, name}",
-                    ));
-                }
-            },
-        };
+        // Responses puts them beside `type`: {type: function, name}.
+        let choice = openai_choice(api, choice, "/name", "/mode")?;
         let format = match format.map(|f| f.value) {
             None | Some(Value::Null) => None,
             Some(f) => openai_format(api, "text.format", f, Some(f), items)?,
@@ -376,18 +333,52 @@ fn list<'a>(v: Option<Fragment<'a>>) -> &'a [Value] {
         .map_or(&[], Vec::as_slice)
 }
 
-fn named_mode(api: Api, s: &str, allowed: &[&str]) -> Result<ToolChoice, ApiError> {
-    match s {
-        "auto" => Ok(ToolChoice::Auto),
-        "none" => Ok(ToolChoice::None),
-        "required" => Ok(ToolChoice::Required),
-        other => Err(bad(
+/// OpenAI's `tool_choice`: `none`, `auto`, `required`, a named function (its name at
+/// the pointer `name_at`), or `allowed_tools` (its mode at `mode_at`).
+fn openai_choice(
+    api: Api,
+    choice: Option<&Value>,
+    name_at: &str,
+    mode_at: &str,
+) -> Result<ToolChoice, ApiError> {
+    let c = match choice {
+        None | Some(Value::Null) => return Ok(ToolChoice::Auto),
+        Some(Value::String(s)) => {
+            return match s.as_str() {
+                "auto" => Ok(ToolChoice::Auto),
+                "none" => Ok(ToolChoice::None),
+                "required" => Ok(ToolChoice::Required),
+                other => Err(bad(
+                    api,
+                    "tool_choice",
+                    format!(
+                        "`tool_choice` must be `none`, `auto`, `required` or a function, not `{other}`"
+                    ),
+                )),
+            };
+        }
+        Some(c) => c,
+    };
+    match c.get("type").and_then(Value::as_str) {
+        Some("function") => c
+            .pointer(name_at)
+            .and_then(Value::as_str)
+            .map(|n| ToolChoice::Named(n.to_string()))
+            .ok_or_else(|| {
+                bad(
+                    api,
+                    "tool_choice",
+                    "the function `tool_choice` names no `name`",
+                )
+            }),
+        Some("allowed_tools") => Ok(match c.pointer(mode_at).and_then(Value::as_str) {
+            Some("required") => ToolChoice::Required,
+            _ => ToolChoice::Auto,
+        }),
+        _ => Err(bad(
             api,
             "tool_choice",
-            format!(
-                "`tool_choice` must be one of {}, not `{other}`",
-                allowed.join(", ")
-            ),
+            "`tool_choice` must be `none`, `auto`, `required`, a function or `allowed_tools`",
         )),
     }
 }
