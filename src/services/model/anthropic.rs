@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::answer::{Answer, decide, id, pieces};
 use super::body::{all_text, content_text, json as read_json};
+use super::config::{Fault, Latency};
 use super::memo::Parsed;
 use super::state::{AppState, fault_error};
 use super::stream::{Frames, event, token_delay, total_delay};
@@ -125,129 +126,162 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
     let answer = decide(s, API, &turn)?;
     let out_tokens = answer.tokens();
     s.count_tokens("/v1/messages", out_tokens);
-    let msg_id = id("msg_");
-    let tool_ids: Vec<String> = match &answer {
-        Answer::Tools(calls) => calls.iter().map(|_| id("toolu_")).collect(),
-        Answer::Text(_) => Vec::new(),
-    };
-    let (stop_reason, content) = match &answer {
-        Answer::Text(r) => (
-            if r.truncated {
-                "max_tokens"
-            } else {
-                "end_turn"
-            },
-            json!([{"type": "text", "text": r.text()}]),
-        ),
-        Answer::Tools(calls) => (
-            "tool_use",
-            Value::Array(
-                calls
-                    .iter()
-                    .zip(&tool_ids)
-                    .map(|(t, tid)| {
-                        json!({"type": "tool_use", "id": tid, "name": t.name, "input": t.arguments_object()})
-                    })
-                    .collect(),
-            ),
-        ),
-    };
-    let usage = |output: u32| {
-        json!({"input_tokens": in_tokens, "output_tokens": output,
-               "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
-               "service_tier": "standard"})
+    let out = Message {
+        model: &req.model,
+        id: id("msg_"),
+        tool_ids: match &answer {
+            Answer::Tools(calls) => calls.iter().map(|_| id("toolu_")).collect(),
+            Answer::Text(_) => Vec::new(),
+        },
+        in_tokens,
+        out_tokens,
     };
     if req.stream != Some(true) {
         let delay = total_delay(&s.config.latency, answer.steps());
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        return Ok(axum::Json(json!({
-            "id": msg_id, "type": "message", "role": "assistant", "model": req.model,
-            "content": content, "stop_reason": stop_reason, "stop_sequence": null,
-            "usage": usage(out_tokens)
-        }))
-        .into_response());
+        return Ok(axum::Json(out.plain(&answer)).into_response());
+    }
+    let fail_after = fault.and_then(|f| f.after_tokens.map(|n| (n as usize, f)));
+    Ok(out
+        .stream(&answer, &s.config.latency, fail_after)
+        .into_response())
+}
+
+/// What every shape of one message carries.
+struct Message<'a> {
+    model: &'a str,
+    id: String,
+    /// One id per tool call of the answer.
+    tool_ids: Vec<String>,
+    in_tokens: u32,
+    out_tokens: u32,
+}
+
+impl Message<'_> {
+    fn stop_reason(answer: &Answer) -> &'static str {
+        match answer {
+            Answer::Text(r) if r.truncated => "max_tokens",
+            Answer::Text(_) => "end_turn",
+            Answer::Tools(_) => "tool_use",
+        }
     }
 
-    let latency = &s.config.latency;
-    let mut frames = Frames::default();
-    frames.push(event(
-        "message_start",
-        &json!({"type": "message_start", "message": {
-            "id": msg_id, "type": "message", "role": "assistant", "model": req.model,
-            "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage(1)}}),
-    ));
-    match &answer {
-        Answer::Text(r) => {
-            frames.push(event(
-                "content_block_start",
-                &json!({"type": "content_block_start", "index": 0,
-                        "content_block": {"type": "text", "text": ""}}),
-            ));
-            frames.push(event("ping", &json!({"type": "ping"})));
-            let fail_after = fault.and_then(|f| f.after_tokens.map(|n| (n as usize, f)));
-            for (i, tok) in r.tokens().enumerate() {
-                if let Some((n, f)) = fail_after
-                    && i == n
-                {
-                    if let Some(e) = fault_error(API, f) {
-                        frames.push_after(token_delay(latency, i), e.stream_frame());
-                    }
-                    return Ok(frames.into_response());
-                }
-                frames.push_after(
-                    token_delay(latency, i),
-                    event(
-                        "content_block_delta",
-                        &json!({"type": "content_block_delta", "index": 0,
-                                "delta": {"type": "text_delta", "text": tok}}),
-                    ),
-                );
-            }
-        }
-        Answer::Tools(calls) => {
-            for (index, (t, tid)) in calls.iter().zip(&tool_ids).enumerate() {
-                if index > 0 {
-                    frames.push(event(
-                        "content_block_stop",
-                        &json!({"type": "content_block_stop", "index": index - 1}),
-                    ));
-                }
+    fn usage(&self, output: u32) -> Value {
+        json!({"input_tokens": self.in_tokens, "output_tokens": output,
+               "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+               "service_tier": "standard"})
+    }
+
+    /// The `message` object.
+    fn plain(&self, answer: &Answer) -> Value {
+        let content = match answer {
+            Answer::Text(r) => json!([{"type": "text", "text": r.text()}]),
+            Answer::Tools(calls) => Value::Array(
+                calls
+                    .iter()
+                    .zip(&self.tool_ids)
+                    .map(|(t, tid)| {
+                        json!({"type": "tool_use", "id": tid, "name": t.name, "input": t.arguments_object()})
+                    })
+                    .collect(),
+            ),
+        };
+        json!({
+            "id": self.id, "type": "message", "role": "assistant", "model": self.model,
+            "content": content, "stop_reason": Self::stop_reason(answer), "stop_sequence": null,
+            "usage": self.usage(self.out_tokens)
+        })
+    }
+
+    /// The event sequence: `message_start` (with the input tokens), a content block per
+    /// text or tool call with its deltas, `message_delta` (with both counts),
+    /// `message_stop`; a mid-stream fault cuts it after `fail_after` tokens.
+    fn stream(
+        &self,
+        answer: &Answer,
+        latency: &Latency,
+        fail_after: Option<(usize, &Fault)>,
+    ) -> Frames {
+        let mut frames = Frames::default();
+        frames.push(event(
+            "message_start",
+            &json!({"type": "message_start", "message": {
+                "id": self.id, "type": "message", "role": "assistant", "model": self.model,
+                "content": [], "stop_reason": null, "stop_sequence": null, "usage": self.usage(1)}}),
+        ));
+        match answer {
+            Answer::Text(r) => {
                 frames.push(event(
                     "content_block_start",
-                    &json!({"type": "content_block_start", "index": index, "content_block":
-                        {"type": "tool_use", "id": tid, "name": t.name, "input": {}}}),
+                    &json!({"type": "content_block_start", "index": 0,
+                            "content_block": {"type": "text", "text": ""}}),
                 ));
-                for (i, piece) in pieces(&t.arguments_json(), 3).into_iter().enumerate() {
+                frames.push(event("ping", &json!({"type": "ping"})));
+                for (i, tok) in r.tokens().enumerate() {
+                    if let Some((n, f)) = fail_after
+                        && i == n
+                    {
+                        if let Some(e) = fault_error(API, f) {
+                            frames.push_after(token_delay(latency, i), e.stream_frame());
+                        }
+                        return frames;
+                    }
                     frames.push_after(
                         token_delay(latency, i),
                         event(
                             "content_block_delta",
-                            &json!({"type": "content_block_delta", "index": index,
-                                    "delta": {"type": "input_json_delta", "partial_json": piece}}),
+                            &json!({"type": "content_block_delta", "index": 0,
+                                    "delta": {"type": "text_delta", "text": tok}}),
                         ),
                     );
                 }
             }
+            Answer::Tools(calls) => {
+                for (index, (t, tid)) in calls.iter().zip(&self.tool_ids).enumerate() {
+                    if index > 0 {
+                        frames.push(event(
+                            "content_block_stop",
+                            &json!({"type": "content_block_stop", "index": index - 1}),
+                        ));
+                    }
+                    frames.push(event(
+                        "content_block_start",
+                        &json!({"type": "content_block_start", "index": index, "content_block":
+                            {"type": "tool_use", "id": tid, "name": t.name, "input": {}}}),
+                    ));
+                    for (i, piece) in pieces(&t.arguments_json(), 3).into_iter().enumerate() {
+                        frames.push_after(
+                            token_delay(latency, i),
+                            event(
+                                "content_block_delta",
+                                &json!({"type": "content_block_delta", "index": index,
+                                        "delta": {"type": "input_json_delta", "partial_json": piece}}),
+                            ),
+                        );
+                    }
+                }
+            }
         }
+        let last_block = self.tool_ids.len().saturating_sub(1);
+        frames.push(event(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": last_block}),
+        ));
+        // Both counts in the last delta, as the API sends them (clients that read usage
+        // from here, like langchain-anthropic, see the input too).
+        let mut final_usage = self.usage(self.out_tokens);
+        if let Some(u) = final_usage.as_object_mut() {
+            u.remove("service_tier");
+        }
+        frames.push(event(
+            "message_delta",
+            &json!({"type": "message_delta",
+                    "delta": {"stop_reason": Self::stop_reason(answer), "stop_sequence": null},
+                    "usage": final_usage}),
+        ));
+        frames.push(event("message_stop", &json!({"type": "message_stop"})));
+        frames
     }
-    let last_block = tool_ids.len().saturating_sub(1);
-    frames.push(event(
-        "content_block_stop",
-        &json!({"type": "content_block_stop", "index": last_block}),
-    ));
-    // Both counts in the last delta, as the API sends them (clients that read usage
-    // from here, like langchain-anthropic, see the input too).
-    let mut final_usage = usage(out_tokens);
-    if let Some(u) = final_usage.as_object_mut() {
-        u.remove("service_tier");
-    }
-    frames.push(event(
-        "message_delta",
-        &json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null},
-                "usage": final_usage}),
-    ));
-    frames.push(event("message_stop", &json!({"type": "message_stop"})));
-    Ok(frames.into_response())
 }

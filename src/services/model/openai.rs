@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::answer::{Answer, decide, id, now, pieces};
 use super::body::{all_text, json as read_json};
+use super::config::{Fault, Latency};
 use super::memo::Parsed;
 use super::state::{AppState, fault_error};
 use super::stream::{Frames, data, token_delay, total_delay};
@@ -126,14 +127,38 @@ async fn chat_inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
         "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
             "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}
     });
-    let id = id("chatcmpl-");
-    let created = now();
+    let out = Completion {
+        model: &req.model,
+        id: id("chatcmpl-"),
+        created: now(),
+        usage,
+    };
     if req.stream != Some(true) {
         let delay = total_delay(&s.config.latency, answer.steps());
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let (message, finish) = match &answer {
+        return Ok(axum::Json(out.plain(&answer)).into_response());
+    }
+    let include_usage = req.stream_options.and_then(|o| o.include_usage) == Some(true);
+    let fail_after = fault.and_then(|f| f.after_tokens.map(|n| (n as usize, f)));
+    Ok(out
+        .stream(&answer, &s.config.latency, include_usage, fail_after)
+        .into_response())
+}
+
+/// What every shape of one chat completion carries.
+struct Completion<'a> {
+    model: &'a str,
+    id: String,
+    created: u64,
+    usage: Value,
+}
+
+impl Completion<'_> {
+    /// The `chat.completion` object.
+    fn plain(&self, answer: &Answer) -> Value {
+        let (message, finish) = match answer {
             Answer::Text(r) => (
                 json!({"role": "assistant", "content": r.text(), "refusal": null, "annotations": []}),
                 if r.truncated { "length" } else { "stop" },
@@ -142,7 +167,7 @@ async fn chat_inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
                 let calls: Vec<Value> = calls
                     .iter()
                     .map(|t| {
-                        json!({"id": super::answer::id("call_"), "type": "function",
+                        json!({"id": id("call_"), "type": "function",
                                "function": {"name": t.name, "arguments": t.arguments_json()}})
                     })
                     .collect();
@@ -153,84 +178,93 @@ async fn chat_inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
                 )
             }
         };
-        return Ok(axum::Json(json!({
-            "id": id, "object": "chat.completion", "created": created, "model": req.model,
+        json!({
+            "id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
             "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
-            "usage": usage, "service_tier": "default", "system_fingerprint": "fp_stack_mock"
-        }))
-        .into_response());
+            "usage": self.usage, "service_tier": "default", "system_fingerprint": "fp_stack_mock"
+        })
     }
 
-    let include_usage = req.stream_options.and_then(|o| o.include_usage) == Some(true);
-    let chunk = |delta: Value, finish: Option<&str>| {
+    /// One `chat.completion.chunk` frame.
+    fn chunk(&self, delta: Value, finish: Option<&str>, include_usage: bool) -> String {
         let mut c = json!({
-            "id": id, "object": "chat.completion.chunk", "created": created, "model": req.model,
-            "system_fingerprint": "fp_stack_mock", "service_tier": "default",
+            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+            "model": self.model, "system_fingerprint": "fp_stack_mock", "service_tier": "default",
             "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
         });
         if include_usage {
             c["usage"] = Value::Null;
         }
         data(&c)
-    };
-    let latency = &s.config.latency;
-    let mut frames = Frames::default();
-    let fail_after = fault.and_then(|f| f.after_tokens.map(|n| (n as usize, f)));
-    let finish = match &answer {
-        Answer::Text(r) => {
-            frames.push(chunk(
-                json!({"role": "assistant", "content": "", "refusal": null}),
-                None,
-            ));
-            for (i, tok) in r.tokens().enumerate() {
-                if let Some((n, f)) = fail_after
-                    && i == n
-                {
-                    if let Some(e) = fault_error(API, f) {
-                        frames.push_after(token_delay(latency, i), e.stream_frame());
+    }
+
+    /// The SSE frames: role, deltas (text or tool-call arguments), the finish, the usage
+    /// chunk when asked for, `[DONE]`; a mid-stream fault cuts it after `fail_after` tokens.
+    fn stream(
+        &self,
+        answer: &Answer,
+        latency: &Latency,
+        include_usage: bool,
+        fail_after: Option<(usize, &Fault)>,
+    ) -> Frames {
+        let chunk = |delta: Value, finish: Option<&str>| self.chunk(delta, finish, include_usage);
+        let mut frames = Frames::default();
+        let finish = match answer {
+            Answer::Text(r) => {
+                frames.push(chunk(
+                    json!({"role": "assistant", "content": "", "refusal": null}),
+                    None,
+                ));
+                for (i, tok) in r.tokens().enumerate() {
+                    if let Some((n, f)) = fail_after
+                        && i == n
+                    {
+                        if let Some(e) = fault_error(API, f) {
+                            frames.push_after(token_delay(latency, i), e.stream_frame());
+                        }
+                        return frames;
                     }
-                    return Ok(frames.into_response());
-                }
-                frames.push_after(
-                    token_delay(latency, i),
-                    chunk(json!({"content": tok}), None),
-                );
-            }
-            if r.truncated { "length" } else { "stop" }
-        }
-        Answer::Tools(calls) => {
-            for (index, t) in calls.iter().enumerate() {
-                let mut first = json!({"tool_calls": [{"index": index,
-                    "id": super::answer::id("call_"), "type": "function",
-                    "function": {"name": t.name, "arguments": ""}}]});
-                if index == 0 {
-                    first["role"] = json!("assistant");
-                    first["content"] = Value::Null;
-                }
-                frames.push(chunk(first, None));
-                for (i, piece) in pieces(&t.arguments_json(), 3).into_iter().enumerate() {
                     frames.push_after(
                         token_delay(latency, i),
-                        chunk(
-                            json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}),
-                            None,
-                        ),
+                        chunk(json!({"content": tok}), None),
                     );
                 }
+                if r.truncated { "length" } else { "stop" }
             }
-            "tool_calls"
+            Answer::Tools(calls) => {
+                for (index, t) in calls.iter().enumerate() {
+                    let mut first = json!({"tool_calls": [{"index": index,
+                        "id": id("call_"), "type": "function",
+                        "function": {"name": t.name, "arguments": ""}}]});
+                    if index == 0 {
+                        first["role"] = json!("assistant");
+                        first["content"] = Value::Null;
+                    }
+                    frames.push(chunk(first, None));
+                    for (i, piece) in pieces(&t.arguments_json(), 3).into_iter().enumerate() {
+                        frames.push_after(
+                            token_delay(latency, i),
+                            chunk(
+                                json!({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}),
+                                None,
+                            ),
+                        );
+                    }
+                }
+                "tool_calls"
+            }
+        };
+        frames.push(chunk(json!({}), Some(finish)));
+        if include_usage {
+            frames.push(data(&json!({
+                "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                "model": self.model, "system_fingerprint": "fp_stack_mock",
+                "service_tier": "default", "choices": [], "usage": self.usage
+            })));
         }
-    };
-    frames.push(chunk(json!({}), Some(finish)));
-    if include_usage {
-        frames.push(data(&json!({
-            "id": id, "object": "chat.completion.chunk", "created": created, "model": req.model,
-            "system_fingerprint": "fp_stack_mock", "service_tier": "default",
-            "choices": [], "usage": usage
-        })));
+        frames.push("data: [DONE]\n\n".to_string());
+        frames
     }
-    frames.push("data: [DONE]\n\n".to_string());
-    Ok(frames.into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::answer::{Answer, decide, id, now};
 use super::body::{content_text, json as read_json};
+use super::config::{Fault, Latency};
 use super::memo::Parsed;
 use super::state::{AppState, fault_error};
 use super::stream::{Frames, event, token_delay, total_delay};
@@ -153,105 +154,145 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
         return Ok(axum::Json(done).into_response());
     }
 
-    let mut seq = 0u64;
-    let mut ev = |name: &str, mut body: Value| {
-        body["type"] = json!(name);
-        body["sequence_number"] = json!(seq);
-        seq += 1;
-        event(name, &body)
-    };
-    let latency = &s.config.latency;
-    let mut frames = Frames::default();
     let in_progress = envelope("in_progress", json!([]), Value::Null);
-    frames.push(ev("response.created", json!({"response": in_progress})));
-    frames.push(ev("response.in_progress", json!({"response": in_progress})));
-    match &answer {
-        Answer::Text(r) => {
-            frames.push(ev(
-                "response.output_item.added",
-                json!({"output_index": 0, "item": {"id": item_id, "type": "message",
-                    "status": "in_progress", "role": "assistant", "content": []}}),
-            ));
-            frames.push(ev(
-                "response.content_part.added",
-                json!({"item_id": item_id, "output_index": 0, "content_index": 0,
-                    "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}),
-            ));
-            let fail_after = fault.and_then(|f| f.after_tokens.map(|n| (n as usize, f)));
-            for (i, tok) in r.tokens().enumerate() {
-                if let Some((n, f)) = fail_after
-                    && i == n
-                {
-                    if let Some(e) = fault_error(API, f) {
-                        let body = e.body();
-                        frames.push_after(
-                                token_delay(latency, i),
-                                ev("error", json!({"code": body["error"]["code"], "message": e.message, "param": null})),
-                            );
-                    }
-                    return Ok(frames.into_response());
-                }
-                frames.push_after(
-                    token_delay(latency, i),
-                    ev(
-                        "response.output_text.delta",
-                        json!({"item_id": item_id, "output_index": 0, "content_index": 0,
-                            "delta": tok, "logprobs": []}),
-                    ),
-                );
-            }
-            let text = r.text();
-            frames.push(ev(
-                "response.output_text.done",
-                json!({"item_id": item_id, "output_index": 0, "content_index": 0,
-                    "text": text, "logprobs": []}),
-            ));
-            frames.push(ev(
-                "response.content_part.done",
-                json!({"item_id": item_id, "output_index": 0, "content_index": 0,
-                    "part": {"type": "output_text", "text": text, "annotations": [], "logprobs": []}}),
-            ));
-        }
-        Answer::Tools(calls) => {
-            for (index, (t, done_item)) in calls.iter().zip(&final_items).enumerate() {
-                let mut item = done_item.clone();
-                item["status"] = json!("in_progress");
-                item["arguments"] = json!("");
+    let fail_after = fault.and_then(|f| f.after_tokens.map(|n| (n as usize, f)));
+    let paced = Stream {
+        item_id: &item_id,
+        final_items: &final_items,
+        in_progress,
+        done,
+        truncated,
+    };
+    Ok(paced
+        .frames(&answer, &s.config.latency, fail_after)
+        .into_response())
+}
+
+/// What the event sequence of one response is made of.
+struct Stream<'a> {
+    item_id: &'a str,
+    final_items: &'a [Value],
+    /// The response as `response.created` shows it.
+    in_progress: Value,
+    /// The response as `response.completed` shows it.
+    done: Value,
+    truncated: bool,
+}
+
+impl Stream<'_> {
+    /// Typed events with increasing `sequence_number`: created, in progress, each output
+    /// item with its deltas, completed (or incomplete); a mid-stream fault cuts it after
+    /// `fail_after` tokens.
+    fn frames(
+        self,
+        answer: &Answer,
+        latency: &Latency,
+        fail_after: Option<(usize, &Fault)>,
+    ) -> Frames {
+        let Stream {
+            item_id,
+            final_items,
+            in_progress,
+            done,
+            truncated,
+        } = self;
+        let mut seq = 0u64;
+        let mut ev = |name: &str, mut body: Value| {
+            body["type"] = json!(name);
+            body["sequence_number"] = json!(seq);
+            seq += 1;
+            event(name, &body)
+        };
+        let mut frames = Frames::default();
+        frames.push(ev("response.created", json!({"response": in_progress})));
+        frames.push(ev("response.in_progress", json!({"response": in_progress})));
+        match answer {
+            Answer::Text(r) => {
                 frames.push(ev(
                     "response.output_item.added",
-                    json!({"output_index": index, "item": item}),
+                    json!({"output_index": 0, "item": {"id": item_id, "type": "message",
+                        "status": "in_progress", "role": "assistant", "content": []}}),
                 ));
-                let args = t.arguments_json();
-                frames.push_after(
-                    token_delay(latency, index),
-                    ev(
-                        "response.function_call_arguments.delta",
-                        json!({"item_id": done_item["id"], "output_index": index, "delta": args}),
-                    ),
-                );
                 frames.push(ev(
-                    "response.function_call_arguments.done",
-                    json!({"item_id": done_item["id"], "output_index": index, "arguments": args, "name": t.name}),
+                    "response.content_part.added",
+                    json!({"item_id": item_id, "output_index": 0, "content_index": 0,
+                        "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}),
                 ));
-                if index + 1 < calls.len() {
+                for (i, tok) in r.tokens().enumerate() {
+                    if let Some((n, f)) = fail_after
+                        && i == n
+                    {
+                        if let Some(e) = fault_error(API, f) {
+                            let body = e.body();
+                            frames.push_after(
+                                    token_delay(latency, i),
+                                    ev("error", json!({"code": body["error"]["code"], "message": e.message, "param": null})),
+                                );
+                        }
+                        return frames;
+                    }
+                    frames.push_after(
+                        token_delay(latency, i),
+                        ev(
+                            "response.output_text.delta",
+                            json!({"item_id": item_id, "output_index": 0, "content_index": 0,
+                                "delta": tok, "logprobs": []}),
+                        ),
+                    );
+                }
+                let text = r.text();
+                frames.push(ev(
+                    "response.output_text.done",
+                    json!({"item_id": item_id, "output_index": 0, "content_index": 0,
+                        "text": text, "logprobs": []}),
+                ));
+                frames.push(ev(
+                    "response.content_part.done",
+                    json!({"item_id": item_id, "output_index": 0, "content_index": 0,
+                        "part": {"type": "output_text", "text": text, "annotations": [], "logprobs": []}}),
+                ));
+            }
+            Answer::Tools(calls) => {
+                for (index, (t, done_item)) in calls.iter().zip(final_items).enumerate() {
+                    let mut item = done_item.clone();
+                    item["status"] = json!("in_progress");
+                    item["arguments"] = json!("");
                     frames.push(ev(
-                        "response.output_item.done",
-                        json!({"output_index": index, "item": done_item}),
+                        "response.output_item.added",
+                        json!({"output_index": index, "item": item}),
                     ));
+                    let args = t.arguments_json();
+                    frames.push_after(
+                        token_delay(latency, index),
+                        ev(
+                            "response.function_call_arguments.delta",
+                            json!({"item_id": done_item["id"], "output_index": index, "delta": args}),
+                        ),
+                    );
+                    frames.push(ev(
+                        "response.function_call_arguments.done",
+                        json!({"item_id": done_item["id"], "output_index": index, "arguments": args, "name": t.name}),
+                    ));
+                    if index + 1 < calls.len() {
+                        frames.push(ev(
+                            "response.output_item.done",
+                            json!({"output_index": index, "item": done_item}),
+                        ));
+                    }
                 }
             }
         }
+        let last = final_items.len().saturating_sub(1);
+        frames.push(ev(
+            "response.output_item.done",
+            json!({"output_index": last, "item": final_items[last]}),
+        ));
+        let last_event = if truncated {
+            "response.incomplete"
+        } else {
+            "response.completed"
+        };
+        frames.push(ev(last_event, json!({"response": done})));
+        frames
     }
-    let last = final_items.len().saturating_sub(1);
-    frames.push(ev(
-        "response.output_item.done",
-        json!({"output_index": last, "item": final_items[last]}),
-    ));
-    let last_event = if truncated {
-        "response.incomplete"
-    } else {
-        "response.completed"
-    };
-    frames.push(ev(last_event, json!({"response": done})));
-    Ok(frames.into_response())
 }
