@@ -60,7 +60,7 @@ pub(crate) fn run(argv: &[OsString]) -> i32 {
     }
     // Replace the SIGKILL parent-death signal set before exec with one we can act on.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
-    let orphaned = || parent.is_some_and(|p| getppid().as_raw() != p);
+    let orphaned = move || parent.is_some_and(|p| getppid().as_raw() != p);
     if orphaned() {
         return 1;
     }
@@ -78,6 +78,19 @@ pub(crate) fn run(argv: &[OsString]) -> i32 {
         }
     };
     let pid = Pid::from_raw(child.id() as i32);
+    // The parent-death signal is not enough alone: it comes when the *thread* that forked
+    // us exits (which may be long before its process does), and a dying parent can still
+    // be our parent when it comes. So also look for being orphaned every 100 ms.
+    if parent.is_some() {
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                if orphaned() {
+                    let _ = killpg(Pid::from_raw(0), Signal::SIGKILL);
+                }
+            }
+        });
+    }
     loop {
         match waitpid(pid, None) {
             Ok(WaitStatus::Exited(_, code)) => return code,
