@@ -12,7 +12,6 @@ mod control;
 mod error;
 mod events;
 mod exit;
-mod health;
 mod logs;
 mod plan;
 mod procfs;

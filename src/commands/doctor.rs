@@ -267,14 +267,14 @@ fn check_service(
                 matches!(&probe, ResolvedProbe::Log { pattern } if log_has(&log, pattern));
             let (tx, rx) = tokio::sync::watch::channel(matched);
             drop(tx);
-            let cx = crate::health::ProbeContext {
-                http: crate::health::http_client(),
+            let cx = crate::runtime::health::ProbeContext {
+                http: crate::runtime::health::http_client(),
                 env: Vec::new(),
                 cwd: svc.cwd.clone(),
                 log_matched: Some(rx),
                 container: None,
             };
-            match rt.block_on(crate::health::probe(&probe, h.timeout, &cx)) {
+            match rt.block_on(crate::runtime::health::probe(&probe, h.timeout, &cx)) {
                 Ok(()) => r.add(s, Level::Ok, "its health check passes", None),
                 Err(e) => r.add(
                     s,

@@ -16,6 +16,7 @@ use crate::events::report::PsDocument;
 use crate::exit;
 use crate::logs::{self, Follower};
 use crate::plan::{self, Plan};
+use crate::runtime::local::Local;
 use crate::state::{self, StateDir};
 use crate::supervisor::{self, Observer, Options};
 use crate::ui::LogObserver;
@@ -49,10 +50,11 @@ pub(crate) fn run(global: &GlobalArgs, args: UpArgs) -> Result<ExitCode> {
         let options = Options {
             timeout: args.timeout,
             owner: None,
-            docker: docker_for(&plan).await?,
         };
-        pull_images(&console, &plan, options.docker.as_ref()).await?;
-        let code = supervisor::run(plan.clone(), notify, &mut progress, options).await;
+        let docker = docker_for(&plan).await?;
+        pull_images(&console, &plan, docker.as_ref()).await?;
+        let runtime = Local::new(&plan, docker)?;
+        let code = supervisor::run(plan.clone(), runtime, notify, &mut progress, options).await;
         stop_logs.cancel();
         let _ = stream.await;
         Ok::<_, Error>(code?)
@@ -84,11 +86,7 @@ pub(crate) fn prepare(global: &GlobalArgs, args: &UpArgs) -> Result<Plan> {
 /// The Docker engine, when `plan` has containers (an unreachable engine is an error
 /// before anything starts).
 pub(crate) async fn docker_for(plan: &Plan) -> Result<Option<crate::runtime::docker::Docker>> {
-    if plan
-        .services
-        .iter()
-        .all(|s| s.runtime != crate::config::RuntimeKind::Container)
-    {
+    if !Local::needs_docker(plan) {
         return Ok(None);
     }
     Ok(Some(crate::runtime::docker::Docker::connect().await?))
@@ -279,10 +277,11 @@ pub(crate) fn supervise(args: SuperviseArgs) -> Result<ExitCode> {
                 pid,
                 start_time: crate::procfs::start_time(pid),
             }),
-            docker: docker_for(&plan).await?,
         };
+        let runtime = Local::new(&plan, docker_for(&plan).await?)?;
         let code = supervisor::run(
             plan.clone(),
+            runtime,
             Arc::new(Notify::new()),
             &mut observer,
             options,

@@ -726,8 +726,9 @@ impl Docker {
             .map_err(|_| DockerError::Api(format!("no exit within {} ms", timeout.as_millis())))?
     }
 
-    /// The image's own HEALTHCHECK status (`healthy`, `unhealthy`, `starting`), if it has one.
-    pub(crate) async fn health(&self, id: &str) -> Option<String> {
+    /// The image's own HEALTHCHECK status, if it has one.
+    pub(crate) async fn health(&self, id: &str) -> Option<super::ContainerHealth> {
+        use bollard::models::HealthStatusEnum;
         let c = self
             .api
             .inspect_container(
@@ -736,9 +737,12 @@ impl Docker {
             )
             .await
             .ok()?;
-        let status = c.state?.health?.status?;
-        let s = serde_json::to_value(status).ok()?.as_str()?.to_string();
-        (!s.is_empty() && s != "none").then_some(s)
+        match c.state?.health?.status? {
+            HealthStatusEnum::STARTING => Some(super::ContainerHealth::Starting),
+            HealthStatusEnum::HEALTHY => Some(super::ContainerHealth::Healthy),
+            HealthStatusEnum::UNHEALTHY => Some(super::ContainerHealth::Unhealthy),
+            HealthStatusEnum::EMPTY | HealthStatusEnum::NONE => None,
+        }
     }
 
     /// The containers of `project`, by label.

@@ -11,6 +11,8 @@ use tokio::process::Child;
 use tokio::task::JoinSet;
 
 use super::unix::{self, Spawner};
+use super::{Exit, Identity, Service};
+use crate::config::StopSignal;
 use crate::logs::{self, LogFile, Stream};
 use crate::procfs;
 
@@ -25,37 +27,11 @@ pub(crate) struct RunningProcess {
     capture: JoinSet<()>,
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Exit {
-    /// The exit code, if it exited.
-    pub code: Option<i32>,
-    /// The signal, if one killed it.
-    pub signal: Option<i32>,
-}
-
-impl Exit {
-    fn from_status(s: ExitStatus) -> Exit {
-        use std::os::unix::process::ExitStatusExt;
-        Exit {
-            code: s.code(),
-            signal: s.signal(),
-        }
-    }
-
-    /// Exit code 0.
-    pub(crate) fn success(self) -> bool {
-        self.code == Some(0)
-    }
-}
-
-impl std::fmt::Display for Exit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.code, self.signal) {
-            (Some(c), _) => write!(f, "exit code {c}"),
-            (None, Some(s)) => write!(f, "signal {}", crate::config::StopSignal(s).name()),
-            (None, None) => f.write_str("an unknown status"),
-        }
+fn exit_of(s: ExitStatus) -> Exit {
+    use std::os::unix::process::ExitStatusExt;
+    Exit {
+        code: s.code(),
+        signal: s.signal(),
     }
 }
 
@@ -107,60 +83,51 @@ pub(crate) async fn start(
     })
 }
 
-impl RunningProcess {
+impl Service for RunningProcess {
+    fn identity(&self) -> Identity {
+        Identity {
+            pid: Some(self.pid),
+            start_time: self.start_time,
+            container_id: None,
+        }
+    }
+
     /// Waits for the leader to exit, kills what is left of its group, and drains its
     /// output (cancel-safe: may be raced against other events).
-    pub(crate) async fn wait(&mut self) -> Exit {
+    async fn wait(&mut self) -> Exit {
         let status = self.child.wait().await;
         self.reap_group().await;
-        match status {
-            Ok(s) => Exit::from_status(s),
-            Err(_) => Exit {
-                code: None,
-                signal: None,
-            },
-        }
+        status.map_or(Exit::UNKNOWN, exit_of)
     }
 
     /// Sends `signal` to the whole group.
-    pub(crate) fn signal(&self, signal: i32) {
-        if let Err(err) = unix::signal_group(self.pid, signal) {
-            tracing::debug!(pid = self.pid, %err, "cannot signal process group");
-        }
+    async fn signal(&mut self, signal: StopSignal) {
+        self.signal_group(signal.0);
     }
 
-    /// Stops the group: `signal`, then SIGKILL after `timeout`.
-    pub(crate) async fn stop(&mut self, signal: i32, timeout: Duration) -> Exit {
-        self.signal(signal);
-        match tokio::time::timeout(timeout, self.child.wait()).await {
-            Ok(status) => {
-                self.reap_group().await;
-                status.map_or(
-                    Exit {
-                        code: None,
-                        signal: None,
-                    },
-                    Exit::from_status,
-                )
-            }
-            Err(_) => {
-                tracing::info!(pid = self.pid, "stop timeout passed; sending SIGKILL");
-                self.kill().await
-            }
-        }
+    async fn stopped(&mut self) -> Exit {
+        self.wait().await
     }
 
     /// SIGKILLs the group at once.
-    pub(crate) async fn kill(&mut self) -> Exit {
-        self.signal(libc::SIGKILL);
+    async fn kill(&mut self) -> Exit {
+        self.signal_group(libc::SIGKILL);
         self.wait().await
+    }
+}
+
+impl RunningProcess {
+    fn signal_group(&self, signal: i32) {
+        if let Err(err) = unix::signal_group(self.pid, signal) {
+            tracing::debug!(pid = self.pid, %err, "cannot signal process group");
+        }
     }
 
     /// After the leader is gone: SIGKILL the rest of the group, then let the capture
     /// tasks drain (bounded: a process that left the group may hold the pipes open).
     async fn reap_group(&mut self) {
         if !procfs::group_members(self.pid).is_empty() {
-            self.signal(libc::SIGKILL);
+            self.signal_group(libc::SIGKILL);
         }
         let drain = async { while self.capture.join_next().await.is_some() {} };
         if tokio::time::timeout(Duration::from_secs(2), drain)

@@ -13,6 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::service::{Actor, ActorHandle, Control, Dep, Shared};
 use crate::control::server::{self, Answer, Incoming, Numbered};
@@ -22,7 +23,7 @@ use crate::events::{Event, EventKind, Health, State, Status};
 use crate::exit;
 use crate::logs::{self, LogFile};
 use crate::plan::Plan;
-use crate::runtime::unix::Spawner;
+use crate::runtime::Runtime;
 use crate::state::{self, ProcessId, ServiceState};
 
 /// What the dispatcher reports to (the terminal UI, or the detached supervisor's log).
@@ -44,8 +45,6 @@ pub(crate) struct Options {
     pub timeout: Option<Duration>,
     /// Stop everything when this process exits (`stack run`'s supervisor).
     pub owner: Option<ProcessId>,
-    /// The Docker engine, connected when the plan has containers.
-    pub docker: Option<crate::runtime::docker::Docker>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,25 +54,83 @@ enum Phase {
     Stopping,
 }
 
-/// Runs `plan` until it is stopped (Ctrl-C, SIGTERM, `stack down`, or every service
-/// ended); returns the exit code (SPEC §2). The caller holds the project lock.
-pub(crate) async fn run(
+/// Runs `plan` on `runtime` until it is stopped (Ctrl-C, SIGTERM, `stack down`, or every
+/// service ended); returns the exit code (SPEC §2). The caller holds the project lock.
+pub(crate) async fn run<R: Runtime>(
     plan: Arc<Plan>,
+    runtime: R,
     notify: Arc<Notify>,
     observer: &mut dyn Observer,
     opts: Options,
 ) -> std::io::Result<u8> {
     let dir = plan.state();
     std::fs::create_dir_all(dir.logs_dir())?;
+    // The control socket, so `ps`, `down`, `restart`… work from any shell.
+    let socket = dir.socket();
+    let (requests_tx, requests) = mpsc::channel::<Incoming>(64);
+    let (broadcast, _) = broadcast::channel::<Numbered>(1024);
+    let stop_server = CancellationToken::new();
+    let listener = server::bind(&socket)?;
+    let server_task = tokio::spawn(server::serve(
+        listener,
+        requests_tx,
+        broadcast.clone(),
+        stop_server.clone(),
+    ));
+    // Ctrl-C, SIGTERM and SIGHUP: the first stops the stack, the next kills it.
+    let (interrupts_tx, interrupts) = mpsc::unbounded_channel();
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let _signals = AbortOnDropHandle::new(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = sigint.recv() => {}
+                _ = sigterm.recv() => {}
+                _ = sighup.recv() => {}
+            }
+            if interrupts_tx.send(()).is_err() {
+                return;
+            }
+        }
+    }));
+    let inputs = Inputs {
+        requests,
+        interrupts,
+        broadcast,
+    };
+    let code = supervise(plan, Arc::new(runtime), notify, observer, inputs, opts).await;
+    stop_server.cancel();
+    let _ = server_task.await;
+    let _ = std::fs::remove_file(&socket);
+    code
+}
+
+/// What comes into the supervisor besides its services' events, and where it publishes.
+pub(super) struct Inputs {
+    /// Control requests (from the socket).
+    pub requests: mpsc::Receiver<Incoming>,
+    /// Interrupts (Ctrl-C and its kin).
+    pub interrupts: mpsc::UnboundedReceiver<()>,
+    /// Events and outcomes, for subscribers.
+    pub broadcast: broadcast::Sender<Numbered>,
+}
+
+/// Starts an actor per service, decides until the stack is down, and cleans up.
+pub(super) async fn supervise<R: Runtime>(
+    plan: Arc<Plan>,
+    runtime: Arc<R>,
+    notify: Arc<Notify>,
+    observer: &mut dyn Observer,
+    inputs: Inputs,
+    opts: Options,
+) -> std::io::Result<u8> {
+    let dir = plan.state();
+    std::fs::create_dir_all(dir.logs_dir())?;
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let shared = Shared {
-        spawner: Spawner::start()?,
-        http: crate::health::http_client(),
+        runtime: runtime.clone(),
         events: events_tx,
-        exe: std::env::current_exe()?,
-        docker: opts.docker.clone(),
-        project: plan.project.clone(),
-        stack_dir: plan.dir.clone(),
     };
     let mut tasks = JoinSet::new();
     let mut handles: Vec<ActorHandle> = Vec::new();
@@ -96,19 +153,11 @@ pub(crate) async fn run(
     }
     drop(shared);
 
-    // The control socket, so `ps`, `down`, `restart`… work from any shell.
-    let socket = dir.socket();
-    let (requests_tx, mut requests) = mpsc::channel::<Incoming>(64);
-    let (broadcast_tx, _) = broadcast::channel::<Numbered>(1024);
-    let stop_server = CancellationToken::new();
-    let listener = server::bind(&socket)?;
-    let server_task = tokio::spawn(server::serve(
-        listener,
-        requests_tx,
-        broadcast_tx.clone(),
-        stop_server.clone(),
-    ));
-
+    let Inputs {
+        mut requests,
+        mut interrupts,
+        broadcast,
+    } = inputs;
     let mut d = Dispatcher {
         state: state::State {
             project: plan.project.clone(),
@@ -124,7 +173,7 @@ pub(crate) async fn run(
         stop_sent: HashSet::new(),
         killing: false,
         stop_timeout: None,
-        broadcast: broadcast_tx,
+        broadcast,
         history: Vec::new(),
         seq: 0,
         down_waiters: Vec::new(),
@@ -135,9 +184,6 @@ pub(crate) async fn run(
         let _ = h.tx.send(Control::Start);
     }
 
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
     let deadline = opts.timeout.map(|t| tokio::time::Instant::now() + t);
     loop {
         if d.phase == Phase::Stopping && d.all_down() {
@@ -146,9 +192,7 @@ pub(crate) async fn run(
         tokio::select! {
             Some(ev) = events.recv() => d.handle_event(ev, observer),
             Some(incoming) = requests.recv() => d.handle_request(incoming, observer),
-            _ = sigint.recv() => d.interrupt(observer),
-            _ = sigterm.recv() => d.interrupt(observer),
-            _ = sighup.recv() => d.interrupt(observer),
+            Some(()) = interrupts.recv() => d.interrupt(observer),
             () = owner_gone(opts.owner), if d.phase != Phase::Stopping => {
                 tracing::warn!("the owning process exited; stopping");
                 d.code.get_or_insert(exit::INTERRUPTED);
@@ -159,18 +203,9 @@ pub(crate) async fn run(
             }
         }
     }
-    // Every actor is settled: dropping the handles ends them. Containers end in the
-    // engine in the background; wait for that, then remove the project network, so what
-    // answers `down` has left nothing behind.
-    if let Some(docker) = &opts.docker {
-        docker.settle().await;
-        if let Err(err) = docker
-            .down(&d.plan.project, Duration::from_secs(10), false)
-            .await
-        {
-            tracing::warn!(%err, "cannot remove the project's containers and network");
-        }
-    }
+    // Every actor is settled: dropping the handles ends them. What the runtime still
+    // does in the background ends before `down` is answered, so nothing is left behind.
+    runtime.finish(&d.plan.project).await;
     let code = d.code.unwrap_or(exit::OK);
     for w in d.down_waiters.drain(..) {
         let _ = w.send(Message::Ok.into());
@@ -181,9 +216,6 @@ pub(crate) async fn run(
     let _ = std::fs::remove_file(dir.state_file());
     drop(d);
     while tasks.join_next().await.is_some() {}
-    stop_server.cancel();
-    let _ = server_task.await;
-    let _ = std::fs::remove_file(&socket);
     Ok(code)
 }
 

@@ -3,22 +3,21 @@
 //! `Start`/`Stop`/`Restart`/`Kill`. Its status is published on a watch channel; what
 //! happens is sent to the dispatcher as events.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 
+use super::checks::{self, HealthChange};
 use crate::config::{Condition, RestartPolicy};
 use crate::events::{Event, EventKind, Health, State, Status};
-use crate::health::{self, ProbeContext};
 use crate::logs::LogFile;
-use crate::plan::{ContainerImage, Launch, ResolvedProbe, ServicePlan};
-use crate::runtime::docker::{Docker, Gated};
-use crate::runtime::process::{self, Exit};
-use crate::runtime::running::{self, ContainerContext, Running};
-use crate::runtime::unix::Spawner;
+use crate::plan::{ResolvedProbe, ServicePlan};
+use crate::runtime::{Exit, Prober, Runtime, Service, Start};
 
 /// What the dispatcher (or a user, through it) asks of a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,22 +54,20 @@ pub(crate) struct Dep {
 }
 
 /// Shared by every actor.
-#[derive(Clone)]
-pub(crate) struct Shared {
-    /// Forks the children.
-    pub spawner: Spawner,
-    /// Probes' HTTP client.
-    pub http: reqwest::Client,
+pub(crate) struct Shared<R> {
+    /// Where the services run.
+    pub runtime: Arc<R>,
     /// Events to the dispatcher.
     pub events: mpsc::UnboundedSender<Event>,
-    /// The `stack` executable (the process-group shim).
-    pub exe: std::path::PathBuf,
-    /// The Docker engine, when the plan has containers.
-    pub docker: Option<Docker>,
-    /// The project name.
-    pub project: String,
-    /// The stack file's folder.
-    pub stack_dir: std::path::PathBuf,
+}
+
+impl<R> Clone for Shared<R> {
+    fn clone(&self) -> Self {
+        Shared {
+            runtime: self.runtime.clone(),
+            events: self.events.clone(),
+        }
+    }
 }
 
 /// First restart delay; doubled per failure in a row, capped.
@@ -80,18 +77,21 @@ const RESTART_CAP: Duration = Duration::from_secs(15);
 const STABLE_RUN: Duration = Duration::from_secs(10);
 
 /// A service actor.
-pub(crate) struct Actor {
+pub(crate) struct Actor<R: Runtime> {
     plan: Arc<ServicePlan>,
     deps: Vec<Dep>,
-    shared: Shared,
+    shared: Shared<R>,
     log: LogFile,
     log_matched: Option<watch::Receiver<bool>>,
     status: watch::Sender<Status>,
     rx: mpsc::UnboundedReceiver<Control>,
+    /// Controls that came while the service was stopping, handled once it is down.
+    deferred: VecDeque<Control>,
     /// Failures in a row, for the back-off.
     streak: u32,
-    /// A built-in's container started ahead, held at its gate while dependencies come up.
-    prestart: Option<AbortOnDropHandle<Result<Gated, String>>>,
+    /// What the runtime prepares ahead (a built-in's container held at its gate) while
+    /// the dependencies come up.
+    prestart: Option<AbortOnDropHandle<Result<R::Prepared, String>>>,
 }
 
 /// Why a run ended.
@@ -108,14 +108,14 @@ enum RunEnd {
     Failed,
 }
 
-impl Actor {
+impl<R: Runtime> Actor<R> {
     /// Creates the actor and its handle.
     pub(crate) fn new(
         plan: Arc<ServicePlan>,
         deps: Vec<Dep>,
-        shared: Shared,
+        shared: Shared<R>,
         mut log: LogFile,
-    ) -> (Actor, ActorHandle) {
+    ) -> (Actor<R>, ActorHandle) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (status, status_rx) = watch::channel(Status::created(plan.health.is_some()));
         let log_matched = match plan.health.as_ref().map(|h| &h.probe) {
@@ -138,6 +138,7 @@ impl Actor {
                 log_matched,
                 status,
                 rx,
+                deferred: VecDeque::new(),
                 streak: 0,
                 prestart: None,
             },
@@ -147,7 +148,7 @@ impl Actor {
 
     /// Runs until the dispatcher drops its handle.
     pub(crate) async fn run(mut self) {
-        while let Some(c) = self.rx.recv().await {
+        while let Some(c) = self.next_control().await {
             match c {
                 Control::Start | Control::Restart => self.lifecycle().await,
                 Control::Stop(_) | Control::Kill => {
@@ -162,6 +163,21 @@ impl Actor {
                     self.emit(EventKind::Stopped);
                 }
             }
+        }
+    }
+
+    /// The next control: one deferred while stopping, else the next sent (cancel-safe).
+    async fn next_control(&mut self) -> Option<Control> {
+        Self::next_of(&mut self.deferred, &mut self.rx).await
+    }
+
+    async fn next_of(
+        deferred: &mut VecDeque<Control>,
+        rx: &mut mpsc::UnboundedReceiver<Control>,
+    ) -> Option<Control> {
+        match deferred.pop_front() {
+            Some(c) => Some(c),
+            None => rx.recv().await,
         }
     }
 
@@ -302,7 +318,7 @@ impl Actor {
         });
         tokio::select! {
             () = tokio::time::sleep(delay) => true,
-            c = self.rx.recv() => match c {
+            c = self.next_control() => match c {
                 Some(Control::Stop(_) | Control::Kill) | None => {
                     self.stopped();
                     false
@@ -335,19 +351,9 @@ impl Actor {
         self.emit(EventKind::Stopped);
     }
 
-    /// A built-in container whose dependencies are not ready yet is created and started now,
-    /// held at its gate: its container start (hundreds of milliseconds) overlaps theirs.
+    /// When the dependencies are not ready yet, lets the runtime prepare what it can
+    /// ahead (a built-in's container start, hundreds of milliseconds, overlaps theirs).
     fn prestart(&mut self) {
-        let Launch::Container {
-            image: ContainerImage::Builtin,
-            command,
-        } = &self.plan.launch
-        else {
-            return;
-        };
-        let Some(docker) = self.shared.docker.clone() else {
-            return;
-        };
         let waiting = self
             .deps
             .iter()
@@ -355,25 +361,13 @@ impl Actor {
         if !waiting || self.prestart.is_some() {
             return;
         }
-        let plan = self.plan.clone();
-        let command = command.clone();
-        let log = self.log.clone();
-        let project = self.shared.project.clone();
-        let stack_dir = self.shared.stack_dir.clone();
-        self.prestart = Some(AbortOnDropHandle::new(tokio::spawn(async move {
-            let note = |detail: String| log.note(&detail);
-            let cx = ContainerContext {
-                docker: &docker,
-                project: &project,
-                stack_dir: &stack_dir,
-                note: &note,
-            };
-            running::prestart_container(&cx, &plan, command, &log).await
-        })));
+        if let Some(work) = self.shared.runtime.prepare(&self.plan, &self.log) {
+            self.prestart = Some(AbortOnDropHandle::new(tokio::spawn(work)));
+        }
     }
 
-    /// The prestarted container, when there is one and it came up.
-    async fn take_prestart(&mut self) -> Option<Gated> {
+    /// What was prepared ahead, when there is something and it succeeded.
+    async fn take_prestart(&mut self) -> Option<R::Prepared> {
         match self.prestart.take()?.await {
             Ok(Ok(gated)) => Some(gated),
             Ok(Err(reason)) => {
@@ -385,8 +379,8 @@ impl Actor {
     }
 
     async fn discard_prestart(&mut self) {
-        if let Some(gated) = self.take_prestart().await {
-            gated.discard().await;
+        if let Some(prepared) = self.take_prestart().await {
+            self.shared.runtime.discard(prepared).await;
         }
     }
 
@@ -424,7 +418,7 @@ impl Actor {
             );
             tokio::select! {
                 _ = changed => {}
-                c = self.rx.recv() => match c {
+                c = Self::next_of(&mut self.deferred, &mut self.rx) => match c {
                     Some(Control::Stop(_) | Control::Kill) | None => return DepOutcome::Stop,
                     Some(Control::Start | Control::Restart) => {}
                 },
@@ -443,112 +437,89 @@ impl Actor {
         });
         self.emit(EventKind::Starting);
         self.log.reset_match();
-        let gated = self.take_prestart().await;
-        let mut proc = match self.start(gated).await {
-            Ok(p) => p,
+        let prepared = self.take_prestart().await;
+        let mut svc = match self.start(prepared).await {
+            Ok(svc) => svc,
             Err(reason) => {
                 self.fail(reason, None);
                 return RunEnd::Failed;
             }
         };
         let started = Instant::now();
-        let container = proc.container();
+        let prober = Arc::new(
+            self.shared
+                .runtime
+                .prober(&self.plan, &svc, self.log_matched.clone()),
+        );
         // A container without a health check of ours but with its image's HEALTHCHECK is
         // healthy when the engine says so.
-        let docker_health = match (&self.plan.health, &container) {
-            (None, Some((docker, id))) => docker
-                .health(id)
-                .await
-                .map(|_| (docker.clone(), id.clone())),
-            _ => None,
-        };
+        let image_health = self.plan.health.is_none() && prober.image_health().await.is_some();
+        let id = svc.identity();
         self.set(|s| {
             s.state = State::Running;
-            s.pid = proc.pid();
-            s.pid_start = proc.start_time();
-            s.container_id = proc.container_id().map(str::to_string);
+            s.pid = id.pid;
+            s.pid_start = id.start_time;
+            s.container_id.clone_from(&id.container_id);
             s.started_at = Some(Timestamp::now());
-            if docker_health.is_some() {
+            if image_health {
                 s.health = Health::Starting;
             }
         });
-        match (proc.pid(), proc.container_id()) {
+        match (id.pid, &id.container_id) {
             (Some(pid), _) => self.log.note(&format!("started (pid {pid})")),
-            (None, Some(id)) => self
+            (None, Some(c)) => self
                 .log
-                .note(&format!("started (container {})", &id[..id.len().min(12)])),
+                .note(&format!("started (container {})", &c[..c.len().min(12)])),
             _ => self.log.note("started"),
         }
         self.emit(EventKind::Started {
-            pid: proc.pid(),
-            container_id: proc.container_id().map(str::to_string),
+            pid: id.pid,
+            container_id: id.container_id,
         });
 
         let (htx, mut hrx) = mpsc::unbounded_channel();
-        let checker = match (self.plan.health.clone(), docker_health) {
-            (Some(h), _) => {
-                let cx = ProbeContext {
-                    http: self.shared.http.clone(),
-                    env: self.plan.env.clone(),
-                    cwd: self.plan.cwd.clone(),
-                    log_matched: self.log_matched.clone(),
-                    container: container.clone(),
-                };
-                Some(AbortOnDropHandle::new(tokio::spawn(check_loop(h, cx, htx))))
-            }
-            (None, Some((docker, id))) => Some(AbortOnDropHandle::new(tokio::spawn(
-                docker_health_loop(docker, id, htx),
-            ))),
-            (None, None) => None,
-        };
         // The checker ends with this run of the service.
-        let _checker = checker;
+        let _checker = match self.plan.health.clone() {
+            Some(h) => Some(AbortOnDropHandle::new(tokio::spawn(checks::check_loop(
+                h, prober, htx,
+            )))),
+            None if image_health => Some(AbortOnDropHandle::new(tokio::spawn(
+                checks::image_health_loop(prober, htx),
+            ))),
+            None => None,
+        };
 
         loop {
             tokio::select! {
-                exit = proc.wait() => {
+                exit = svc.wait() => {
                     self.set(|s| {
                         s.exit_code = exit.code;
                         s.pid = None;
                     });
                     return RunEnd::Exited(exit);
                 }
-                h = hrx.recv() => match h {
-                    Some(HealthChange::Healthy) => {
-                        let was = self.status.borrow().health;
-                        self.set(|s| s.health = Health::Healthy);
-                        if was != Health::Healthy {
-                            self.emit(EventKind::Healthy { after: started.elapsed() });
-                        }
+                Some(h) = hrx.recv() => {
+                    if let Some(end) = self.health_changed(h, started, &mut svc).await {
+                        return end;
                     }
-                    Some(HealthChange::Unhealthy { reason, starting }) => {
-                        self.set(|s| { s.health = Health::Unhealthy; s.reason = Some(reason.clone()); });
-                        self.log.note(&format!("unhealthy: {reason}"));
-                        self.emit(EventKind::Unhealthy { reason: reason.clone(), starting });
-                        if !starting && self.plan.restart != RestartPolicy::No {
-                            self.stop_process(&mut proc, None).await;
-                            return RunEnd::Unhealthy(format!("health check failed: {reason}"));
-                        }
-                    }
-                    None => {}
-                },
-                c = self.rx.recv() => match c {
+                }
+                c = self.next_control() => match c {
                     Some(Control::Stop(timeout)) => {
-                        self.stop_process(&mut proc, timeout).await;
+                        self.stop_service(&mut svc, timeout).await;
                         return RunEnd::Stopped;
                     }
                     None => {
-                        self.stop_process(&mut proc, None).await;
+                        self.stop_service(&mut svc, None).await;
                         return RunEnd::Stopped;
                     }
                     Some(Control::Kill) => {
                         self.emit(EventKind::Stopping);
-                        let exit = proc.kill().await;
+                        let exit = svc.kill().await;
                         self.set(|s| s.exit_code = exit.code);
                         return RunEnd::Stopped;
                     }
                     Some(Control::Restart) => {
-                        self.stop_process(&mut proc, None).await;
+                        self.stop_service(&mut svc, None).await;
                         return RunEnd::Restart;
                     }
                     Some(Control::Start) => {}
@@ -557,19 +528,72 @@ impl Actor {
         }
     }
 
-    async fn stop_process(&mut self, proc: &mut Running, timeout: Option<Duration>) {
+    /// Applies a health change; the end of the run when a lost liveness stops it.
+    async fn health_changed(
+        &mut self,
+        change: HealthChange,
+        started: Instant,
+        svc: &mut R::Service,
+    ) -> Option<RunEnd> {
+        match change {
+            HealthChange::Healthy => {
+                let was = self.status.borrow().health;
+                self.set(|s| s.health = Health::Healthy);
+                if was != Health::Healthy {
+                    self.emit(EventKind::Healthy {
+                        after: started.elapsed(),
+                    });
+                }
+                None
+            }
+            HealthChange::Unhealthy { reason, starting } => {
+                self.set(|s| {
+                    s.health = Health::Unhealthy;
+                    s.reason = Some(reason.clone());
+                });
+                self.log.note(&format!("unhealthy: {reason}"));
+                self.emit(EventKind::Unhealthy {
+                    reason: reason.clone(),
+                    starting,
+                });
+                if starting || self.plan.restart == RestartPolicy::No {
+                    return None;
+                }
+                self.stop_service(svc, None).await;
+                Some(RunEnd::Unhealthy(format!("health check failed: {reason}")))
+            }
+        }
+    }
+
+    /// Stops a run: the stop signal, then SIGKILL once `timeout` (else the service's
+    /// `stop_timeout`) has passed, or at once when a kill is asked for meanwhile (a second
+    /// Ctrl-C). Other controls that come meanwhile wait until it is down.
+    async fn stop_service(&mut self, svc: &mut R::Service, timeout: Option<Duration>) {
         self.emit(EventKind::Stopping);
-        self.log.note(&format!(
-            "stopping (sending {})",
-            self.plan.stop_signal.name()
-        ));
-        let exit = proc
-            .stop(
-                self.plan.stop_signal,
-                timeout.unwrap_or(self.plan.stop_timeout),
-            )
-            .await;
-        if exit.code.is_none() && exit.signal.is_none() {
+        let signal = self.plan.stop_signal;
+        self.log
+            .note(&format!("stopping (sending {})", signal.name()));
+        svc.signal(signal).await;
+        let timeout = timeout.unwrap_or(self.plan.stop_timeout);
+        let ended = tokio::select! {
+            ended = tokio::time::timeout(timeout, svc.stopped()) => match ended {
+                Ok(exit) => Some(exit),
+                Err(_) => {
+                    self.log.note(&format!(
+                        "did not stop within {} of {}; sending SIGKILL",
+                        humantime::format_duration(timeout),
+                        signal.name()
+                    ));
+                    None
+                }
+            },
+            () = self.kill_requested() => None,
+        };
+        let exit = match ended {
+            Some(exit) => exit,
+            None => svc.kill().await,
+        };
+        if exit == Exit::UNKNOWN {
             // A container whose output closed: it ended; the engine has not said how yet.
             self.log.note("stopped");
         } else {
@@ -581,76 +605,30 @@ impl Actor {
         });
     }
 
-    async fn start(&self, gated: Option<Gated>) -> Result<Running, String> {
-        if let Some((path, yaml)) = &self.plan.builtin_config {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+    /// Completes when a kill is asked for; keeps other controls for later.
+    async fn kill_requested(&mut self) {
+        loop {
+            match self.rx.recv().await {
+                Some(Control::Kill) => return,
+                Some(other) => self.deferred.push_back(other),
+                None => return std::future::pending().await,
             }
-            std::fs::write(path, yaml)
-                .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
         }
-        let result = match &self.plan.launch {
-            Launch::Process { argv } => process::start(
-                &self.shared.spawner,
-                &self.shared.exe,
-                argv,
-                &self.plan.env,
-                &self.plan.cwd,
-                &self.log,
-            )
-            .await
-            .map(Running::Process)
-            .map_err(|e| {
-                let program = argv.first().map_or("", String::as_str);
-                format!("cannot start `{program}`: {e}")
-            }),
-            Launch::Container { image, command } => {
-                let Some(docker) = &self.shared.docker else {
-                    return Err("no Docker engine is connected".into());
-                };
-                let note = |detail: String| {
-                    self.log.note(&detail);
-                    self.emit(EventKind::Preparing { detail });
-                };
-                let cx = ContainerContext {
-                    docker,
-                    project: &self.shared.project,
-                    stack_dir: &self.shared.stack_dir,
-                    note: &note,
-                };
-                running::start_container(&cx, &self.plan, image, command.clone(), &self.log, gated)
-                    .await
-            }
-        };
-        result.inspect_err(|reason| self.log.note(reason))
     }
-}
 
-/// Follows a container's own HEALTHCHECK as reported by the engine.
-async fn docker_health_loop(docker: Docker, id: String, tx: mpsc::UnboundedSender<HealthChange>) {
-    let mut last = String::new();
-    let mut was_healthy = false;
-    loop {
-        if let Some(status) = docker.health(&id).await
-            && status != last
-        {
-            match status.as_str() {
-                "healthy" => {
-                    was_healthy = true;
-                    let _ = tx.send(HealthChange::Healthy);
-                }
-                "unhealthy" => {
-                    let _ = tx.send(HealthChange::Unhealthy {
-                        reason: "the image's HEALTHCHECK reports unhealthy".into(),
-                        starting: !was_healthy,
-                    });
-                }
-                _ => {}
-            }
-            last = status;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    async fn start(&self, prepared: Option<R::Prepared>) -> Result<R::Service, String> {
+        let note = |detail: String| {
+            self.log.note(&detail);
+            self.emit(EventKind::Preparing { detail });
+        };
+        let start = Start {
+            plan: &self.plan,
+            log: &self.log,
+            note: &note,
+            prepared,
+        };
+        let result = self.shared.runtime.start(start).await;
+        result.inspect_err(|reason| self.log.note(reason))
     }
 }
 
@@ -694,78 +672,4 @@ fn broken(c: Condition, s: &Status) -> Option<String> {
         ));
     }
     None
-}
-
-enum HealthChange {
-    Healthy,
-    Unhealthy { reason: String, starting: bool },
-}
-
-/// Probes until dropped: fast and backing off while starting (until healthy or the start
-/// budget runs out), then every `interval`, reporting changes.
-async fn check_loop(
-    h: crate::plan::ResolvedHealth,
-    cx: ProbeContext,
-    tx: mpsc::UnboundedSender<HealthChange>,
-) {
-    let t = &h.timing;
-    let start = Instant::now();
-    let budget = t.startup_budget();
-    // Starting.
-    loop {
-        match health::probe(&h.probe, t.timeout, &cx).await {
-            Ok(()) => {
-                let _ = tx.send(HealthChange::Healthy);
-                break;
-            }
-            Err(reason) => {
-                if start.elapsed() >= budget {
-                    let _ = tx.send(HealthChange::Unhealthy {
-                        reason: format!(
-                            "{reason} (not healthy after {})",
-                            humantime::format_duration(Duration::from_millis(
-                                budget.as_millis() as u64
-                            ))
-                        ),
-                        starting: true,
-                    });
-                    // Keep probing at the interval: a late success still counts.
-                    loop {
-                        tokio::time::sleep(t.interval).await;
-                        if health::probe(&h.probe, t.timeout, &cx).await.is_ok() {
-                            let _ = tx.send(HealthChange::Healthy);
-                            break;
-                        }
-                    }
-                    break;
-                }
-            }
-        }
-        tokio::time::sleep(health::backoff(start.elapsed(), t.interval)).await;
-    }
-    // Live: `retries` failures in a row make it unhealthy.
-    let mut failures = 0u32;
-    let mut healthy = true;
-    loop {
-        tokio::time::sleep(t.interval).await;
-        match health::probe(&h.probe, t.timeout, &cx).await {
-            Ok(()) => {
-                failures = 0;
-                if !healthy {
-                    healthy = true;
-                    let _ = tx.send(HealthChange::Healthy);
-                }
-            }
-            Err(reason) => {
-                failures += 1;
-                if healthy && failures >= t.retries.max(1) {
-                    healthy = false;
-                    let _ = tx.send(HealthChange::Unhealthy {
-                        reason: format!("{reason} ({failures} failures in a row)"),
-                        starting: false,
-                    });
-                }
-            }
-        }
-    }
 }

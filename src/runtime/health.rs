@@ -1,6 +1,6 @@
-//! Health probes: http (2xx or a given status), tcp, exec, log-line regex. Probes start
-//! fast (a few ms apart) and back off to the configured interval, so a fast service is
-//! seen healthy within milliseconds of listening.
+//! Health probes: http (2xx or a given status), tcp, exec (on the host, or inside the
+//! container), log-line regex; and a container image's own HEALTHCHECK. When to probe is
+//! the supervisor's decision; this module only runs one.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -8,23 +8,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::container::ContainerHandle;
+use super::{ContainerHealth, Prober};
 use crate::plan::ResolvedProbe;
-
-/// The gap between probes while a service starts, during [`FAST_WINDOW`].
-pub(crate) const FAST_DELAY: Duration = Duration::from_millis(2);
-/// How long probes stay [`FAST_DELAY`] apart before backing off.
-pub(crate) const FAST_WINDOW: Duration = Duration::from_secs(1);
-
-/// The delay before the next probe of a service starting for `elapsed`: every 2 ms for the
-/// first second (most services are up by then, and a refused loopback connect costs
-/// microseconds), then a tenth of the time waited so far, up to `interval`.
-pub(crate) fn backoff(elapsed: Duration, interval: Duration) -> Duration {
-    if elapsed < FAST_WINDOW {
-        FAST_DELAY.min(interval)
-    } else {
-        (elapsed / 10).clamp(FAST_DELAY, interval.max(FAST_DELAY))
-    }
-}
 
 /// What a probe needs besides its target.
 #[derive(Debug, Clone)]
@@ -38,7 +24,17 @@ pub(crate) struct ProbeContext {
     /// For log probes: turns true when a line matched.
     pub log_matched: Option<watch::Receiver<bool>>,
     /// For containers: exec probes run inside this container.
-    pub container: Option<(crate::runtime::docker::Docker, String)>,
+    pub container: Option<ContainerHandle>,
+}
+
+impl Prober for ProbeContext {
+    async fn probe(&self, probe: &ResolvedProbe, timeout: Duration) -> Result<(), String> {
+        self::probe(probe, timeout, self).await
+    }
+
+    async fn image_health(&self) -> Option<ContainerHealth> {
+        self.container.as_ref()?.health().await
+    }
 }
 
 /// A client suited to probes: no proxy, no pooled connections.
@@ -91,13 +87,10 @@ async fn probe_inner(p: &ResolvedProbe, cx: &ProbeContext) -> Result<(), String>
             .map(drop)
             .map_err(|e| format!("connect to 127.0.0.1:{port}: {e}")),
         ResolvedProbe::Exec { argv } if cx.container.is_some() => {
-            let Some((docker, id)) = &cx.container else {
+            let Some(container) = &cx.container else {
                 return Err("no container".into());
             };
-            match docker
-                .exec(id, argv, std::time::Duration::from_secs(60))
-                .await
-            {
+            match container.exec(argv, Duration::from_secs(60)).await {
                 Ok(0) => Ok(()),
                 Ok(code) => Err(format!(
                     "`{}` exited with code {code} in the container",
@@ -145,20 +138,5 @@ async fn probe_inner(p: &ResolvedProbe, cx: &ProbeContext) -> Result<(), String>
             Some(rx) if *rx.borrow() => Ok(()),
             _ => Err(format!("no log line matched `{pattern}` yet")),
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_starts_fast_and_caps() {
-        let i = Duration::from_millis(500);
-        let ms = Duration::from_millis;
-        assert_eq!(backoff(ms(0), i), ms(2));
-        assert_eq!(backoff(ms(999), i), ms(2));
-        assert_eq!(backoff(ms(2000), i), ms(200));
-        assert_eq!(backoff(ms(60_000), i), i);
     }
 }

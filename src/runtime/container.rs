@@ -1,5 +1,5 @@
-//! One running service, whatever runs it: a process group or a container. The supervisor
-//! starts, waits on and stops services through this, never through the runtimes directly.
+//! A service as a container: its image, network and shape ([`ContainerSpec`]), its start
+//! (or the opening of its prestarted container), its output, its end and its removal.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,19 +9,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::docker::{ContainerSpec, Docker, Gated, Output};
-use super::process::{Exit, RunningProcess};
+use super::{ContainerHealth, Exit, Identity, Service};
 use crate::config::StopSignal;
 use crate::logs::{self, LogFile, Stream};
 use crate::plan::{ContainerImage, ServicePlan};
-
-/// A running service.
-#[derive(Debug)]
-pub(crate) enum Running {
-    /// A process group.
-    Process(RunningProcess),
-    /// A container.
-    Container(RunningContainer),
-}
 
 /// A running container.
 #[derive(Debug)]
@@ -36,95 +27,72 @@ pub(crate) struct RunningContainer {
     logs: JoinHandle<()>,
 }
 
-impl Running {
-    /// The process (group leader) pid, for processes.
-    pub(crate) fn pid(&self) -> Option<u32> {
-        match self {
-            Running::Process(p) => Some(p.pid),
-            Running::Container(_) => None,
+impl Service for RunningContainer {
+    fn identity(&self) -> Identity {
+        Identity {
+            pid: None,
+            start_time: None,
+            container_id: Some(self.id.clone()),
         }
     }
 
-    /// The pid's start time, for processes.
-    pub(crate) fn start_time(&self) -> Option<u64> {
-        match self {
-            Running::Process(p) => p.start_time,
-            Running::Container(_) => None,
-        }
-    }
-
-    /// The container id, for containers.
-    pub(crate) fn container_id(&self) -> Option<&str> {
-        match self {
-            Running::Process(_) => None,
-            Running::Container(c) => Some(&c.id),
-        }
-    }
-
-    /// The container, for exec probes and its own HEALTHCHECK.
-    pub(crate) fn container(&self) -> Option<(Docker, String)> {
-        match self {
-            Running::Process(_) => None,
-            Running::Container(c) => Some((c.docker.clone(), c.id.clone())),
-        }
-    }
-
-    /// Waits for the service to end on its own (cancel-safe).
-    pub(crate) async fn wait(&mut self) -> Exit {
-        match self {
-            Running::Process(p) => p.wait().await,
-            Running::Container(c) => c.wait().await,
-        }
-    }
-
-    /// Stops it: the stop signal, then SIGKILL after `timeout`.
-    pub(crate) async fn stop(&mut self, signal: StopSignal, timeout: Duration) -> Exit {
-        match self {
-            Running::Process(p) => p.stop(signal.0, timeout).await,
-            Running::Container(c) => c.stop(signal, timeout).await,
-        }
-    }
-
-    /// SIGKILLs it at once.
-    pub(crate) async fn kill(&mut self) -> Exit {
-        match self {
-            Running::Process(p) => p.kill().await,
-            Running::Container(c) => {
-                c.docker.kill(&c.id).await;
-                let exit = c.wait().await;
-                c.remove_once_exited();
-                exit
+    async fn wait(&mut self) -> Exit {
+        let code = loop {
+            if let Some(code) = *self.exit.borrow_and_update() {
+                break code;
             }
+            if self.exit.changed().await.is_err() {
+                break -1;
+            }
+        };
+        // Let the log stream drain what the container wrote last (bounded).
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.logs).await;
+        exit_of(Some(code))
+    }
+
+    async fn signal(&mut self, signal: StopSignal) {
+        if let Err(err) = self.docker.signal(&self.id, &signal.name()).await {
+            tracing::warn!(container = %self.id, %err, "cannot signal the container");
         }
+    }
+
+    /// Returns once the service has ended: its output closed. The engine's own end of the
+    /// container (network, mounts: ~100 ms) and its removal go on in the background
+    /// ([`Docker::settle`]), so the services it depends on can be stopped meanwhile.
+    /// Stopped on purpose, the container is not kept: a start creates it anew.
+    async fn stopped(&mut self) -> Exit {
+        let mut exit = self.exit.clone();
+        let mut closed = self.output_closed.clone();
+        tokio::select! {
+            _ = exit.wait_for(Option::is_some) => {}
+            _ = closed.wait_for(|c| *c) => {}
+        }
+        self.remove_once_exited();
+        exit_of(*self.exit.borrow())
+    }
+
+    async fn kill(&mut self) -> Exit {
+        self.docker.kill(&self.id).await;
+        let exit = self.wait().await;
+        self.remove_once_exited();
+        exit
+    }
+}
+
+/// The engine's exit code as an [`Exit`] (`None`: not reported yet).
+fn exit_of(code: Option<i64>) -> Exit {
+    Exit {
+        code: code.and_then(|c| i32::try_from(c).ok()).filter(|c| *c >= 0),
+        signal: None,
     }
 }
 
 impl RunningContainer {
-    /// Sends the stop signal and returns once the service has ended — its output closed —
-    /// or was killed after `timeout`. The engine's own end of the container (network,
-    /// mounts: ~100 ms) and its removal go on in the background ([`Docker::settle`]), so
-    /// the services it depends on can be stopped meanwhile. Stopped on purpose, the
-    /// container is not kept: a start creates it anew.
-    async fn stop(&mut self, signal: StopSignal, timeout: Duration) -> Exit {
-        if let Err(err) = self.docker.signal(&self.id, &signal.name()).await {
-            tracing::warn!(container = %self.id, %err, "cannot signal the container");
-        }
-        let mut exit = self.exit.clone();
-        let mut closed = self.output_closed.clone();
-        let ended = async {
-            tokio::select! {
-                _ = exit.wait_for(Option::is_some) => {}
-                _ = closed.wait_for(|c| *c) => {}
-            }
-        };
-        if tokio::time::timeout(timeout, ended).await.is_err() {
-            self.docker.kill(&self.id).await;
-        }
-        self.remove_once_exited();
-        let code = *self.exit.borrow();
-        Exit {
-            code: code.and_then(|c| i32::try_from(c).ok()).filter(|c| *c >= 0),
-            signal: None,
+    /// Runs probes of exec kind inside it, and reads its image's HEALTHCHECK.
+    pub(crate) fn handle(&self) -> ContainerHandle {
+        ContainerHandle {
+            docker: self.docker.clone(),
+            id: self.id.clone(),
         }
     }
 
@@ -141,28 +109,34 @@ impl RunningContainer {
         });
     }
 
-    async fn wait(&mut self) -> Exit {
-        let code = loop {
-            if let Some(code) = *self.exit.borrow_and_update() {
-                break code;
-            }
-            if self.exit.changed().await.is_err() {
-                break -1;
-            }
-        };
-        // Let the log stream drain what the container wrote last (bounded).
-        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.logs).await;
-        Exit {
-            code: i32::try_from(code).ok().filter(|c| *c >= 0),
-            signal: None,
-        }
-    }
 }
 
 impl Drop for RunningContainer {
     fn drop(&mut self) {
         self.waiter.abort();
         self.logs.abort();
+    }
+}
+
+/// A running container as its health checks see it.
+#[derive(Debug, Clone)]
+pub(crate) struct ContainerHandle {
+    docker: Docker,
+    id: String,
+}
+
+impl ContainerHandle {
+    /// Runs `argv` inside the container; its exit code.
+    pub(crate) async fn exec(&self, argv: &[String], timeout: Duration) -> Result<i64, String> {
+        self.docker
+            .exec(&self.id, argv, timeout)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The image's HEALTHCHECK status, if it has one.
+    pub(crate) async fn health(&self) -> Option<ContainerHealth> {
+        self.docker.health(&self.id).await
     }
 }
 
@@ -187,7 +161,7 @@ pub(crate) async fn start_container(
     command: Option<Vec<String>>,
     log: &LogFile,
     gated: Option<Gated>,
-) -> Result<Running, String> {
+) -> Result<RunningContainer, String> {
     let docker = cx.docker;
     let id = match gated {
         Some(g) => g.open().await.map_err(|e| e.to_string())?,
@@ -216,14 +190,14 @@ pub(crate) async fn start_container(
         logs::capture_chunks(chunks, log).await;
         let _ = closed_tx.send(true);
     });
-    Ok(Running::Container(RunningContainer {
+    Ok(RunningContainer {
         docker: docker.clone(),
         id,
         exit: rx,
         output_closed,
         waiter,
         logs,
-    }))
+    })
 }
 
 /// Creates and starts the container of a built-in held at its gate, while its dependencies
