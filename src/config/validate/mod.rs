@@ -1,0 +1,530 @@
+//! From text to a validated [`Stack`]: parse, interpolate (pass one), deserialise field by
+//! field into the raw types, then check how fields relate. Every problem is collected, with
+//! its location, so one run of `stack validate` shows them all.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
+
+use super::cycles;
+use super::diagnostic::{ConfigErrors, Diagnostic, Severity, did_you_mean};
+use super::dotenv;
+use super::fields::field_names;
+use super::interpolate::{Reference, expand_env};
+use super::model::*;
+use super::raw::*;
+use super::source::{FieldPath, Positions};
+
+mod health;
+mod names;
+mod relations;
+mod service;
+
+pub(crate) use names::{env_key, sanitize_project_name};
+pub(crate) use relations::{BuiltinCheck, BuiltinProblem};
+use names::{check_explicit_name, default_project_name, valid_service_name};
+use relations::{check_builtins, check_dependencies, check_refs};
+use service::{port_path, service};
+
+/// What the command line adds to the file.
+pub(crate) struct LoadOptions<'a> {
+    /// `-p/--project-name` (or `STACK_PROJECT_NAME`).
+    pub project_name: Option<String>,
+    /// `--runtime`: the default runtime for services that do not set one.
+    pub runtime: Option<RuntimeKind>,
+    /// The process environment.
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// The built-ins' own check of their `config:` (the services know their settings;
+    /// the stack file only carries them).
+    pub check_builtin: Option<BuiltinCheck<'a>>,
+}
+
+/// A validated stack and the warnings found on the way.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    /// The stack.
+    pub stack: Stack,
+    /// Warnings (unset variables…), rendered like errors.
+    pub warnings: ConfigErrors,
+}
+
+/// Validates `text`, read from `file` (absolute).
+pub(crate) fn parse(
+    file: &Path,
+    display: &Path,
+    text: &str,
+    opts: &LoadOptions,
+) -> Result<Loaded, ConfigErrors> {
+    let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let mut cx = Cx {
+        positions: Positions::default(),
+        diagnostics: Vec::new(),
+        warned: HashSet::new(),
+    };
+    let stack = build(&mut cx, file, &dir, text, opts);
+    let mut diagnostics = cx.diagnostics;
+    diagnostics.sort_by_key(|d| d.location.map(|l| (l.line, l.column)));
+    let (errors, warnings): (Vec<_>, Vec<_>) = diagnostics
+        .into_iter()
+        .partition(|d| d.severity == Severity::Error);
+    let wrap = |diagnostics| ConfigErrors {
+        file: display.to_path_buf(),
+        text: text.to_string(),
+        diagnostics,
+    };
+    match stack {
+        Some(stack) if errors.is_empty() => Ok(Loaded {
+            stack,
+            warnings: wrap(warnings),
+        }),
+        _ => {
+            let mut all = errors;
+            all.extend(warnings);
+            all.sort_by_key(|d| d.location.map(|l| (l.line, l.column)));
+            Err(wrap(all))
+        }
+    }
+}
+
+struct Cx {
+    positions: Positions,
+    diagnostics: Vec<Diagnostic>,
+    warned: HashSet<String>,
+}
+
+impl Cx {
+    /// An error located at the value of `path`.
+    fn error(&mut self, path: FieldPath, message: impl Into<String>) -> &mut Diagnostic {
+        let at = self.positions.value(&path);
+        self.push(Diagnostic::error(path, message).at(at))
+    }
+
+    /// An error located at the key of `path`.
+    fn key_error(&mut self, path: FieldPath, message: impl Into<String>) -> &mut Diagnostic {
+        let at = self.positions.key(&path);
+        self.push(Diagnostic::error(path, message).at(at))
+    }
+
+    fn push(&mut self, d: Diagnostic) -> &mut Diagnostic {
+        self.diagnostics.push(d);
+        let last = self.diagnostics.len() - 1;
+        &mut self.diagnostics[last]
+    }
+
+    /// Reports keys of `map` that `T` does not know, suggesting the closest known one.
+    fn unknown_keys(&mut self, path: &FieldPath, map: &Mapping, known: &[&str], extensions: bool) {
+        for key in map.keys() {
+            let Some(k) = key.as_str() else {
+                self.error(path.clone(), "keys must be strings");
+                continue;
+            };
+            if known.contains(&k) || (extensions && k.starts_with("x-")) {
+                continue;
+            }
+            let hint = did_you_mean(k, known.iter().copied())
+                .unwrap_or_else(|| format!("known fields: {}", known.join(", ")));
+            self.key_error(path.key(k), format!("unknown field `{k}`"))
+                .hint = Some(hint);
+        }
+    }
+
+    /// Deserialises `value` as `T`, reporting the error at its precise field.
+    fn de<T: DeserializeOwned>(&mut self, path: &FieldPath, value: Value) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(v) => Some(v),
+            Err(err) => {
+                let at = path.join_serde(err.path());
+                let (message, hint) = humanize(&err.into_inner().to_string());
+                // An unknown field is best shown at its key, anything else at its value.
+                let loc = if message.starts_with("unknown field") {
+                    self.positions.key(&at)
+                } else {
+                    self.positions.value(&at)
+                };
+                self.push(Diagnostic::error(at, message).at(loc).maybe_hint(hint));
+                None
+            }
+        }
+    }
+}
+
+/// Turns serde's messages into ours: unknown fields get a "did you mean".
+fn humanize(message: &str) -> (String, Option<String>) {
+    let message = message
+        .strip_suffix(" at line 1 column 1")
+        .unwrap_or(message)
+        .to_string();
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, expected)) = rest.split_once('`')
+    {
+        let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        let hint = did_you_mean(field, candidates.iter().copied()).or_else(|| {
+            (!candidates.is_empty()).then(|| format!("known fields: {}", candidates.join(", ")))
+        });
+        return (format!("unknown field `{field}`"), hint);
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `")
+        && let Some((word, expected)) = rest.split_once('`')
+    {
+        let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        let hint = did_you_mean(word, candidates.iter().copied())
+            .unwrap_or_else(|| format!("write one of: {}", candidates.join(", ")));
+        return (format!("`{word}` is not allowed here"), Some(hint));
+    }
+    (message, None)
+}
+
+const TOP_FIELDS: &[&str] = &["name", "runtime", "env_file", "services"];
+
+fn build(cx: &mut Cx, file: &Path, dir: &Path, text: &str, opts: &LoadOptions) -> Option<Stack> {
+    match Positions::parse(text) {
+        Ok(p) => cx.positions = p,
+        Err((message, at)) => {
+            cx.push(
+                Diagnostic::error(FieldPath::root(), format!("invalid YAML: {message}"))
+                    .at(Some(at)),
+            );
+            return None;
+        }
+    }
+    let mut doc: Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(err) => {
+            let at = err.location().map(|l| super::source::Location {
+                line: l.line(),
+                column: l.column(),
+            });
+            let (message, _) = humanize(&err.to_string());
+            cx.push(
+                Diagnostic::error(FieldPath::root(), format!("invalid YAML: {message}")).at(at),
+            );
+            return None;
+        }
+    };
+    if let Err(err) = doc.apply_merge() {
+        cx.error(FieldPath::root(), format!("invalid merge key: {err}"));
+        return None;
+    }
+    let Value::Mapping(mut top) = doc else {
+        let what = if doc.is_null() {
+            "empty"
+        } else {
+            "not a mapping"
+        };
+        cx.push(
+            Diagnostic::error(FieldPath::root(), format!("the stack file is {what}")).hint(
+                "a stack file is a mapping with a `services:` key; `stack new minimal` writes one",
+            ),
+        );
+        return None;
+    };
+    cx.unknown_keys(&FieldPath::root(), &top, TOP_FIELDS, true);
+    top.retain(|k, _| k.as_str().is_some_and(|k| !k.starts_with("x-")));
+
+    // env_file first: it feeds the interpolation of everything else.
+    let mut file_env: HashMap<String, String> = HashMap::new();
+    if let Some(v) = top.remove("env_file") {
+        let path = FieldPath::root().key("env_file");
+        let mut v = v;
+        interpolate(cx, &path, &mut v, opts.env, &mut Vec::new());
+        if let Some(files) = cx.de::<OneOrMany>(&path, v) {
+            for (i, name) in files.to_vec().iter().enumerate() {
+                let item = if matches!(files, OneOrMany::Many(_)) {
+                    path.index(i)
+                } else {
+                    path.clone()
+                };
+                match dotenv::read(&dir.join(name)) {
+                    Ok(vars) => file_env.extend(vars),
+                    Err(message) => {
+                        cx.error(item, message).hint =
+                            Some("create the file, or remove it from `env_file`".into());
+                    }
+                }
+            }
+        }
+    }
+    let lookup = |name: &str| (opts.env)(name).or_else(|| file_env.get(name).cloned());
+
+    let mut refs: Vec<(String, FieldPath, Reference)> = Vec::new();
+    let mut raw_name = None;
+    let mut raw_runtime = None;
+    if let Some(mut v) = top.remove("name") {
+        let path = FieldPath::root().key("name");
+        interpolate(cx, &path, &mut v, &lookup, &mut Vec::new());
+        raw_name = cx.de::<String>(&path, v);
+    }
+    if let Some(mut v) = top.remove("runtime") {
+        let path = FieldPath::root().key("runtime");
+        interpolate(cx, &path, &mut v, &lookup, &mut Vec::new());
+        raw_runtime = cx.de::<RuntimeKind>(&path, v);
+    }
+    let services_path = FieldPath::root().key("services");
+    let services_map = match top.remove("services") {
+        Some(Value::Mapping(m)) => m,
+        Some(Value::Null) | None => {
+            cx.push(
+                Diagnostic::error(services_path.clone(), "the stack has no services")
+                    .at(cx.positions.key(&services_path))
+                    .hint("add at least one service under `services:`"),
+            );
+            Mapping::new()
+        }
+        Some(_) => {
+            cx.error(
+                services_path.clone(),
+                "`services` must be a mapping of service names to services",
+            );
+            Mapping::new()
+        }
+    };
+
+    let default_name = default_project_name(cx, dir, raw_name);
+    if let Some(n) = &opts.project_name {
+        check_explicit_name(cx, n);
+    }
+    let name = opts
+        .project_name
+        .clone()
+        .unwrap_or_else(|| default_name.clone());
+    let default_runtime = opts.runtime.or(raw_runtime).unwrap_or_default();
+
+    // Each service: interpolate, check its keys, deserialise field by field.
+    let service_fields = field_names::<RawService>();
+    let mut raws: Vec<(String, Option<RawService>)> = Vec::new();
+    for (key, value) in services_map {
+        let Some(svc) = key.as_str().map(str::to_string) else {
+            cx.error(services_path.clone(), "service names must be strings");
+            continue;
+        };
+        let path = FieldPath::service(&svc);
+        if !valid_service_name(&svc) {
+            cx.key_error(path.clone(), format!("`{svc}` is not a valid service name"))
+                .hint = Some(
+                "use letters, digits, `-`, `_` and `.`, starting with a letter or digit".into(),
+            );
+        }
+        let mut map = match value {
+            Value::Mapping(m) => m,
+            Value::Null => {
+                cx.key_error(path.clone(), format!("service `{svc}` is empty"))
+                    .hint = Some("give it a `command`, `builtin`, `image` or `build`".into());
+                raws.push((svc, None));
+                continue;
+            }
+            _ => {
+                cx.error(
+                    path.clone(),
+                    format!("service `{svc}` must be a mapping of fields"),
+                );
+                raws.push((svc, None));
+                continue;
+            }
+        };
+        cx.unknown_keys(&path, &map, service_fields, false);
+        map.retain(|k, _| k.as_str().is_some_and(|k| service_fields.contains(&k)));
+        let mut svc_refs = Vec::new();
+        for (k, v) in map.iter_mut() {
+            let field = path.key(k.as_str().unwrap_or_default());
+            interpolate(cx, &field, v, &lookup, &mut svc_refs);
+        }
+        refs.extend(svc_refs.into_iter().map(|(p, r)| (svc.clone(), p, r)));
+        let raw = deserialize_fields::<RawService>(cx, &path, map);
+        raws.push((svc, raw));
+    }
+
+    // Relations between fields and services.
+    let names: Vec<&str> = raws.iter().map(|(n, _)| n.as_str()).collect();
+    let mut env_names: HashMap<String, &str> = HashMap::new();
+    for n in &names {
+        if let Some(other) = env_names.insert(env_key(n), n) {
+            cx.key_error(
+                FieldPath::service(n),
+                format!(
+                    "`{n}` and `{other}` both become `STACK_{}_*` variables",
+                    env_key(n)
+                ),
+            )
+            .hint = Some("rename one of them".into());
+        }
+    }
+    let mut services = Vec::new();
+    let mut fixed_ports: BTreeMap<u16, FieldPath> = BTreeMap::new();
+    for (svc, raw) in &raws {
+        let Some(raw) = raw else { continue };
+        let declared = raw
+            .port
+            .iter()
+            .map(|p| ("main".to_string(), *p))
+            .chain(raw.ports.iter().flatten().map(|(n, p)| (n.clone(), *p)));
+        for (pname, p) in declared {
+            let host = match p {
+                RawPort::Fixed(h) | RawPort::Mapped { host: Some(h), .. } => h,
+                _ => continue,
+            };
+            let path = port_path(svc, raw, &pname);
+            if let Some(first) = fixed_ports.get(&host) {
+                cx.error(path, format!("port {host} is also used by `{first}`"))
+                    .hint = Some("give each service its own port, or use `auto`".into());
+            } else {
+                fixed_ports.insert(host, path);
+            }
+        }
+        if let Some(s) = service(
+            cx,
+            dir,
+            svc,
+            raw,
+            default_runtime,
+            opts.runtime.is_some(),
+            &names,
+        ) {
+            services.push(s);
+        }
+    }
+    check_dependencies(cx, &services);
+    check_refs(cx, &services, &names, &refs);
+    let edges: Vec<(&str, Vec<&str>)> = raws
+        .iter()
+        .map(|(n, raw)| {
+            let deps = raw
+                .as_ref()
+                .and_then(|r| r.depends_on.as_ref())
+                .map(|d| d.entries.iter().map(|(t, _)| t.as_str()).collect())
+                .unwrap_or_default();
+            (n.as_str(), deps)
+        })
+        .collect();
+    for cycle in cycles::cycles(&edges) {
+        let first = &cycle[0];
+        cx.key_error(
+            FieldPath::service(first).key("depends_on"),
+            format!("dependency cycle: {}", cycle.join(" → ")),
+        )
+        .hint = Some("remove one of these `depends_on` entries".into());
+    }
+    if let Some(check) = opts.check_builtin {
+        check_builtins(cx, &services, dir, check);
+    }
+    Some(Stack {
+        name,
+        default_name,
+        file: file.to_path_buf(),
+        dir: dir.to_path_buf(),
+        services,
+    })
+}
+
+/// Deserialises a mapping as `T`; on failure, field by field so every bad field is reported.
+fn deserialize_fields<T: DeserializeOwned>(
+    cx: &mut Cx,
+    path: &FieldPath,
+    map: Mapping,
+) -> Option<T> {
+    if let Ok(v) = serde_yaml::from_value::<T>(Value::Mapping(map.clone())) {
+        return Some(v);
+    }
+    // Report every bad field, and keep the good ones so later checks still run.
+    let mut good = Mapping::new();
+    for (k, v) in map {
+        let mut one = Mapping::new();
+        one.insert(k.clone(), v.clone());
+        if cx.de::<T>(path, Value::Mapping(one)).is_some() {
+            good.insert(k, v);
+        }
+    }
+    serde_yaml::from_value::<T>(Value::Mapping(good)).ok()
+}
+
+/// Pass-one interpolation of every string in `value`, recording references and unset
+/// variables.
+fn interpolate(
+    cx: &mut Cx,
+    path: &FieldPath,
+    value: &mut Value,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    refs: &mut Vec<(FieldPath, Reference)>,
+) {
+    match value {
+        Value::String(s) => {
+            if !s.contains('$') {
+                return;
+            }
+            match expand_env(s, lookup) {
+                Ok(e) => {
+                    for var in e.unset {
+                        if cx.warned.insert(var.clone()) {
+                            let at = cx.positions.value(path);
+                            cx.push(
+                                Diagnostic::warning(
+                                    path.clone(),
+                                    format!("variable `{var}` is not set; using an empty string"),
+                                )
+                                .at(at)
+                                .hint(format!("set it, or give a default: `${{{var}:-value}}`")),
+                            );
+                        }
+                    }
+                    refs.extend(e.refs.into_iter().map(|r| (path.clone(), r)));
+                    *s = e.text;
+                }
+                Err(err) => {
+                    let at = cx.positions.value(path);
+                    cx.push(
+                        Diagnostic::error(path.clone(), err.message)
+                            .at(at)
+                            .maybe_hint(err.hint),
+                    );
+                }
+            }
+        }
+        Value::Sequence(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                interpolate(cx, &path.index(i), item, lookup, refs);
+            }
+        }
+        Value::Mapping(map) => {
+            for (k, v) in map.iter_mut() {
+                let key = k.as_str().map_or_else(|| "?".to_string(), str::to_string);
+                interpolate(cx, &path.key(key), v, lookup, refs);
+            }
+        }
+        Value::Tagged(t) => interpolate(cx, path, &mut t.value, lookup, refs),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// The absolute path of the stack file: `-f`, else `stack.yaml` (or `stack.yml`) in `cwd`
+/// or the nearest parent.
+pub(crate) fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, String> {
+    if let Some(f) = explicit {
+        let p = cwd.join(f);
+        return if p.is_file() {
+            Ok(p)
+        } else if p.is_dir() {
+            let inner = p.join("stack.yaml");
+            if inner.is_file() {
+                Ok(inner)
+            } else {
+                Err(format!("no stack.yaml in `{}`", f.display()))
+            }
+        } else {
+            Err(format!("stack file `{}` does not exist", f.display()))
+        };
+    }
+    for dir in cwd.ancestors() {
+        for name in ["stack.yaml", "stack.yml"] {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    Err(format!(
+        "no stack.yaml in `{}` or any parent folder",
+        cwd.display()
+    ))
+}
+

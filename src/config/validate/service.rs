@@ -1,0 +1,297 @@
+//! One service: what runs and where, its ports, environment, stop signal, dependencies
+//! and profiles, each checked at its field.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_yaml::Value;
+
+use super::Cx;
+use super::health::health;
+use super::names::valid_port_name;
+use crate::config::diagnostic::{Severity, did_you_mean};
+use crate::config::model::*;
+use crate::config::raw::*;
+use crate::config::source::FieldPath;
+
+pub(super) fn port_path(svc: &str, raw: &RawService, name: &str) -> FieldPath {
+    if raw.port.is_some() && name == "main" {
+        FieldPath::service(svc).key("port")
+    } else {
+        FieldPath::service(svc).key("ports").key(name)
+    }
+}
+
+pub(super) fn service(
+    cx: &mut Cx,
+    dir: &Path,
+    name: &str,
+    raw: &RawService,
+    default_runtime: RuntimeKind,
+    runtime_from_cli: bool,
+    names: &[&str],
+) -> Option<Service> {
+    let path = FieldPath::service(name);
+    let errors_before = cx
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+
+    // What runs, and where.
+    let image = match (&raw.image, &raw.build) {
+        (Some(_), Some(_)) => {
+            cx.key_error(path.key("build"), "`image` and `build` both set")
+                .hint = Some("use `image` for an existing image, or `build` to build one".into());
+            None
+        }
+        (Some(i), None) => Some(Image::Reference(i.clone())),
+        (None, Some(b)) => Some(Image::Build {
+            context: dir.join(&b.context),
+            dockerfile: b.dockerfile.clone(),
+        }),
+        (None, None) => None,
+    };
+    let kind = if let Some(builtin) = raw.builtin {
+        for (field, set) in [
+            ("command", raw.command.is_some()),
+            ("image", raw.image.is_some()),
+            ("build", raw.build.is_some()),
+        ] {
+            if set {
+                cx.key_error(path.key(field), format!("`builtin: {builtin}` runs `stack serve {builtin}`; `{field}` cannot be set too"))
+                    .hint = Some(format!("remove `{field}`, or remove `builtin` to run your own program"));
+            }
+        }
+        let config = match &raw.config {
+            None | Some(Value::Null) => serde_json::Value::Object(Default::default()),
+            Some(v @ Value::Mapping(_)) => match serde_json::to_value(v) {
+                Ok(j) => j,
+                Err(err) => {
+                    cx.error(
+                        path.key("config"),
+                        format!("cannot use this configuration: {err}"),
+                    );
+                    serde_json::Value::Null
+                }
+            },
+            Some(_) => {
+                cx.error(path.key("config"), "`config` must be a mapping");
+                serde_json::Value::Null
+            }
+        };
+        ServiceKind::Builtin { builtin, config }
+    } else {
+        if raw.config.is_some() {
+            cx.key_error(
+                path.key("config"),
+                "`config` only applies to built-in services",
+            )
+            .hint = Some("pass settings to your own program with `env`".into());
+        }
+        match (&raw.command, image) {
+            (Some(c), image) => ServiceKind::Command {
+                command: command(cx, &path.key("command"), c)?,
+                image,
+            },
+            (None, Some(image)) => ServiceKind::Image { image },
+            (None, None) => {
+                cx.key_error(path.clone(), format!("service `{name}` has nothing to run"))
+                    .hint = Some(
+                    "set `command`, `builtin` (context, model or gateway), `image` or `build`"
+                        .into(),
+                );
+                return None;
+            }
+        }
+    };
+    let runtime = match raw.runtime {
+        Some(r) => r,
+        None => match (&kind, default_runtime) {
+            // A plain command cannot run as a container, an image cannot run as a process.
+            (ServiceKind::Command { image: None, .. }, RuntimeKind::Container) => {
+                RuntimeKind::Process
+            }
+            (ServiceKind::Image { .. }, RuntimeKind::Process) => RuntimeKind::Container,
+            (_, r) => r,
+        },
+    };
+    match (&kind, runtime) {
+        (ServiceKind::Image { .. }, RuntimeKind::Process) => {
+            cx.error(
+                path.key("runtime"),
+                "a process needs a `command`; this service only has an image",
+            )
+            .hint = Some("use `runtime: container`, or add a `command`".into());
+        }
+        (ServiceKind::Command { image: None, .. }, RuntimeKind::Container)
+            if raw.runtime.is_some() || !runtime_from_cli =>
+        {
+            cx.error(
+                path.key("runtime"),
+                "a container needs an `image` or `build`",
+            )
+            .hint = Some("add `image:` (or `build:`), or use `runtime: process`".into());
+        }
+        _ => {}
+    }
+
+    let cwd = match &raw.cwd {
+        Some(c) => {
+            let p = dir.join(c);
+            if runtime == RuntimeKind::Process && !p.is_dir() {
+                cx.error(
+                    path.key("cwd"),
+                    format!("folder `{c}` does not exist (in {})", dir.display()),
+                )
+                .hint = Some("create it, or fix the path (relative to the stack file)".into());
+            }
+            p
+        }
+        None => dir.to_path_buf(),
+    };
+
+    // Ports.
+    let mut ports = Vec::new();
+    if raw.port.is_some() && raw.ports.is_some() {
+        cx.key_error(path.key("ports"), "`port` and `ports` both set")
+            .hint = Some("`port: X` is short for `ports: {main: X}`; use one of them".into());
+    }
+    let declared: Vec<(String, RawPort)> = match (&raw.port, &raw.ports) {
+        (Some(p), _) => vec![("main".to_string(), *p)],
+        (None, Some(m)) => m.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        (None, None) if raw.builtin.is_some() => vec![("main".to_string(), RawPort::Auto)],
+        (None, None) => Vec::new(),
+    };
+    for (pname, p) in declared {
+        let ppath = port_path(name, raw, &pname);
+        if !valid_port_name(&pname) {
+            cx.key_error(ppath.clone(), format!("`{pname}` is not a valid port name"))
+                .hint = Some("use lowercase letters, digits, `-` and `_`".into());
+        }
+        let spec = match p {
+            RawPort::Auto => PortSpec {
+                name: pname,
+                host: None,
+                container: None,
+            },
+            RawPort::Fixed(n) => PortSpec {
+                name: pname,
+                host: Some(n),
+                container: None,
+            },
+            RawPort::Mapped { host, container } => {
+                if runtime == RuntimeKind::Process {
+                    cx.error(
+                        ppath,
+                        "a `{host, container}` mapping only applies to containers",
+                    )
+                    .hint = Some("write a port number or `auto` for a process".into());
+                }
+                PortSpec {
+                    name: pname,
+                    host,
+                    container: Some(container),
+                }
+            }
+        };
+        ports.push(spec);
+    }
+
+    let env = raw.env.clone().unwrap_or_default().0;
+    for (k, _) in &env {
+        if k.is_empty() || k.contains('=') || k.contains('\0') {
+            cx.key_error(
+                path.key("env").key(k.clone()),
+                format!("`{k}` is not a variable name"),
+            );
+        }
+    }
+
+    let health = health(cx, &path, raw, &ports);
+    let stop_signal = match &raw.stop_signal {
+        None => StopSignal::TERM,
+        Some(s) => StopSignal::parse(s).unwrap_or_else(|| {
+            cx.error(path.key("stop_signal"), format!("`{s}` is not a signal"))
+                .hint = Some("write e.g. `SIGTERM`, `SIGINT`, `SIGQUIT` or a number".into());
+            StopSignal::TERM
+        }),
+    };
+    let mut depends_on = Vec::new();
+    if let Some(deps) = &raw.depends_on {
+        for (i, (dep, condition)) in deps.entries.iter().enumerate() {
+            let dpath = if deps.map {
+                path.key("depends_on").key(dep.clone())
+            } else {
+                path.key("depends_on").index(i)
+            };
+            if dep == name {
+                cx.key_error(dpath, format!("`{name}` depends on itself"))
+                    .hint = Some("remove it from its own `depends_on`".into());
+                continue;
+            }
+            if !names.contains(&dep.as_str()) {
+                let hint = did_you_mean(dep, names.iter().copied())
+                    .unwrap_or_else(|| format!("services in this stack: {}", names.join(", ")));
+                cx.key_error(
+                    dpath,
+                    format!("depends on `{dep}`, which is not a service of this stack"),
+                )
+                .hint = Some(hint);
+                continue;
+            }
+            depends_on.push(Dependency {
+                service: dep.clone(),
+                condition: *condition,
+            });
+        }
+    }
+    let profiles = raw.profiles.clone().unwrap_or_default();
+    for (i, p) in profiles.iter().enumerate() {
+        if !valid_port_name(p) {
+            cx.error(
+                path.key("profiles").index(i),
+                format!("`{p}` is not a valid profile name"),
+            )
+            .hint = Some("use lowercase letters, digits, `-` and `_`".into());
+        }
+    }
+    let errors_after = cx
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    (errors_after == errors_before).then(|| Service {
+        name: name.to_string(),
+        kind,
+        runtime,
+        cwd,
+        ports,
+        env,
+        health,
+        restart: raw.restart.unwrap_or_default(),
+        max_restarts: raw.max_restarts,
+        stop_timeout: raw.stop_timeout.map_or(Duration::from_secs(10), |d| d.0),
+        stop_signal,
+        depends_on,
+        profiles,
+        init: raw.init.unwrap_or(true),
+    })
+}
+
+pub(super) fn command(cx: &mut Cx, path: &FieldPath, c: &RawCommand) -> Option<Command> {
+    match c {
+        RawCommand::Shell(s) if s.trim().is_empty() => {
+            cx.error(path.clone(), "the command is empty");
+            None
+        }
+        RawCommand::Argv(v) if v.is_empty() || v[0].is_empty() => {
+            cx.error(path.clone(), "the command is empty").hint =
+                Some("write e.g. `[python3, -m, http.server]`".into());
+            None
+        }
+        RawCommand::Shell(s) => Some(Command::Shell(s.clone())),
+        RawCommand::Argv(v) => Some(Command::Argv(v.clone())),
+    }
+}
+
