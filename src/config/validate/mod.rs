@@ -2,13 +2,12 @@
 //! field into the raw types, then check how fields relate. Every problem is collected, with
 //! its location, so one run of `stack validate` shows them all.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
-use super::cycles;
 use super::diagnostic::{ConfigErrors, Diagnostic, Severity, did_you_mean};
 use super::dotenv;
 use super::fields::field_names;
@@ -26,7 +25,7 @@ pub(crate) use names::{env_key, sanitize_project_name};
 pub(crate) use relations::{BuiltinCheck, BuiltinProblem};
 use names::{check_explicit_name, default_project_name, valid_service_name};
 use relations::{check_builtins, check_dependencies, check_refs};
-use service::{port_path, service};
+use service::{Scope, service};
 
 /// What the command line adds to the file.
 pub(crate) struct LoadOptions<'a> {
@@ -107,6 +106,14 @@ impl Cx {
         self.push(Diagnostic::error(path, message).at(at))
     }
 
+    /// The errors reported so far.
+    fn error_count(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+
     fn push(&mut self, d: Diagnostic) -> &mut Diagnostic {
         self.diagnostics.push(d);
         let last = self.diagnostics.len() - 1;
@@ -179,6 +186,59 @@ fn humanize(message: &str) -> (String, Option<String>) {
 const TOP_FIELDS: &[&str] = &["name", "runtime", "env_file", "services"];
 
 fn build(cx: &mut Cx, file: &Path, dir: &Path, text: &str, opts: &LoadOptions) -> Option<Stack> {
+    let mut top = read_document(cx, text)?;
+    cx.unknown_keys(&FieldPath::root(), &top, TOP_FIELDS, true);
+    top.retain(|k, _| k.as_str().is_some_and(|k| !k.starts_with("x-")));
+
+    // env_file first: it feeds the interpolation of everything else.
+    let file_env = env_files(cx, dir, top.remove("env_file"), opts.env);
+    let lookup = |name: &str| (opts.env)(name).or_else(|| file_env.get(name).cloned());
+    let raw_name = top_field::<String>(cx, &mut top, "name", &lookup);
+    let raw_runtime = top_field::<RuntimeKind>(cx, &mut top, "runtime", &lookup);
+    let services_map = services_map(cx, top.remove("services"));
+
+    let default_name = default_project_name(cx, dir, raw_name);
+    if let Some(n) = &opts.project_name {
+        check_explicit_name(cx, n);
+    }
+    let name = opts
+        .project_name
+        .clone()
+        .unwrap_or_else(|| default_name.clone());
+
+    let mut refs = Vec::new();
+    let raws = raw_services(cx, services_map, &lookup, &mut refs);
+    let names: Vec<&str> = raws.iter().map(|(n, _)| n.as_str()).collect();
+    let scope = Scope {
+        dir,
+        default_runtime: opts.runtime.or(raw_runtime).unwrap_or_default(),
+        runtime_from_cli: opts.runtime.is_some(),
+        names: &names,
+    };
+    relations::check_env_prefixes(cx, &names);
+    relations::check_fixed_ports(cx, &raws);
+    let services: Vec<Service> = raws
+        .iter()
+        .filter_map(|(svc, raw)| service(cx, &scope, svc, raw.as_ref()?))
+        .collect();
+    check_dependencies(cx, &services);
+    check_refs(cx, &services, &names, &refs);
+    relations::check_cycles(cx, &raws);
+    if let Some(check) = opts.check_builtin {
+        check_builtins(cx, &services, dir, check);
+    }
+    Some(Stack {
+        name,
+        default_name,
+        file: file.to_path_buf(),
+        dir: dir.to_path_buf(),
+        services,
+    })
+}
+
+/// The document's top-level mapping, with its positions recorded; `None` (reported) when
+/// it is not YAML or not a mapping.
+fn read_document(cx: &mut Cx, text: &str) -> Option<Mapping> {
     match Positions::parse(text) {
         Ok(p) => cx.positions = p,
         Err((message, at)) => {
@@ -207,62 +267,74 @@ fn build(cx: &mut Cx, file: &Path, dir: &Path, text: &str, opts: &LoadOptions) -
         cx.error(FieldPath::root(), format!("invalid merge key: {err}"));
         return None;
     }
-    let Value::Mapping(mut top) = doc else {
-        let what = if doc.is_null() {
-            "empty"
-        } else {
-            "not a mapping"
-        };
-        cx.push(
-            Diagnostic::error(FieldPath::root(), format!("the stack file is {what}")).hint(
-                "a stack file is a mapping with a `services:` key; `stack new minimal` writes one",
-            ),
-        );
-        return None;
-    };
-    cx.unknown_keys(&FieldPath::root(), &top, TOP_FIELDS, true);
-    top.retain(|k, _| k.as_str().is_some_and(|k| !k.starts_with("x-")));
+    match doc {
+        Value::Mapping(top) => Some(top),
+        doc => {
+            let what = if doc.is_null() {
+                "empty"
+            } else {
+                "not a mapping"
+            };
+            cx.push(
+                Diagnostic::error(FieldPath::root(), format!("the stack file is {what}")).hint(
+                    "a stack file is a mapping with a `services:` key; `stack new minimal` writes one",
+                ),
+            );
+            None
+        }
+    }
+}
 
-    // env_file first: it feeds the interpolation of everything else.
-    let mut file_env: HashMap<String, String> = HashMap::new();
-    if let Some(v) = top.remove("env_file") {
-        let path = FieldPath::root().key("env_file");
-        let mut v = v;
-        interpolate(cx, &path, &mut v, opts.env, &mut Vec::new());
-        if let Some(files) = cx.de::<OneOrMany>(&path, v) {
-            for (i, name) in files.to_vec().iter().enumerate() {
-                let item = if matches!(files, OneOrMany::Many(_)) {
-                    path.index(i)
-                } else {
-                    path.clone()
-                };
-                match dotenv::read(&dir.join(name)) {
-                    Ok(vars) => file_env.extend(vars),
-                    Err(message) => {
-                        cx.error(item, message).hint =
-                            Some("create the file, or remove it from `env_file`".into());
-                    }
-                }
+/// The variables of the `env_file:` files (interpolated with the process environment).
+fn env_files(
+    cx: &mut Cx,
+    dir: &Path,
+    value: Option<Value>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> HashMap<String, String> {
+    let mut vars = HashMap::new();
+    let Some(mut v) = value else {
+        return vars;
+    };
+    let path = FieldPath::root().key("env_file");
+    interpolate(cx, &path, &mut v, env, &mut Vec::new());
+    let Some(files) = cx.de::<OneOrMany>(&path, v) else {
+        return vars;
+    };
+    for (i, name) in files.to_vec().iter().enumerate() {
+        let item = if matches!(files, OneOrMany::Many(_)) {
+            path.index(i)
+        } else {
+            path.clone()
+        };
+        match dotenv::read(&dir.join(name)) {
+            Ok(read) => vars.extend(read),
+            Err(message) => {
+                cx.error(item, message).hint =
+                    Some("create the file, or remove it from `env_file`".into());
             }
         }
     }
-    let lookup = |name: &str| (opts.env)(name).or_else(|| file_env.get(name).cloned());
+    vars
+}
 
-    let mut refs: Vec<(String, FieldPath, Reference)> = Vec::new();
-    let mut raw_name = None;
-    let mut raw_runtime = None;
-    if let Some(mut v) = top.remove("name") {
-        let path = FieldPath::root().key("name");
-        interpolate(cx, &path, &mut v, &lookup, &mut Vec::new());
-        raw_name = cx.de::<String>(&path, v);
-    }
-    if let Some(mut v) = top.remove("runtime") {
-        let path = FieldPath::root().key("runtime");
-        interpolate(cx, &path, &mut v, &lookup, &mut Vec::new());
-        raw_runtime = cx.de::<RuntimeKind>(&path, v);
-    }
+/// A top-level scalar field, interpolated.
+fn top_field<T: DeserializeOwned>(
+    cx: &mut Cx,
+    top: &mut Mapping,
+    key: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Option<T> {
+    let mut v = top.remove(key)?;
+    let path = FieldPath::root().key(key);
+    interpolate(cx, &path, &mut v, lookup, &mut Vec::new());
+    cx.de::<T>(&path, v)
+}
+
+/// `services:`, which must be a non-empty mapping.
+fn services_map(cx: &mut Cx, value: Option<Value>) -> Mapping {
     let services_path = FieldPath::root().key("services");
-    let services_map = match top.remove("services") {
+    match value {
         Some(Value::Mapping(m)) => m,
         Some(Value::Null) | None => {
             cx.push(
@@ -274,29 +346,30 @@ fn build(cx: &mut Cx, file: &Path, dir: &Path, text: &str, opts: &LoadOptions) -
         }
         Some(_) => {
             cx.error(
-                services_path.clone(),
+                services_path,
                 "`services` must be a mapping of service names to services",
             );
             Mapping::new()
         }
-    };
-
-    let default_name = default_project_name(cx, dir, raw_name);
-    if let Some(n) = &opts.project_name {
-        check_explicit_name(cx, n);
     }
-    let name = opts
-        .project_name
-        .clone()
-        .unwrap_or_else(|| default_name.clone());
-    let default_runtime = opts.runtime.or(raw_runtime).unwrap_or_default();
+}
 
-    // Each service: interpolate, check its keys, deserialise field by field.
+/// Each service interpolated, its keys checked, deserialised field by field (`None`
+/// when it is not a mapping). References to other services land in `refs`.
+fn raw_services(
+    cx: &mut Cx,
+    services: Mapping,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    refs: &mut Vec<(String, FieldPath, Reference)>,
+) -> Vec<(String, Option<RawService>)> {
     let service_fields = field_names::<RawService>();
-    let mut raws: Vec<(String, Option<RawService>)> = Vec::new();
-    for (key, value) in services_map {
+    let mut raws = Vec::new();
+    for (key, value) in services {
         let Some(svc) = key.as_str().map(str::to_string) else {
-            cx.error(services_path.clone(), "service names must be strings");
+            cx.error(
+                FieldPath::root().key("services"),
+                "service names must be strings",
+            );
             continue;
         };
         let path = FieldPath::service(&svc);
@@ -328,93 +401,13 @@ fn build(cx: &mut Cx, file: &Path, dir: &Path, text: &str, opts: &LoadOptions) -
         let mut svc_refs = Vec::new();
         for (k, v) in map.iter_mut() {
             let field = path.key(k.as_str().unwrap_or_default());
-            interpolate(cx, &field, v, &lookup, &mut svc_refs);
+            interpolate(cx, &field, v, lookup, &mut svc_refs);
         }
         refs.extend(svc_refs.into_iter().map(|(p, r)| (svc.clone(), p, r)));
         let raw = deserialize_fields::<RawService>(cx, &path, map);
         raws.push((svc, raw));
     }
-
-    // Relations between fields and services.
-    let names: Vec<&str> = raws.iter().map(|(n, _)| n.as_str()).collect();
-    let mut env_names: HashMap<String, &str> = HashMap::new();
-    for n in &names {
-        if let Some(other) = env_names.insert(env_key(n), n) {
-            cx.key_error(
-                FieldPath::service(n),
-                format!(
-                    "`{n}` and `{other}` both become `STACK_{}_*` variables",
-                    env_key(n)
-                ),
-            )
-            .hint = Some("rename one of them".into());
-        }
-    }
-    let mut services = Vec::new();
-    let mut fixed_ports: BTreeMap<u16, FieldPath> = BTreeMap::new();
-    for (svc, raw) in &raws {
-        let Some(raw) = raw else { continue };
-        let declared = raw
-            .port
-            .iter()
-            .map(|p| ("main".to_string(), *p))
-            .chain(raw.ports.iter().flatten().map(|(n, p)| (n.clone(), *p)));
-        for (pname, p) in declared {
-            let host = match p {
-                RawPort::Fixed(h) | RawPort::Mapped { host: Some(h), .. } => h,
-                _ => continue,
-            };
-            let path = port_path(svc, raw, &pname);
-            if let Some(first) = fixed_ports.get(&host) {
-                cx.error(path, format!("port {host} is also used by `{first}`"))
-                    .hint = Some("give each service its own port, or use `auto`".into());
-            } else {
-                fixed_ports.insert(host, path);
-            }
-        }
-        if let Some(s) = service(
-            cx,
-            dir,
-            svc,
-            raw,
-            default_runtime,
-            opts.runtime.is_some(),
-            &names,
-        ) {
-            services.push(s);
-        }
-    }
-    check_dependencies(cx, &services);
-    check_refs(cx, &services, &names, &refs);
-    let edges: Vec<(&str, Vec<&str>)> = raws
-        .iter()
-        .map(|(n, raw)| {
-            let deps = raw
-                .as_ref()
-                .and_then(|r| r.depends_on.as_ref())
-                .map(|d| d.entries.iter().map(|(t, _)| t.as_str()).collect())
-                .unwrap_or_default();
-            (n.as_str(), deps)
-        })
-        .collect();
-    for cycle in cycles::cycles(&edges) {
-        let first = &cycle[0];
-        cx.key_error(
-            FieldPath::service(first).key("depends_on"),
-            format!("dependency cycle: {}", cycle.join(" → ")),
-        )
-        .hint = Some("remove one of these `depends_on` entries".into());
-    }
-    if let Some(check) = opts.check_builtin {
-        check_builtins(cx, &services, dir, check);
-    }
-    Some(Stack {
-        name,
-        default_name,
-        file: file.to_path_buf(),
-        dir: dir.to_path_buf(),
-        services,
-    })
+    raws
 }
 
 /// Deserialises a mapping as `T`; on failure, field by field so every bad field is reported.

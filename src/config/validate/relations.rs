@@ -2,15 +2,87 @@
 //! cycle, no shared fixed port or variable prefix, and the built-ins' own check of their
 //! `config:`.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use super::names::env_key;
+use super::service::port_path;
 use super::{Cx, humanize};
+use crate::config::cycles;
+use crate::config::raw::{RawPort, RawService};
 use crate::config::BuiltinKind;
 use crate::config::diagnostic::{Diagnostic, did_you_mean};
 use crate::config::interpolate::{Reference, ServiceField};
 use crate::config::model::*;
 use crate::config::source::FieldPath;
 
+/// No two services whose names become the same `STACK_<X>_*` prefix.
+pub(super) fn check_env_prefixes(cx: &mut Cx, names: &[&str]) {
+    let mut env_names: HashMap<String, &str> = HashMap::new();
+    for n in names {
+        if let Some(other) = env_names.insert(env_key(n), n) {
+            cx.key_error(
+                FieldPath::service(n),
+                format!(
+                    "`{n}` and `{other}` both become `STACK_{}_*` variables",
+                    env_key(n)
+                ),
+            )
+            .hint = Some("rename one of them".into());
+        }
+    }
+}
+
+/// No fixed host port claimed twice.
+pub(super) fn check_fixed_ports(cx: &mut Cx, raws: &[(String, Option<RawService>)]) {
+    let mut fixed_ports: BTreeMap<u16, FieldPath> = BTreeMap::new();
+    for (svc, raw) in raws {
+        let Some(raw) = raw else { continue };
+        let declared = raw
+            .port
+            .iter()
+            .map(|p| ("main".to_string(), *p))
+            .chain(raw.ports.iter().flatten().map(|(n, p)| (n.clone(), *p)));
+        for (pname, p) in declared {
+            let host = match p {
+                RawPort::Fixed(h) | RawPort::Mapped { host: Some(h), .. } => h,
+                _ => continue,
+            };
+            let path = port_path(svc, raw, &pname);
+            if let Some(first) = fixed_ports.get(&host) {
+                cx.error(path, format!("port {host} is also used by `{first}`"))
+                    .hint = Some("give each service its own port, or use `auto`".into());
+            } else {
+                fixed_ports.insert(host, path);
+            }
+        }
+    }
+}
+
+/// No dependency cycle (each reported once, at its first service's `depends_on`).
+pub(super) fn check_cycles(cx: &mut Cx, raws: &[(String, Option<RawService>)]) {
+    let edges: Vec<(&str, Vec<&str>)> = raws
+        .iter()
+        .map(|(n, raw)| {
+            let deps = raw
+                .as_ref()
+                .and_then(|r| r.depends_on.as_ref())
+                .map(|d| d.entries.iter().map(|(t, _)| t.as_str()).collect())
+                .unwrap_or_default();
+            (n.as_str(), deps)
+        })
+        .collect();
+    for cycle in cycles::cycles(&edges) {
+        let first = &cycle[0];
+        cx.key_error(
+            FieldPath::service(first).key("depends_on"),
+            format!("dependency cycle: {}", cycle.join(" → ")),
+        )
+        .hint = Some("remove one of these `depends_on` entries".into());
+    }
+}
+
+/// Each `depends_on` condition can be met by its target.
 pub(super) fn check_dependencies(cx: &mut Cx, services: &[Service]) {
     for s in services {
         for d in &s.depends_on {
