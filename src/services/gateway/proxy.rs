@@ -162,6 +162,7 @@ fn header_text<S: serde::Serializer>(v: &HeaderValue, s: S) -> Result<S::Ok, S::
     s.serialize_str(&String::from_utf8_lossy(v.as_bytes()))
 }
 
+/// One model request: read, admit, route, enrich, send on, and answer.
 async fn forward(
     gw: &Arc<Gateway>,
     route: RouteKind,
@@ -170,95 +171,27 @@ async fn forward(
     log: &mut Access,
 ) -> Result<Response<Body>, ApiError> {
     let api = route.api;
-    let bytes = axum::body::to_bytes(body, gw.config.max_body_bytes)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                api,
-                413,
-                format!(
-                    "request body is larger than {} bytes",
-                    gw.config.max_body_bytes
-                ),
-            )
-        })?;
+    let bytes = read_body(gw, api, body).await?;
     let peek: Peek = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(api, format!("malformed JSON in the request body: {e}"))
     })?;
     log.model = peek.model.as_deref().map(str::to_string);
     log.stream = peek.stream == Some(true);
-    // Charged up front: ~4 bytes a token for the prompt, plus what the answer may take.
-    log.prompt_tokens = bytes.len() as u64 / 4;
-    let estimate = log.prompt_tokens + peek.max_tokens.unwrap_or(0).min(4096);
-    let key = match gw.keys.admit(headers, estimate) {
-        Ok(k) => k,
-        Err(Refusal::Unauthorized(m)) => return Err(ApiError::new(api, 401, m)),
-        Err(Refusal::Limited { what, retry_after }) => {
-            log.limited = Some(what);
-            let mut e = ApiError::new(
-                api,
-                429,
-                format!("rate limit reached for {what}; retry after {retry_after:.1} s"),
-            );
-            e.retry_after = Some(retry_after);
-            return Err(e);
-        }
-    };
-    log.key = key.map(|k| k.label.clone());
-    let upstream: Arc<str> = gw.upstreams.route(peek.model.as_deref()).ok_or_else(|| {
-        ApiError::new(
-            api,
-            404,
-            format!(
-                "no upstream for model `{}`: add a route or a `default` upstream",
-                peek.model.as_deref().unwrap_or("")
-            ),
-        )
-    })?;
+    let key_label = admit(gw, api, headers, &bytes, &peek, log)?;
+    let upstream = pick_upstream(gw, api, &peek)?;
     log.upstream = Some(upstream.clone());
-    let stream = peek.stream == Some(true);
-
-    // Context enrichment.
-    let session = headers
-        .get(names::SESSION_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| !s.is_empty())
-        .map(str::to_string);
-    let mut held = None;
-    let mut prepended = Prepended::default();
-    let mut user_turn = String::new();
-    let mut out_body = bytes.clone();
-    if let (Some(sid), Some(shape), Some(ctx)) = (&session, route.shape, &gw.context) {
-        let guard = gw.sessions.hold(sid).await;
-        let mut v: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::bad_request(api, e.to_string()))?;
-        user_turn = enrich::last_user_text(shape, &v);
-        match ctx
-            .retrieve(sid, gw.config.context_max_tokens, &user_turn)
-            .await
-        {
-            Ok(Some(context)) => {
-                prepended = enrich::prepend(shape, &mut v, &context);
-                if prepended.entries > 0 {
-                    out_body = Bytes::from(v.to_string());
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(session = %sid, error = %e, "context server unavailable: answering without context");
-                gw.metrics
-                    .context_failures
-                    .get_or_create(&op("retrieve"))
-                    .inc();
-            }
-        }
-        held = Some(guard);
-    }
-    log.context_entries = prepended.entries;
+    let mut enriched = enrich(gw, route, headers, bytes.clone()).await?;
+    log.context_entries = enriched.prepended.entries;
 
     let result = gw
         .upstreams
-        .forward(&upstream, &Method::POST, route.path, headers, out_body)
+        .forward(
+            &upstream,
+            &Method::POST,
+            route.path,
+            headers,
+            std::mem::take(&mut enriched.body),
+        )
         .await;
     let (upstream_resp, attempts) = match result {
         Ok(r) => r,
@@ -278,30 +211,14 @@ async fn forward(
     log.fallbacks = attempts.fallbacks;
     let status = upstream_resp.status();
     let (mut parts, incoming) = upstream_resp.into_parts();
-    strip_hop_headers(&mut parts.headers);
-    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-        // Every retry and fallback answered this: the caller should not retry on top.
-        parts
-            .headers
-            .insert(names::SHOULD_RETRY, HeaderValue::from_static("false"));
-    }
-    if prepended.entries > 0 || session.is_some() {
-        insert_num(
-            &mut parts.headers,
-            names::CONTEXT_ENTRIES,
-            prepended.entries as u64,
-        );
-        insert_num(&mut parts.headers, names::CONTEXT_TOKENS, prepended.tokens);
-    }
+    answer_headers(&mut parts.headers, status, &enriched);
     let is_sse = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("text/event-stream"));
-
-    let needs_store = session.is_some() && gw.context.is_some();
-    let key_label = key.map(|k| k.label.clone());
-    let streamed = stream && is_sse;
+    let streamed = peek.stream == Some(true) && is_sse;
+    let needs_store = enriched.session.is_some() && gw.context.is_some();
     if !needs_store && !streamed {
         // Nothing to store: the answer passes through as it arrives (nothing buffered),
         // its tokens counted when its end goes by.
@@ -315,39 +232,14 @@ async fn forward(
         });
         return Ok(Response::from_parts(parts, Body::new(counted)));
     }
-    let gw2 = gw.clone();
-    let store = move |said: Said| {
-        let gw = gw2;
-        async move {
-            gw.count_tokens(route, &said, key_label.as_deref());
-            if let (Some(sid), Some(ctx), true) = (&session, &gw.context, status.is_success()) {
-                for (role, text) in [
-                    ("user", user_turn.as_str()),
-                    ("assistant", said.text.as_str()),
-                ] {
-                    if text.is_empty() {
-                        continue;
-                    }
-                    if let Err(e) = ctx.store(sid, role, text).await {
-                        tracing::warn!(session = %sid, error = %e, "cannot store the turn in the context server");
-                        gw.metrics
-                            .context_failures
-                            .get_or_create(&op("store"))
-                            .inc();
-                    }
-                }
-            }
-            drop(held);
-        }
-    };
-
     if streamed {
         // Frame by frame: nothing is buffered; the reply is read on the way through.
         let (tx, rx) = tokio::sync::oneshot::channel();
         let tee = Tee::new(incoming.into_data_stream(), tx);
+        let gw2 = gw.clone();
         gw.tasks.spawn(async move {
             if let Ok(said) = rx.await {
-                store(said).await;
+                store_turns(&gw2, route, key_label, status, enriched, said).await;
             }
         });
         return Ok(Response::from_parts(parts, Body::from_stream(tee)));
@@ -363,8 +255,187 @@ async fn forward(
             )
         })?
         .to_bytes();
-    gw.tasks.spawn(store(reply::from_json(&body)));
+    let said = reply::from_json(&body);
+    let gw2 = gw.clone();
+    gw.tasks.spawn(async move {
+        store_turns(&gw2, route, key_label, status, enriched, said).await;
+    });
     Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+/// The request body, up to `max_body_bytes`.
+async fn read_body(gw: &Gateway, api: Api, body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, gw.config.max_body_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                api,
+                413,
+                format!(
+                    "request body is larger than {} bytes",
+                    gw.config.max_body_bytes
+                ),
+            )
+        })
+}
+
+/// The caller's key, checked and charged up front (~4 bytes a token for the prompt, plus
+/// what the answer may take); its label.
+fn admit(
+    gw: &Gateway,
+    api: Api,
+    headers: &HeaderMap,
+    bytes: &Bytes,
+    peek: &Peek<'_>,
+    log: &mut Access,
+) -> Result<Option<String>, ApiError> {
+    log.prompt_tokens = bytes.len() as u64 / 4;
+    let estimate = log.prompt_tokens + peek.max_tokens.unwrap_or(0).min(4096);
+    match gw.keys.admit(headers, estimate) {
+        Ok(key) => {
+            log.key = key.map(|k| k.label.clone());
+            Ok(log.key.clone())
+        }
+        Err(Refusal::Unauthorized(m)) => Err(ApiError::new(api, 401, m)),
+        Err(Refusal::Limited { what, retry_after }) => {
+            log.limited = Some(what);
+            let mut e = ApiError::new(
+                api,
+                429,
+                format!("rate limit reached for {what}; retry after {retry_after:.1} s"),
+            );
+            e.retry_after = Some(retry_after);
+            Err(e)
+        }
+    }
+}
+
+/// The upstream the model routes to.
+fn pick_upstream(gw: &Gateway, api: Api, peek: &Peek<'_>) -> Result<Arc<str>, ApiError> {
+    gw.upstreams.route(peek.model.as_deref()).ok_or_else(|| {
+        ApiError::new(
+            api,
+            404,
+            format!(
+                "no upstream for model `{}`: add a route or a `default` upstream",
+                peek.model.as_deref().unwrap_or("")
+            ),
+        )
+    })
+}
+
+/// A request as it goes upstream, with what enrichment knows of it.
+struct Enriched {
+    /// The session (`x-session-id`), when given.
+    session: Option<String>,
+    /// The session's turn lock, held until its turns are stored (read your writes).
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// What was prepended.
+    prepended: Prepended,
+    /// The user's turn, to store.
+    user_turn: String,
+    /// The body sent upstream.
+    body: Bytes,
+}
+
+/// With a session and a context server: the session's context prepended to the prompt.
+/// A context server that does not answer leaves the request as it came.
+async fn enrich(
+    gw: &Gateway,
+    route: RouteKind,
+    headers: &HeaderMap,
+    bytes: Bytes,
+) -> Result<Enriched, ApiError> {
+    let session = headers
+        .get(names::SESSION_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    let mut enriched = Enriched {
+        session,
+        held: None,
+        prepended: Prepended::default(),
+        user_turn: String::new(),
+        body: bytes,
+    };
+    let (Some(sid), Some(shape), Some(ctx)) = (&enriched.session, route.shape, &gw.context)
+    else {
+        return Ok(enriched);
+    };
+    let guard = gw.sessions.hold(sid).await;
+    let mut v: Value = serde_json::from_slice(&enriched.body)
+        .map_err(|e| ApiError::bad_request(route.api, e.to_string()))?;
+    enriched.user_turn = enrich::last_user_text(shape, &v);
+    match ctx
+        .retrieve(sid, gw.config.context_max_tokens, &enriched.user_turn)
+        .await
+    {
+        Ok(Some(context)) => {
+            enriched.prepended = enrich::prepend(shape, &mut v, &context);
+            if enriched.prepended.entries > 0 {
+                enriched.body = Bytes::from(v.to_string());
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(session = %sid, error = %e, "context server unavailable: answering without context");
+            gw.metrics
+                .context_failures
+                .get_or_create(&op("retrieve"))
+                .inc();
+        }
+    }
+    enriched.held = Some(guard);
+    Ok(enriched)
+}
+
+/// The answer's head: hop-by-hop headers gone, no retry on top of ours, what context was
+/// added.
+fn answer_headers(headers: &mut HeaderMap, status: StatusCode, enriched: &Enriched) {
+    strip_hop_headers(headers);
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        // Every retry and fallback answered this: the caller should not retry on top.
+        headers.insert(names::SHOULD_RETRY, HeaderValue::from_static("false"));
+    }
+    if enriched.prepended.entries > 0 || enriched.session.is_some() {
+        insert_num(
+            headers,
+            names::CONTEXT_ENTRIES,
+            enriched.prepended.entries as u64,
+        );
+        insert_num(headers, names::CONTEXT_TOKENS, enriched.prepended.tokens);
+    }
+}
+
+/// Once the answer is read: its tokens counted, and (on success) the user's and the
+/// assistant's turns stored in the session; then the session's lock is let go.
+async fn store_turns(
+    gw: &Gateway,
+    route: RouteKind,
+    key_label: Option<String>,
+    status: StatusCode,
+    enriched: Enriched,
+    said: Said,
+) {
+    gw.count_tokens(route, &said, key_label.as_deref());
+    if let (Some(sid), Some(ctx), true) = (&enriched.session, &gw.context, status.is_success()) {
+        for (role, text) in [
+            ("user", enriched.user_turn.as_str()),
+            ("assistant", said.text.as_str()),
+        ] {
+            if text.is_empty() {
+                continue;
+            }
+            if let Err(e) = ctx.store(sid, role, text).await {
+                tracing::warn!(session = %sid, error = %e, "cannot store the turn in the context server");
+                gw.metrics
+                    .context_failures
+                    .get_or_create(&op("store"))
+                    .inc();
+            }
+        }
+    }
+    drop(enriched.held);
 }
 
 fn op(name: &'static str) -> super::OpLabel {
