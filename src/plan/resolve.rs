@@ -172,162 +172,16 @@ pub(crate) fn service_plan(
     ports: &PortTable,
     exe: &Path,
 ) -> Result<ServicePlan, ResolveError> {
-    let runtime_of: HashMap<&str, RuntimeKind> = planned
-        .iter()
-        .map(|s| (s.name.as_str(), s.runtime))
-        .collect();
     let own_ports = ports.get(&svc.name).cloned().unwrap_or_default();
-    let own_main = main_of(&own_ports);
-    let err = |message: String| ResolveError {
-        service: svc.name.clone(),
-        message,
+    let r = Resolving {
+        svc,
+        planned,
+        ports,
+        own_ports: &own_ports,
     };
-
-    let mut resolver = |r: &Reference| -> Result<String, String> {
-        match r {
-            Reference::OwnPort => own_main
-                .map(|p| match svc.runtime {
-                    RuntimeKind::Process => p.host,
-                    RuntimeKind::Container => p.container,
-                })
-                .map(|p| p.to_string())
-                .ok_or_else(|| format!("`{r}`: the service has no port")),
-            Reference::Service { service, field } => {
-                let target_runtime = *runtime_of.get(service.as_str()).ok_or_else(|| {
-                    format!("`{r}`: `{service}` is not started (check its `profiles`)")
-                })?;
-                let tports = ports.get(service).map(Vec::as_slice).unwrap_or_default();
-                let port = match field {
-                    ServiceField::NamedPort(n) => tports.iter().find(|p| &p.name == n),
-                    _ => main_of(tports),
-                }
-                .ok_or_else(|| format!("`{r}`: `{service}` has no such port"))?;
-                let (host, number) = address(svc.runtime, service, target_runtime, port);
-                Ok(match field {
-                    ServiceField::Url => format!("http://{host}:{number}"),
-                    ServiceField::Host => host,
-                    ServiceField::Port | ServiceField::NamedPort(_) => number.to_string(),
-                })
-            }
-        }
-    };
-    let mut interp = |s: &str| resolve_refs(s, &mut resolver).map_err(|e| err(e.message));
-
-    // Injected variables first, so the service's own `env` can override them.
-    let mut env: Vec<(String, String)> = Vec::new();
-    if let Some(p) = own_main {
-        let n = match svc.runtime {
-            RuntimeKind::Process => p.host,
-            RuntimeKind::Container => p.container,
-        };
-        env.push(("PORT".into(), n.to_string()));
-    }
-    env.push(("STACK_PROJECT".into(), project.to_string()));
-    env.push(("STACK_SERVICE".into(), svc.name.clone()));
-    for other in planned {
-        let Some(p) = ports.get(&other.name).and_then(|v| main_of(v)) else {
-            continue;
-        };
-        let (host, number) = address(svc.runtime, &other.name, other.runtime, p);
-        let key = env_key(&other.name);
-        env.push((
-            format!("STACK_{key}_URL"),
-            format!("http://{host}:{number}"),
-        ));
-        env.push((format!("STACK_{key}_HOST"), host));
-        env.push((format!("STACK_{key}_PORT"), number.to_string()));
-    }
-    for (k, v) in &svc.env {
-        let v = interp(v)?;
-        env.retain(|(existing, _)| existing != k);
-        env.push((k.clone(), v));
-    }
-
-    let (launch, builtin, builtin_config) = match &svc.kind {
-        ServiceKind::Builtin { builtin, config } => {
-            let config = interp_json(config, &mut interp)?;
-            let yaml = serde_yaml::to_string(&config)
-                .map_err(|e| err(format!("cannot write the configuration: {e}")))?;
-            let file = builtin_config_path(state_dir, &svc.name);
-            let serve = |prefix: Vec<String>, host: &str| {
-                let mut argv = prefix;
-                argv.extend([
-                    "serve".to_string(),
-                    builtin.as_str().to_string(),
-                    "--host".to_string(),
-                    host.to_string(),
-                    "--config".to_string(),
-                    file.display().to_string(),
-                ]);
-                argv
-            };
-            let launch = match svc.runtime {
-                RuntimeKind::Process => Launch::Process {
-                    argv: serve(vec![exe.display().to_string()], LOOPBACK),
-                },
-                // Inside the container it listens on every interface: the port is
-                // published on the host's 127.0.0.1 only.
-                RuntimeKind::Container => Launch::Container {
-                    image: ContainerImage::Builtin,
-                    command: Some(serve(Vec::new(), "0.0.0.0")),
-                },
-            };
-            (launch, Some(*builtin), Some((file, yaml)))
-        }
-        ServiceKind::Command { command, image } => {
-            let command = command.try_map(&mut interp)?;
-            let launch = match (svc.runtime, image) {
-                (RuntimeKind::Container, Some(image)) => Launch::Container {
-                    image: container_image(image),
-                    command: Some(command.argv()),
-                },
-                _ => Launch::Process {
-                    argv: command.argv(),
-                },
-            };
-            (launch, None, None)
-        }
-        ServiceKind::Image { image } => (
-            Launch::Container {
-                image: container_image(image),
-                command: None,
-            },
-            None,
-            None,
-        ),
-    };
-
-    let health = match &svc.health {
-        None => None,
-        Some(h) => {
-            let port_of = |name: &str| own_ports.iter().find(|p| p.name == name);
-            let probe = match &h.probe {
-                Probe::Http { path, port, status } => {
-                    let p = port_of(port).ok_or_else(|| err(format!("no port `{port}`")))?;
-                    ResolvedProbe::Http {
-                        url: format!("http://{LOOPBACK}:{}{}", p.host, interp(path)?),
-                        status: *status,
-                    }
-                }
-                Probe::Tcp { port } => ResolvedProbe::Tcp {
-                    port: port_of(port)
-                        .ok_or_else(|| err(format!("no port `{port}`")))?
-                        .host,
-                },
-                Probe::Exec { command } => ResolvedProbe::Exec {
-                    argv: command.try_map(&mut interp)?.argv(),
-                },
-                Probe::Log { pattern } => ResolvedProbe::Log {
-                    pattern: pattern.clone(),
-                },
-            };
-            Some(ResolvedHealth {
-                probe,
-                timing: h.clone(),
-            })
-        }
-    };
-
+    let env = r.env(project)?;
+    let (launch, builtin, builtin_config) = r.launch(state_dir, exe)?;
+    let health = r.health()?;
     Ok(ServicePlan {
         name: svc.name.clone(),
         runtime: svc.runtime,
@@ -349,6 +203,199 @@ pub(crate) fn service_plan(
             .collect(),
         init: svc.init,
     })
+}
+
+/// How a launch is made: the process, or the container (with a built-in's config file).
+type Launched = (Launch, Option<BuiltinKind>, Option<(PathBuf, String)>);
+
+/// One service being planned, among the others.
+struct Resolving<'a> {
+    svc: &'a Service,
+    planned: &'a [&'a Service],
+    ports: &'a PortTable,
+    own_ports: &'a [ResolvedPort],
+}
+
+impl Resolving<'_> {
+    fn err(&self, message: String) -> ResolveError {
+        ResolveError {
+            service: self.svc.name.clone(),
+            message,
+        }
+    }
+
+    /// The service's own main port, as it sees it.
+    fn own_port(&self) -> Option<u16> {
+        main_of(self.own_ports).map(|p| match self.svc.runtime {
+            RuntimeKind::Process => p.host,
+            RuntimeKind::Container => p.container,
+        })
+    }
+
+    /// The value of `${PORT}` or `${services.X.…}` for this service.
+    fn reference(&self, r: &Reference) -> Result<String, String> {
+        let (service, field) = match r {
+            Reference::OwnPort => {
+                return self
+                    .own_port()
+                    .map(|p| p.to_string())
+                    .ok_or_else(|| format!("`{r}`: the service has no port"));
+            }
+            Reference::Service { service, field } => (service, field),
+        };
+        let target = self
+            .planned
+            .iter()
+            .find(|s| &s.name == service)
+            .ok_or_else(|| format!("`{r}`: `{service}` is not started (check its `profiles`)"))?;
+        let tports = self
+            .ports
+            .get(service)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let port = match field {
+            ServiceField::NamedPort(n) => tports.iter().find(|p| &p.name == n),
+            _ => main_of(tports),
+        }
+        .ok_or_else(|| format!("`{r}`: `{service}` has no such port"))?;
+        let (host, number) = address(self.svc.runtime, service, target.runtime, port);
+        Ok(match field {
+            ServiceField::Url => format!("http://{host}:{number}"),
+            ServiceField::Host => host,
+            ServiceField::Port | ServiceField::NamedPort(_) => number.to_string(),
+        })
+    }
+
+    /// Pass-two interpolation of `s`.
+    fn interp(&self, s: &str) -> Result<String, ResolveError> {
+        resolve_refs(s, &mut |r| self.reference(r)).map_err(|e| self.err(e.message))
+    }
+
+    /// Injected variables first, so the service's own `env` can override them.
+    fn env(&self, project: &str) -> Result<Vec<(String, String)>, ResolveError> {
+        let svc = self.svc;
+        let mut env: Vec<(String, String)> = Vec::new();
+        if let Some(n) = self.own_port() {
+            env.push(("PORT".into(), n.to_string()));
+        }
+        env.push(("STACK_PROJECT".into(), project.to_string()));
+        env.push(("STACK_SERVICE".into(), svc.name.clone()));
+        for other in self.planned {
+            let Some(p) = self.ports.get(&other.name).and_then(|v| main_of(v)) else {
+                continue;
+            };
+            let (host, number) = address(svc.runtime, &other.name, other.runtime, p);
+            let key = env_key(&other.name);
+            env.push((
+                format!("STACK_{key}_URL"),
+                format!("http://{host}:{number}"),
+            ));
+            env.push((format!("STACK_{key}_HOST"), host));
+            env.push((format!("STACK_{key}_PORT"), number.to_string()));
+        }
+        for (k, v) in &svc.env {
+            let v = self.interp(v)?;
+            env.retain(|(existing, _)| existing != k);
+            env.push((k.clone(), v));
+        }
+        Ok(env)
+    }
+
+    /// What to start: a built-in as `stack serve` (with its config file), a command, or
+    /// an image.
+    fn launch(&self, state_dir: &Path, exe: &Path) -> Result<Launched, ResolveError> {
+        let svc = self.svc;
+        let mut interp = |s: &str| self.interp(s);
+        Ok(match &svc.kind {
+            ServiceKind::Builtin { builtin, config } => {
+                let config = interp_json(config, &mut interp)?;
+                let yaml = serde_yaml::to_string(&config)
+                    .map_err(|e| self.err(format!("cannot write the configuration: {e}")))?;
+                let file = builtin_config_path(state_dir, &svc.name);
+                let serve = |prefix: Vec<String>, host: &str| {
+                    let mut argv = prefix;
+                    argv.extend([
+                        "serve".to_string(),
+                        builtin.as_str().to_string(),
+                        "--host".to_string(),
+                        host.to_string(),
+                        "--config".to_string(),
+                        file.display().to_string(),
+                    ]);
+                    argv
+                };
+                let launch = match svc.runtime {
+                    RuntimeKind::Process => Launch::Process {
+                        argv: serve(vec![exe.display().to_string()], LOOPBACK),
+                    },
+                    // Inside the container it listens on every interface: the port is
+                    // published on the host's 127.0.0.1 only.
+                    RuntimeKind::Container => Launch::Container {
+                        image: ContainerImage::Builtin,
+                        command: Some(serve(Vec::new(), "0.0.0.0")),
+                    },
+                };
+                (launch, Some(*builtin), Some((file, yaml)))
+            }
+            ServiceKind::Command { command, image } => {
+                let command = command.try_map(&mut interp)?;
+                let launch = match (svc.runtime, image) {
+                    (RuntimeKind::Container, Some(image)) => Launch::Container {
+                        image: container_image(image),
+                        command: Some(command.argv()),
+                    },
+                    _ => Launch::Process {
+                        argv: command.argv(),
+                    },
+                };
+                (launch, None, None)
+            }
+            ServiceKind::Image { image } => (
+                Launch::Container {
+                    image: container_image(image),
+                    command: None,
+                },
+                None,
+                None,
+            ),
+        })
+    }
+
+    /// The health check with its port and command resolved.
+    fn health(&self) -> Result<Option<ResolvedHealth>, ResolveError> {
+        let Some(h) = &self.svc.health else {
+            return Ok(None);
+        };
+        let port_of = |name: &str| {
+            self.own_ports
+                .iter()
+                .find(|p| p.name == name)
+                .ok_or_else(|| self.err(format!("no port `{name}`")))
+        };
+        let probe = match &h.probe {
+            Probe::Http { path, port, status } => ResolvedProbe::Http {
+                url: format!(
+                    "http://{LOOPBACK}:{}{}",
+                    port_of(port)?.host,
+                    self.interp(path)?
+                ),
+                status: *status,
+            },
+            Probe::Tcp { port } => ResolvedProbe::Tcp {
+                port: port_of(port)?.host,
+            },
+            Probe::Exec { command } => ResolvedProbe::Exec {
+                argv: command.try_map(&mut |s: &str| self.interp(s))?.argv(),
+            },
+            Probe::Log { pattern } => ResolvedProbe::Log {
+                pattern: pattern.clone(),
+            },
+        };
+        Ok(Some(ResolvedHealth {
+            probe,
+            timing: h.clone(),
+        }))
+    }
 }
 
 /// Where a built-in's configuration file is written.
