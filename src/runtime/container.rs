@@ -108,7 +108,6 @@ impl RunningContainer {
             let _ = docker.remove(&id).await;
         });
     }
-
 }
 
 impl Drop for RunningContainer {

@@ -62,9 +62,9 @@ pub(super) async fn check_loop<P: Prober>(
                 let _ = tx.send(HealthChange::Unhealthy {
                     reason: format!(
                         "{reason} (not healthy after {})",
-                        humantime::format_duration(Duration::from_millis(
-                            budget.as_millis() as u64
-                        ))
+                        humantime::format_duration(
+                            Duration::from_millis(budget.as_millis() as u64)
+                        )
                     ),
                     starting: true,
                 });

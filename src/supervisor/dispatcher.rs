@@ -132,53 +132,14 @@ pub(super) async fn supervise<R: Runtime>(
         runtime: runtime.clone(),
         events: events_tx,
     };
-    let mut tasks = JoinSet::new();
-    let mut handles: Vec<ActorHandle> = Vec::new();
-    for svc in &plan.services {
-        let log = LogFile::create(&logs::path(&dir.dir, &svc.name), notify.clone())?;
-        let deps = svc
-            .depends_on
-            .iter()
-            .filter_map(|(name, condition)| {
-                handles.iter().find(|h| &h.name == name).map(|h| Dep {
-                    name: name.clone(),
-                    condition: *condition,
-                    status: h.status.clone(),
-                })
-            })
-            .collect();
-        let (actor, handle) = Actor::new(Arc::new(svc.clone()), deps, shared.clone(), log);
-        tasks.spawn(actor.run());
-        handles.push(handle);
-    }
+    let (handles, mut tasks) = spawn_actors(&plan, &shared, &notify)?;
     drop(shared);
-
     let Inputs {
         mut requests,
         mut interrupts,
         broadcast,
     } = inputs;
-    let mut d = Dispatcher {
-        state: state::State {
-            project: plan.project.clone(),
-            file: plan.file.clone(),
-            supervisor: ProcessId::current(),
-            started_at: Timestamp::now(),
-            services: BTreeMap::new(),
-        },
-        plan,
-        handles,
-        phase: Phase::Starting,
-        code: None,
-        stop_sent: HashSet::new(),
-        killing: false,
-        stop_timeout: None,
-        broadcast,
-        history: Vec::new(),
-        seq: 0,
-        down_waiters: Vec::new(),
-        stop_waiters: Vec::new(),
-    };
+    let mut d = Dispatcher::new(plan, handles, broadcast);
     d.write_state();
     for h in &d.handles {
         let _ = h.tx.send(Control::Start);
@@ -217,6 +178,35 @@ pub(super) async fn supervise<R: Runtime>(
     drop(d);
     while tasks.join_next().await.is_some() {}
     Ok(code)
+}
+
+/// An actor per service, in dependency order, each given its dependencies' statuses.
+fn spawn_actors<R: Runtime>(
+    plan: &Plan,
+    shared: &Shared<R>,
+    notify: &Arc<Notify>,
+) -> std::io::Result<(Vec<ActorHandle>, JoinSet<()>)> {
+    let dir = plan.state();
+    let mut tasks = JoinSet::new();
+    let mut handles: Vec<ActorHandle> = Vec::new();
+    for svc in &plan.services {
+        let log = LogFile::create(&logs::path(&dir.dir, &svc.name), notify.clone())?;
+        let deps = svc
+            .depends_on
+            .iter()
+            .filter_map(|(name, condition)| {
+                handles.iter().find(|h| &h.name == name).map(|h| Dep {
+                    name: name.clone(),
+                    condition: *condition,
+                    status: h.status.clone(),
+                })
+            })
+            .collect();
+        let (actor, handle) = Actor::new(Arc::new(svc.clone()), deps, shared.clone(), log);
+        tasks.spawn(actor.run());
+        handles.push(handle);
+    }
+    Ok((handles, tasks))
 }
 
 /// Completes when `owner` has exited (never, without an owner).
@@ -262,6 +252,34 @@ struct Dispatcher {
 const HISTORY: usize = 10_000;
 
 impl Dispatcher {
+    fn new(
+        plan: Arc<Plan>,
+        handles: Vec<ActorHandle>,
+        broadcast: broadcast::Sender<Numbered>,
+    ) -> Dispatcher {
+        Dispatcher {
+            state: state::State {
+                project: plan.project.clone(),
+                file: plan.file.clone(),
+                supervisor: ProcessId::current(),
+                started_at: Timestamp::now(),
+                services: BTreeMap::new(),
+            },
+            plan,
+            handles,
+            phase: Phase::Starting,
+            code: None,
+            stop_sent: HashSet::new(),
+            killing: false,
+            stop_timeout: None,
+            broadcast,
+            history: Vec::new(),
+            seq: 0,
+            down_waiters: Vec::new(),
+            stop_waiters: Vec::new(),
+        }
+    }
+
     fn statuses(&self) -> Vec<(String, Status)> {
         self.handles
             .iter()

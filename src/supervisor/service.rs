@@ -446,11 +446,11 @@ impl<R: Runtime> Actor<R> {
             }
         };
         let started = Instant::now();
-        let prober = Arc::new(
-            self.shared
-                .runtime
-                .prober(&self.plan, &svc, self.log_matched.clone()),
-        );
+        let prober = Arc::new(self.shared.runtime.prober(
+            &self.plan,
+            &svc,
+            self.log_matched.clone(),
+        ));
         // A container without a health check of ours but with its image's HEALTHCHECK is
         // healthy when the engine says so.
         let image_health = self.plan.health.is_none() && prober.image_health().await.is_some();

@@ -118,7 +118,10 @@ impl Journal {
     fn matching(&self, prefix: &str) -> Vec<String> {
         self.lines()
             .into_iter()
-            .filter(|l| l.split_once(' ').is_some_and(|(_, w)| w.starts_with(prefix)))
+            .filter(|l| {
+                l.split_once(' ')
+                    .is_some_and(|(_, w)| w.starts_with(prefix))
+            })
             .collect()
     }
 }
@@ -549,7 +552,10 @@ async fn a_start_failure_blames_the_service_that_could_not_start() {
             with_health(service("db"), ms(100), 30),
             depends(service("api"), "db", Condition::Healthy),
         ],
-        &[("db", vec![Run::fails_to_start("cannot start `postgres`: not found")])],
+        &[(
+            "db",
+            vec![Run::fails_to_start("cannot start `postgres`: not found")],
+        )],
         None,
         |_| async {},
     )
@@ -721,7 +727,10 @@ async fn a_service_that_ignores_the_stop_signal_is_killed_after_its_stop_timeout
 #[tokio::test(start_paused = true)]
 async fn a_second_interrupt_kills_at_once() {
     let out = supervise_with(
-        vec![service("db"), depends(service("api"), "db", Condition::Started)],
+        vec![
+            service("db"),
+            depends(service("api"), "db", Condition::Started),
+        ],
         &[("api", vec![Run::forever().ignores_signal()])],
         None,
         |c| async move {
@@ -761,20 +770,15 @@ async fn down_with_a_timeout_overrides_the_stop_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn a_restart_request_stops_then_starts_the_service() {
-    let out = supervise_with(
-        vec![service("api")],
-        &[],
-        None,
-        |c| async move {
-            tokio::time::sleep(ms(100)).await;
-            c.request(Request::Restart {
-                services: vec!["api".into()],
-            })
-            .await;
-            tokio::time::sleep(ms(100)).await;
-            c.interrupt();
-        },
-    )
+    let out = supervise_with(vec![service("api")], &[], None, |c| async move {
+        tokio::time::sleep(ms(100)).await;
+        c.request(Request::Restart {
+            services: vec!["api".into()],
+        })
+        .await;
+        tokio::time::sleep(ms(100)).await;
+        c.interrupt();
+    })
     .await;
     assert_eq!(
         out.journal.matching("start"),

@@ -108,9 +108,8 @@ fn log_probe(cx: &mut Cx, at: &FieldPath, pattern: String) -> Option<Probe> {
         let detail = err.to_string();
         let last = detail.lines().last().unwrap_or_default().trim().to_string();
         cx.error(at.clone(), format!("invalid regular expression: {last}"))
-            .hint = Some(
-            "the pattern uses Rust regex syntax; escape special characters with `\\`".into(),
-        );
+            .hint =
+            Some("the pattern uses Rust regex syntax; escape special characters with `\\`".into());
         return None;
     }
     Some(Probe::Log { pattern })

@@ -21,9 +21,9 @@ mod names;
 mod relations;
 mod service;
 
+use names::{check_explicit_name, default_project_name, valid_service_name};
 pub(crate) use names::{env_key, sanitize_project_name};
 pub(crate) use relations::{BuiltinCheck, BuiltinProblem};
-use names::{check_explicit_name, default_project_name, valid_service_name};
 use relations::{check_builtins, check_dependencies, check_refs};
 use service::{Scope, service};
 
@@ -520,4 +520,3 @@ pub(crate) fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf, Str
         cwd.display()
     ))
 }
-

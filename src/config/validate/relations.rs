@@ -8,12 +8,12 @@ use std::path::Path;
 use super::names::env_key;
 use super::service::port_path;
 use super::{Cx, humanize};
-use crate::config::cycles;
-use crate::config::raw::{RawPort, RawService};
 use crate::config::BuiltinKind;
+use crate::config::cycles;
 use crate::config::diagnostic::{Diagnostic, did_you_mean};
 use crate::config::interpolate::{Reference, ServiceField};
 use crate::config::model::*;
+use crate::config::raw::{RawPort, RawService};
 use crate::config::source::FieldPath;
 
 /// No two services whose names become the same `STACK_<X>_*` prefix.
@@ -196,7 +196,12 @@ pub(crate) type BuiltinCheck<'a> =
     &'a dyn Fn(BuiltinKind, &serde_json::Value, &Path) -> Vec<BuiltinProblem>;
 
 /// Every built-in's `config:` checked by the built-in, each problem at its line.
-pub(super) fn check_builtins(cx: &mut Cx, services: &[Service], dir: &Path, check: BuiltinCheck<'_>) {
+pub(super) fn check_builtins(
+    cx: &mut Cx,
+    services: &[Service],
+    dir: &Path,
+    check: BuiltinCheck<'_>,
+) {
     for svc in services {
         let ServiceKind::Builtin { builtin, config } = &svc.kind else {
             continue;

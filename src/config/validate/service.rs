@@ -368,4 +368,3 @@ pub(super) fn command(cx: &mut Cx, path: &FieldPath, c: &RawCommand) -> Option<C
         RawCommand::Argv(v) => Some(Command::Argv(v.clone())),
     }
 }
-

@@ -358,8 +358,7 @@ async fn enrich(
         user_turn: String::new(),
         body: bytes,
     };
-    let (Some(sid), Some(shape), Some(ctx)) = (&enriched.session, route.shape, &gw.context)
-    else {
+    let (Some(sid), Some(shape), Some(ctx)) = (&enriched.session, route.shape, &gw.context) else {
         return Ok(enriched);
     };
     let guard = gw.sessions.hold(sid).await;
