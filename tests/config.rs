@@ -212,6 +212,72 @@ fn schema_is_generated_from_the_types() {
     assert!(p.read("stack.schema.json").contains("\"services\""));
 }
 
+/// The schema and the parser agree: every shape the parser takes, the schema accepts
+/// (the short and long forms of `build`, `http` and ports, every template), and a long
+/// form the parser refuses, the schema refuses too.
+#[test]
+fn the_schema_accepts_what_the_parser_accepts_and_refuses_what_it_refuses() {
+    let p = Project::new("services: {}\n");
+    let run = p.run(&["schema"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let schema: serde_json::Value = serde_json::from_str(&run.stdout).expect("json schema");
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON Schema");
+    let as_json = |yaml: &str| -> serde_json::Value { serde_yaml::from_str(yaml).expect("yaml") };
+    let accepted = [
+        "services:\n  a:\n    image: busybox\n    build: ./dir\n",
+        "services:\n  a:\n    build: {context: ./dir, dockerfile: Dockerfile.dev}\n",
+        "services:\n  a:\n    command: [x]\n    port: auto\n    health: {http: /health}\n",
+        "services:\n  a:\n    command: [x]\n    port: 8080\n    health: {http: {path: /h, port: main, status: 204}}\n",
+        "services:\n  a:\n    image: x\n    ports: {web: {host: auto, container: 80}, api: {container: 81}}\n",
+    ];
+    for yaml in accepted {
+        let errors: Vec<String> = validator
+            .iter_errors(&as_json(yaml))
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "schema refused {yaml}: {errors:?}");
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    for template in ["minimal", "ai-stack", "ai-stack-containers"] {
+        let text = std::fs::read_to_string(root.join(template).join("stack.yaml"))
+            .expect("template stack file");
+        let errors: Vec<String> = validator
+            .iter_errors(&as_json(&text))
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "schema refused template {template}: {errors:?}"
+        );
+    }
+    let refused = [
+        ("build: {contxt: ./dir}", "unknown field `contxt`"),
+        (
+            "command: [x]\n    port: auto\n    health: {http: {path: /h, code: 200}}",
+            "unknown field `code`",
+        ),
+        (
+            "image: x\n    ports: {web: {host: 80}}",
+            "missing field `container`",
+        ),
+        (
+            "image: x\n    ports: {web: {container: auto}}",
+            "needs a port number",
+        ),
+    ];
+    for (fields, parser_says) in refused {
+        let yaml = format!("services:\n  a:\n    {fields}\n");
+        assert!(
+            !validator.is_valid(&as_json(&yaml)),
+            "schema accepted {yaml}"
+        );
+        let p = Project::new(&yaml);
+        let run = p.run(&["validate"], T);
+        assert_ne!(run.code, Some(0), "{yaml}");
+        assert!(run.stderr.contains(parser_says), "{yaml}: {}", run.stderr);
+    }
+}
+
 #[test]
 fn a_built_in_models_config_and_fixtures_are_checked_at_their_lines() {
     let p = Project::new(

@@ -47,7 +47,7 @@ pub(crate) struct RawService {
     /// Container image (for `runtime: container`).
     pub image: Option<String>,
     /// Build the image from a folder with a Dockerfile (for `runtime: container`).
-    pub build: Option<RawBuild>,
+    pub build: Option<StringOr<RawBuild>>,
     /// `process` or `container`; default: the stack's `runtime`.
     pub runtime: Option<RuntimeKind>,
     /// Working folder, relative to the stack file.
@@ -214,8 +214,64 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
-/// `build: ./dir` or `build: {context: ./dir, dockerfile: Dockerfile.dev}`.
+/// A field written as a string (its short form) or as a mapping (`L`, its long form):
+/// `build: ./dir` or `build: {context: ./dir}`. The parser of the mapping and the JSON
+/// Schema both come from `L`'s derives, so the schema cannot drift from the parser.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub(crate) struct StringOr<L>(pub L);
+
+/// The long form of a [`StringOr`] field: what its short form means.
+pub(crate) trait ShortForm: Sized {
+    /// Both forms, for errors (`a folder, or {context, dockerfile}`).
+    const EXPECTING: &'static str;
+    /// The value the short form `s` stands for.
+    fn from_short(s: &str) -> Self;
+}
+
+impl<L> std::ops::Deref for StringOr<L> {
+    type Target = L;
+    fn deref(&self) -> &L {
+        &self.0
+    }
+}
+
+impl<'de, L: ShortForm + Deserialize<'de>> Deserialize<'de> for StringOr<L> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<L>(std::marker::PhantomData<L>);
+        impl<'de, L: ShortForm + Deserialize<'de>> Visitor<'de> for V<L> {
+            type Value = StringOr<L>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(L::EXPECTING)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StringOr<L>, E> {
+                Ok(StringOr(L::from_short(v)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StringOr<L>, A::Error> {
+                L::deserialize(de::value::MapAccessDeserializer::new(map)).map(StringOr)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+impl<L: ShortForm + JsonSchema> JsonSchema for StringOr<L> {
+    fn schema_name() -> Cow<'static, str> {
+        format!("StringOr{}", L::schema_name()).into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let long = generator.subschema_for::<L>();
+        json_schema!({
+            "description": L::EXPECTING,
+            "oneOf": [{"type": "string"}, long]
+        })
+    }
+}
+
+/// `build: ./dir` or `build: {context: ./dir, dockerfile: Dockerfile.dev}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Build")]
 pub(crate) struct RawBuild {
     /// The folder sent to the engine, relative to the stack file.
     pub context: String,
@@ -223,51 +279,13 @@ pub(crate) struct RawBuild {
     pub dockerfile: Option<String>,
 }
 
-impl<'de> Deserialize<'de> for RawBuild {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Long {
-            context: String,
-            dockerfile: Option<String>,
+impl ShortForm for RawBuild {
+    const EXPECTING: &'static str = "a folder, or {context, dockerfile}";
+    fn from_short(s: &str) -> RawBuild {
+        RawBuild {
+            context: s.to_string(),
+            dockerfile: None,
         }
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawBuild;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a folder, or {context, dockerfile}")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawBuild, E> {
-                Ok(RawBuild {
-                    context: v.to_string(),
-                    dockerfile: None,
-                })
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawBuild, A::Error> {
-                let long = Long::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(RawBuild {
-                    context: long.context,
-                    dockerfile: long.dockerfile,
-                })
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-impl JsonSchema for RawBuild {
-    fn schema_name() -> Cow<'static, str> {
-        "Build".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "A folder with a Dockerfile, or {context, dockerfile}",
-            "oneOf": [
-                {"type": "string"},
-                {"type": "object", "additionalProperties": false, "required": ["context"],
-                 "properties": {"context": {"type": "string"}, "dockerfile": {"type": "string"}}}
-            ]
-        })
     }
 }
 
@@ -328,27 +346,11 @@ impl<'de> Deserialize<'de> for RawPort {
                     .map_err(E::custom)?
                     .map_or(RawPort::Auto, RawPort::Fixed))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawPort, A::Error> {
-                let mut host = None;
-                let mut container = None;
-                while let Some(key) = map.next_key::<String>()? {
-                    match key.as_str() {
-                        "host" => host = Some(map.next_value::<HostPort>()?.0),
-                        "container" => {
-                            let p = map.next_value::<HostPort>()?.0.ok_or_else(|| {
-                                de::Error::custom("`container` needs a port number, not `auto`")
-                            })?;
-                            container = Some(p);
-                        }
-                        other => {
-                            return Err(de::Error::unknown_field(other, &["host", "container"]));
-                        }
-                    }
-                }
-                let container = container.ok_or_else(|| de::Error::missing_field("container"))?;
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawPort, A::Error> {
+                let m = PortMapping::deserialize(de::value::MapAccessDeserializer::new(map))?;
                 Ok(RawPort::Mapped {
-                    host: host.flatten(),
-                    container,
+                    host: m.host.0,
+                    container: m.container.0,
                 })
             }
         }
@@ -356,7 +358,19 @@ impl<'de> Deserialize<'de> for RawPort {
     }
 }
 
-/// `auto` (None) or a port number, inside a `{host, container}` mapping.
+/// `{host: auto|N, container: N}`: a container port published on a host port.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PortMapping {
+    /// The host side: `auto` (the default) or a port number.
+    #[serde(default)]
+    host: HostPort,
+    /// The port inside the container.
+    container: PortNumber,
+}
+
+/// `auto` (None) or a port number.
+#[derive(Default)]
 struct HostPort(Option<u16>);
 
 impl<'de> Deserialize<'de> for HostPort {
@@ -369,21 +383,51 @@ impl<'de> Deserialize<'de> for HostPort {
     }
 }
 
+impl JsonSchema for HostPort {
+    fn schema_name() -> Cow<'static, str> {
+        "HostPort".into()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let number = generator.subschema_for::<PortNumber>();
+        json_schema!({"oneOf": [{"const": "auto"}, number]})
+    }
+}
+
+/// A port number (not `auto`).
+struct PortNumber(u16);
+
+impl<'de> Deserialize<'de> for PortNumber {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        HostPort::deserialize(d)?
+            .0
+            .map(PortNumber)
+            .ok_or_else(|| de::Error::custom("`container` needs a port number, not `auto`"))
+    }
+}
+
+impl JsonSchema for PortNumber {
+    fn schema_name() -> Cow<'static, str> {
+        "PortNumber".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "integer", "minimum": 1, "maximum": 65535})
+    }
+}
+
 impl JsonSchema for RawPort {
     fn schema_name() -> Cow<'static, str> {
         "Port".into()
     }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let number = generator.subschema_for::<PortNumber>();
+        let mapping = generator.subschema_for::<PortMapping>();
         json_schema!({
             "description": "`auto` (a free port chosen at `up`), a port number, or for containers {host: auto|N, container: N}",
             "oneOf": [
                 {"const": "auto"},
-                {"type": "integer", "minimum": 1, "maximum": 65535},
+                number,
                 {"type": "string", "pattern": "^\\$\\{"},
-                {"type": "object", "additionalProperties": false, "required": ["container"],
-                 "properties": {
-                    "host": {"oneOf": [{"const": "auto"}, {"type": "integer", "minimum": 1, "maximum": 65535}]},
-                    "container": {"type": "integer", "minimum": 1, "maximum": 65535}}}
+                mapping
             ]
         })
     }
@@ -590,7 +634,7 @@ impl JsonSchema for RawDependsOn {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHealth {
     /// An HTTP GET that must answer 2xx (or `status`): a path, or {path, port, status}.
-    pub http: Option<RawHttpCheck>,
+    pub http: Option<StringOr<RawHttpCheck>>,
     /// A TCP connect to a named port (or a port number).
     pub tcp: Option<RawPortRef>,
     /// A command that must exit 0: a list, or a string run by `sh -c`.
@@ -608,70 +652,32 @@ pub(crate) struct RawHealth {
 }
 
 /// `http: /health` or `http: {path, port, status}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "HttpCheck")]
 pub(crate) struct RawHttpCheck {
     /// The request path.
+    #[serde(default = "slash")]
     pub path: String,
     /// The port (name or number); default: the main port.
     pub port: Option<RawPortRef>,
     /// The expected status; default: any 2xx.
+    #[schemars(range(min = 100, max = 599))]
     pub status: Option<u16>,
 }
 
-impl<'de> Deserialize<'de> for RawHttpCheck {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Long {
-            #[serde(default = "slash")]
-            path: String,
-            port: Option<RawPortRef>,
-            status: Option<u16>,
-        }
-        fn slash() -> String {
-            "/".to_string()
-        }
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RawHttpCheck;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a path such as `/health`, or {path, port, status}")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawHttpCheck, E> {
-                Ok(RawHttpCheck {
-                    path: v.to_string(),
-                    port: None,
-                    status: None,
-                })
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawHttpCheck, A::Error> {
-                let long = Long::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(RawHttpCheck {
-                    path: long.path,
-                    port: long.port,
-                    status: long.status,
-                })
-            }
-        }
-        d.deserialize_any(V)
-    }
+fn slash() -> String {
+    "/".to_string()
 }
 
-impl JsonSchema for RawHttpCheck {
-    fn schema_name() -> Cow<'static, str> {
-        "HttpCheck".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "description": "A path such as `/health`, or {path, port, status}",
-            "oneOf": [
-                {"type": "string"},
-                {"type": "object", "additionalProperties": false, "properties": {
-                    "path": {"type": "string"},
-                    "port": {"type": ["string", "integer"]},
-                    "status": {"type": "integer", "minimum": 100, "maximum": 599}}}
-            ]
-        })
+impl ShortForm for RawHttpCheck {
+    const EXPECTING: &'static str = "a path such as `/health`, or {path, port, status}";
+    fn from_short(s: &str) -> RawHttpCheck {
+        RawHttpCheck {
+            path: s.to_string(),
+            port: None,
+            status: None,
+        }
     }
 }
 
