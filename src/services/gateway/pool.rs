@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,8 @@ use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{Builder, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tokio_util::task::AbortOnDropHandle;
 
 /// Idle connections kept per endpoint, at most.
 const MAX_IDLE: usize = 1024;
@@ -37,6 +39,10 @@ pub(super) struct Endpoint {
     /// An idle connection older than this is closed rather than reused.
     idle_timeout: Duration,
     idle: Mutex<Vec<Idle>>,
+    /// The tasks that drive this endpoint's connections: they end with it.
+    drivers: Mutex<JoinSet<()>>,
+    /// The task that closes idle connections: it ends with the endpoint.
+    reaper: OnceLock<AbortOnDropHandle<()>>,
 }
 
 #[derive(Debug)]
@@ -47,8 +53,8 @@ struct Idle {
 
 impl Endpoint {
     /// An endpoint for `uri` (`http://host:port[/prefix]`). Inside a runtime, a task
-    /// closes its idle connections once they are `idle_timeout` old; it ends with the
-    /// endpoint.
+    /// closes its idle connections once they are `idle_timeout` old; it is aborted when
+    /// the endpoint is dropped.
     pub(super) fn start(
         uri: Uri,
         connect_timeout: Duration,
@@ -58,7 +64,7 @@ impl Endpoint {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let weak = Arc::downgrade(&endpoint);
             let period = (idle_timeout / 2).max(Duration::from_millis(10));
-            rt.spawn(async move {
+            let reaper = rt.spawn(async move {
                 let mut tick = tokio::time::interval(period);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
@@ -69,6 +75,7 @@ impl Endpoint {
                     endpoint.close_idle();
                 }
             });
+            let _ = endpoint.reaper.set(AbortOnDropHandle::new(reaper));
         }
         endpoint
     }
@@ -97,6 +104,8 @@ impl Endpoint {
             connect_timeout,
             idle_timeout,
             idle: Mutex::new(Vec::new()),
+            drivers: Mutex::new(JoinSet::new()),
+            reaper: OnceLock::new(),
         }
     }
 
@@ -199,7 +208,10 @@ impl Endpoint {
             .handshake(TokioIo::new(tcp))
             .await
             .map_err(|e| crate::causes::with_causes(&e))?;
-        tokio::spawn(async move {
+        let mut drivers = self.drivers.lock().unwrap_or_else(PoisonError::into_inner);
+        // Forget the drivers of connections that have ended.
+        while drivers.try_join_next().is_some() {}
+        drivers.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "upstream connection ended");
             }
@@ -266,5 +278,68 @@ impl Drop for PooledBody {
         if self.inner.is_end_stream() {
             self.release();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// An upstream that answers every request on a connection with an empty 200.
+    async fn upstream() -> Uri {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = tcp.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+                        if tcp.write_all(ok).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        format!("http://{addr}").parse().expect("uri")
+    }
+
+    fn alive() -> usize {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    }
+
+    #[tokio::test]
+    async fn an_endpoints_reaper_and_connection_drivers_end_with_it() {
+        let uri = upstream().await;
+        let before = alive();
+        let endpoint = Endpoint::start(uri, Duration::from_secs(1), Duration::from_secs(60));
+        let req = Request::get("/").body(Body::empty()).expect("request");
+        let resp = endpoint.send(req).await.expect("answer");
+        resp.into_body().collect().await.expect("body");
+        // The reaper and the connection's driver (and the upstream's side of it).
+        assert!(alive() >= before + 2, "{} tasks, {before} before", alive());
+        drop(endpoint);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        // The upstream's task for the connection ends when the gateway closes it.
+        while alive() > before && Instant::now() < deadline {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            alive(),
+            before,
+            "tasks outlived their endpoint (the reaper ticks every 30 s)"
+        );
     }
 }
