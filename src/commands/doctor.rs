@@ -180,8 +180,19 @@ fn check_service(
     running: Option<&PsService>,
     rt: &tokio::runtime::Runtime,
 ) {
-    let s = Some(name);
     let log = logs::path(&state.dir, name);
+    check_state(r, name, running);
+    check_ports(r, name, svc, running);
+    let up = running.is_some_and(|p| p.state == State::Running);
+    if let (true, Some(svc), Some(p)) = (up, svc, running) {
+        check_health(r, name, svc, p, &log, rt);
+    }
+    check_log(r, name, &log);
+}
+
+/// Running, or why not.
+fn check_state(r: &mut Report, name: &str, running: Option<&PsService>) {
+    let s = Some(name);
     match running {
         Some(p) if p.state == State::Running => {
             let what = match (p.pid, &p.container_id) {
@@ -201,7 +212,11 @@ fn check_service(
         ),
         None => {}
     }
-    // Ports: who holds them, and on which address.
+}
+
+/// Ports: who holds them, and on which address.
+fn check_ports(r: &mut Report, name: &str, svc: Option<&Service>, running: Option<&PsService>) {
+    let s = Some(name);
     let ports: Vec<(String, u16, bool)> = match (running, svc) {
         (Some(p), _) => p
             .ports
@@ -244,49 +259,61 @@ fn check_service(
             ),
         }
     }
-    // The health check, once.
-    if let (true, Some(svc), Some(p)) = (up, svc, running)
-        && let Some(h) = &svc.health
-    {
-        let port_of = |n: &str| p.ports.get(n).map(|x| x.port);
-        let probe = match &h.probe {
-            Probe::Http { path, port, status } => port_of(port).map(|n| ResolvedProbe::Http {
-                url: format!("http://127.0.0.1:{n}{path}"),
-                status: *status,
-            }),
-            Probe::Tcp { port } => port_of(port).map(|n| ResolvedProbe::Tcp { port: n }),
-            Probe::Exec { command } => Some(ResolvedProbe::Exec {
-                argv: command.argv(),
-            }),
-            Probe::Log { pattern } => Some(ResolvedProbe::Log {
-                pattern: pattern.clone(),
-            }),
-        };
-        if let Some(probe) = probe {
-            let matched =
-                matches!(&probe, ResolvedProbe::Log { pattern } if log_has(&log, pattern));
-            let (tx, rx) = tokio::sync::watch::channel(matched);
-            drop(tx);
-            let cx = crate::runtime::health::ProbeContext {
-                http: crate::runtime::health::http_client(),
-                env: Vec::new(),
-                cwd: svc.cwd.clone(),
-                log_matched: Some(rx),
-                container: None,
-            };
-            match rt.block_on(crate::runtime::health::probe(&probe, h.timeout, &cx)) {
-                Ok(()) => r.add(s, Level::Ok, "its health check passes", None),
-                Err(e) => r.add(
-                    s,
-                    Level::Error,
-                    format!("its health check fails: {e}"),
-                    Some(format!("`stack logs {name}` shows what the service says")),
-                ),
-            }
-        }
+}
+
+/// The health check of a running service, once.
+fn check_health(
+    r: &mut Report,
+    name: &str,
+    svc: &Service,
+    p: &PsService,
+    log: &std::path::Path,
+    rt: &tokio::runtime::Runtime,
+) {
+    let Some(h) = &svc.health else {
+        return;
+    };
+    let port_of = |n: &str| p.ports.get(n).map(|x| x.port);
+    let probe = match &h.probe {
+        Probe::Http { path, port, status } => port_of(port).map(|n| ResolvedProbe::Http {
+            url: format!("http://127.0.0.1:{n}{path}"),
+            status: *status,
+        }),
+        Probe::Tcp { port } => port_of(port).map(|n| ResolvedProbe::Tcp { port: n }),
+        Probe::Exec { command } => Some(ResolvedProbe::Exec {
+            argv: command.argv(),
+        }),
+        Probe::Log { pattern } => Some(ResolvedProbe::Log {
+            pattern: pattern.clone(),
+        }),
+    };
+    let Some(probe) = probe else {
+        return;
+    };
+    let matched = matches!(&probe, ResolvedProbe::Log { pattern } if log_has(log, pattern));
+    let (tx, rx) = tokio::sync::watch::channel(matched);
+    drop(tx);
+    let cx = crate::runtime::health::ProbeContext {
+        http: crate::runtime::health::http_client(),
+        env: Vec::new(),
+        cwd: svc.cwd.clone(),
+        log_matched: Some(rx),
+        container: None,
+    };
+    match rt.block_on(crate::runtime::health::probe(&probe, h.timeout, &cx)) {
+        Ok(()) => r.add(Some(name), Level::Ok, "its health check passes", None),
+        Err(e) => r.add(
+            Some(name),
+            Level::Error,
+            format!("its health check fails: {e}"),
+            Some(format!("`stack logs {name}` shows what the service says")),
+        ),
     }
-    // Errors in the last lines of its log.
-    let tail = logs::tail(name, &log, 50);
+}
+
+/// Errors in the last lines of its log.
+fn check_log(r: &mut Report, name: &str, log: &std::path::Path) {
+    let tail = logs::tail(name, log, 50);
     let bad: Vec<&logs::Line> = tail
         .iter()
         .filter(|l| {
@@ -306,7 +333,7 @@ fn check_service(
         .collect();
     if let Some(last) = bad.last() {
         r.add(
-            s,
+            Some(name),
             Level::Warning,
             format!(
                 "its log has {} error line(s) lately; the last: {}",
