@@ -196,103 +196,133 @@ impl Stream<'_> {
             done,
             truncated,
         } = self;
-        let mut seq = 0u64;
-        let mut ev = |name: &str, mut body: Value| {
-            body["type"] = json!(name);
-            body["sequence_number"] = json!(seq);
-            seq += 1;
-            event(name, &body)
-        };
-        let mut frames = Frames::default();
-        frames.push(ev("response.created", json!({"response": in_progress})));
-        frames.push(ev("response.in_progress", json!({"response": in_progress})));
-        match answer {
-            Answer::Text(r) => {
-                frames.push(ev(
-                    "response.output_item.added",
-                    json!({"output_index": 0, "item": {"id": item_id, "type": "message",
-                        "status": "in_progress", "role": "assistant", "content": []}}),
-                ));
-                frames.push(ev(
-                    "response.content_part.added",
-                    json!({"item_id": item_id, "output_index": 0, "content_index": 0,
-                        "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}),
-                ));
-                for (i, tok) in r.tokens().enumerate() {
-                    if let Some((n, f)) = fail_after
-                        && i == n
-                    {
-                        if let Some(e) = fault_error(API, f) {
-                            let body = e.body();
-                            frames.push_after(
-                                    token_delay(latency, i),
-                                    ev("error", json!({"code": body["error"]["code"], "message": e.message, "param": null})),
-                                );
-                        }
-                        return frames;
-                    }
-                    frames.push_after(
-                        token_delay(latency, i),
-                        ev(
-                            "response.output_text.delta",
-                            json!({"item_id": item_id, "output_index": 0, "content_index": 0,
-                                "delta": tok, "logprobs": []}),
-                        ),
-                    );
-                }
-                let text = r.text();
-                frames.push(ev(
-                    "response.output_text.done",
-                    json!({"item_id": item_id, "output_index": 0, "content_index": 0,
-                        "text": text, "logprobs": []}),
-                ));
-                frames.push(ev(
-                    "response.content_part.done",
-                    json!({"item_id": item_id, "output_index": 0, "content_index": 0,
-                        "part": {"type": "output_text", "text": text, "annotations": [], "logprobs": []}}),
-                ));
-            }
+        let mut ev = Events::default();
+        ev.push("response.created", json!({"response": in_progress}));
+        ev.push("response.in_progress", json!({"response": in_progress}));
+        let finished = match answer {
+            Answer::Text(r) => text_events(&mut ev, &item_id, r, latency, fail_after),
             Answer::Tools(calls) => {
                 for (index, (t, done_item)) in calls.iter().zip(final_items).enumerate() {
                     let mut item = done_item.clone();
                     item["status"] = json!("in_progress");
                     item["arguments"] = json!("");
-                    frames.push(ev(
+                    ev.push(
                         "response.output_item.added",
                         json!({"output_index": index, "item": item}),
-                    ));
-                    let args = t.arguments_json();
-                    frames.push_after(
-                        token_delay(latency, index),
-                        ev(
-                            "response.function_call_arguments.delta",
-                            json!({"item_id": done_item["id"], "output_index": index, "delta": args}),
-                        ),
                     );
-                    frames.push(ev(
+                    let args = t.arguments_json();
+                    ev.push_after(
+                        token_delay(latency, index),
+                        "response.function_call_arguments.delta",
+                        json!({"item_id": done_item["id"], "output_index": index, "delta": args}),
+                    );
+                    ev.push(
                         "response.function_call_arguments.done",
                         json!({"item_id": done_item["id"], "output_index": index, "arguments": args, "name": t.name}),
-                    ));
+                    );
                     if index + 1 < calls.len() {
-                        frames.push(ev(
+                        ev.push(
                             "response.output_item.done",
                             json!({"output_index": index, "item": done_item}),
-                        ));
+                        );
                     }
                 }
+                true
             }
-        }
-        let last = final_items.len().saturating_sub(1);
-        frames.push(ev(
-            "response.output_item.done",
-            json!({"output_index": last, "item": final_items[last]}),
-        ));
-        let last_event = if truncated {
-            "response.incomplete"
-        } else {
-            "response.completed"
         };
-        frames.push(ev(last_event, json!({"response": done})));
-        frames
+        if finished {
+            let last = final_items.len().saturating_sub(1);
+            ev.push(
+                "response.output_item.done",
+                json!({"output_index": last, "item": final_items[last]}),
+            );
+            let last_event = if truncated {
+                "response.incomplete"
+            } else {
+                "response.completed"
+            };
+            ev.push(last_event, json!({"response": done}));
+        }
+        ev.frames
     }
+}
+
+/// Typed stream events, numbered in order.
+#[derive(Default)]
+struct Events {
+    seq: u64,
+    frames: Frames,
+}
+
+impl Events {
+    fn event(&mut self, name: &str, mut body: Value) -> String {
+        body["type"] = json!(name);
+        body["sequence_number"] = json!(self.seq);
+        self.seq += 1;
+        event(name, &body)
+    }
+
+    fn push(&mut self, name: &str, body: Value) {
+        let frame = self.event(name, body);
+        self.frames.push(frame);
+    }
+
+    fn push_after(&mut self, delay: std::time::Duration, name: &str, body: Value) {
+        let frame = self.event(name, body);
+        self.frames.push_after(delay, frame);
+    }
+}
+
+/// The message item of a text answer, its deltas paced token by token; `false` when a
+/// mid-stream fault cut it (an `error` event last).
+fn text_events(
+    ev: &mut Events,
+    item_id: &str,
+    r: &super::text::Reply,
+    latency: &Latency,
+    fail_after: Option<(usize, &Fault)>,
+) -> bool {
+    ev.push(
+        "response.output_item.added",
+        json!({"output_index": 0, "item": {"id": item_id, "type": "message",
+            "status": "in_progress", "role": "assistant", "content": []}}),
+    );
+    ev.push(
+        "response.content_part.added",
+        json!({"item_id": item_id, "output_index": 0, "content_index": 0,
+            "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}),
+    );
+    for (i, tok) in r.tokens().enumerate() {
+        if let Some((n, f)) = fail_after
+            && i == n
+        {
+            if let Some(e) = fault_error(API, f) {
+                let body = e.body();
+                ev.push_after(
+                    token_delay(latency, i),
+                    "error",
+                    json!({"code": body["error"]["code"], "message": e.message, "param": null}),
+                );
+            }
+            return false;
+        }
+        ev.push_after(
+            token_delay(latency, i),
+            "response.output_text.delta",
+            json!({"item_id": item_id, "output_index": 0, "content_index": 0,
+                "delta": tok, "logprobs": []}),
+        );
+    }
+    let text = r.text();
+    ev.push(
+        "response.output_text.done",
+        json!({"item_id": item_id, "output_index": 0, "content_index": 0,
+            "text": text, "logprobs": []}),
+    );
+    ev.push(
+        "response.content_part.done",
+        json!({"item_id": item_id, "output_index": 0, "content_index": 0,
+            "part": {"type": "output_text", "text": text, "annotations": [], "logprobs": []}}),
+    );
+    true
 }
