@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-};
+use bollard::query_parameters::{ListContainersOptionsBuilder, ListVolumesOptionsBuilder};
 
 use super::{Docker, DockerError, PROJECT_LABEL, Summary, api};
 
@@ -50,15 +48,7 @@ impl Docker {
             "label".to_string(),
             vec![format!("{PROJECT_LABEL}={project}")],
         )]);
-        let nets = self
-            .api
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(api)?;
+        let nets = self.networks(&filters).await?;
         for n in nets {
             // By id: two networks may share a name.
             if let Some(id) = n.id {

@@ -9,8 +9,8 @@ use bollard::models::{
     PortBinding,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -128,15 +128,7 @@ impl Docker {
             ),
             ("name".to_string(), vec![name.clone()]),
         ]);
-        let existing = self
-            .api
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(api)?;
+        let existing = self.networks(&filters).await?;
         if let Some(id) = existing
             .into_iter()
             .filter(|n| n.name.as_deref() == Some(name.as_str()))

@@ -122,6 +122,17 @@ impl Docker {
         }
     }
 
+    /// The networks that match `filters` (`label`, `name`…).
+    async fn networks(
+        &self,
+        filters: &std::collections::HashMap<String, Vec<String>>,
+    ) -> Result<Vec<bollard::models::Network>, DockerError> {
+        let options = bollard::query_parameters::ListNetworksOptionsBuilder::default()
+            .filters(filters)
+            .build();
+        self.api.list_networks(Some(options)).await.map_err(api)
+    }
+
     /// The engine's version.
     pub(crate) async fn version(&self) -> Result<String, DockerError> {
         let v = self.api.version().await.map_err(api)?;
