@@ -200,7 +200,7 @@ impl Stream<'_> {
         ev.push("response.created", json!({"response": in_progress}));
         ev.push("response.in_progress", json!({"response": in_progress}));
         let finished = match answer {
-            Answer::Text(r) => text_events(&mut ev, &item_id, r, latency, fail_after),
+            Answer::Text(r) => text_events(&mut ev, item_id, r, latency, fail_after),
             Answer::Tools(calls) => {
                 for (index, (t, done_item)) in calls.iter().zip(final_items).enumerate() {
                     let mut item = done_item.clone();
