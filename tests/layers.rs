@@ -1,5 +1,6 @@
 //! The code reads like its diagram (ARCHITECTURE.md): no import cycle between the
-//! top-level modules of `src/`, and only `runtime/docker*` names bollard.
+//! top-level modules of `src/`, only `runtime/docker*` names bollard, and the supervisor
+//! names no concrete runtime.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -123,6 +124,32 @@ fn only_the_docker_runtime_names_bollard() {
         outside.is_empty(),
         "bollard named outside runtime/docker*: {outside:?}"
     );
+}
+
+#[test]
+fn the_supervisor_reaches_services_only_through_the_runtime_traits() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &src, &mut files);
+    let concrete = [
+        "runtime::docker",
+        "runtime::process",
+        "runtime::container",
+        "runtime::local",
+        "runtime::unix",
+        "runtime::health",
+    ];
+    let naming: Vec<String> = files
+        .iter()
+        .filter(|(rel, _)| rel.starts_with("supervisor/"))
+        .flat_map(|(rel, text)| {
+            concrete
+                .iter()
+                .filter(|c| text.contains(*c))
+                .map(move |c| format!("{rel} names {c}"))
+        })
+        .collect();
+    assert!(naming.is_empty(), "{naming:?}");
 }
 
 #[test]

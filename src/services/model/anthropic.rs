@@ -17,7 +17,7 @@ use super::answer::{Answer, decide, id, pieces};
 use super::body::{all_text, content_text, json as read_json};
 use super::config::{Fault, Latency};
 use super::memo::Parsed;
-use super::state::{AppState, fault_error};
+use super::state::{AppState, fault_before_answer, fault_error};
 use super::stream::{Frames, event, token_delay, total_delay};
 use super::text::count_tokens;
 use super::turn::Turn;
@@ -97,16 +97,7 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
             "messages: at least one message is required",
         ));
     }
-    if let Some(f) = fault {
-        if let Some(ms) = f.delay_ms {
-            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-        }
-        if !(req.stream == Some(true) && f.after_tokens.is_some())
-            && let Some(e) = fault_error(API, f)
-        {
-            return Err(e);
-        }
-    }
+    fault_before_answer(API, fault, req.stream == Some(true)).await?;
     let tools = s.fragment(API, "tools", req.tools.as_deref())?;
     let config = s.fragment(API, "output_config", req.output_config.as_deref())?;
     let beta = s.fragment(API, "output_format", req.output_format.as_deref())?;

@@ -15,7 +15,7 @@ use super::answer::{Answer, decide, id, now, pieces};
 use super::body::{all_text, json as read_json};
 use super::config::{Fault, Latency};
 use super::memo::Parsed;
-use super::state::{AppState, fault_error};
+use super::state::{AppState, fault_before_answer, fault_error};
 use super::stream::{Frames, data, token_delay, total_delay};
 use super::text::{count_tokens, embedding, embedding_base64};
 use super::turn::Turn;
@@ -88,17 +88,9 @@ async fn chat_inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
         e.param = Some("messages".into());
         return Err(e.into_response());
     }
-    if let Some(f) = fault {
-        if let Some(ms) = f.delay_ms {
-            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-        }
-        // A mid-stream fault lets the stream start; any other answers at once.
-        if !(req.stream == Some(true) && f.after_tokens.is_some())
-            && let Some(e) = fault_error(API, f)
-        {
-            return Err(e.into_response());
-        }
-    }
+    fault_before_answer(API, fault, req.stream == Some(true))
+        .await
+        .map_err(IntoResponse::into_response)?;
     let tools = s
         .fragment(API, "tools", req.tools.as_deref())
         .map_err(IntoResponse::into_response)?;
@@ -292,14 +284,7 @@ async fn embeddings_inner(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    if let Some(f) = s.admit(API, headers)? {
-        if let Some(ms) = f.delay_ms {
-            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-        }
-        if let Some(e) = fault_error(API, f) {
-            return Err(e);
-        }
-    }
+    fault_before_answer(API, s.admit(API, headers)?, false).await?;
     let req: EmbeddingRequest = read_json(API, body, s.config.max_body_bytes).await?;
     // A string, a list of strings, a list of token ids, or a list of token-id lists.
     let inputs: Vec<String> = match &req.input {

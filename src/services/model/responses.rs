@@ -15,7 +15,7 @@ use super::answer::{Answer, decide, id, now};
 use super::body::{content_text, json as read_json};
 use super::config::{Fault, Latency};
 use super::memo::Parsed;
-use super::state::{AppState, fault_error};
+use super::state::{AppState, fault_before_answer, fault_error};
 use super::stream::{Frames, event, token_delay, total_delay};
 use super::text::count_tokens;
 use super::turn::Turn;
@@ -73,16 +73,7 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
         e.param = Some("input".into());
         return Err(e);
     }
-    if let Some(f) = fault {
-        if let Some(ms) = f.delay_ms {
-            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-        }
-        if !(req.stream == Some(true) && f.after_tokens.is_some())
-            && let Some(e) = fault_error(API, f)
-        {
-            return Err(e);
-        }
-    }
+    fault_before_answer(API, fault, req.stream == Some(true)).await?;
     let tools = s.fragment(API, "tools", req.tools.as_deref())?;
     let text = s.fragment(API, "text", req.text.as_deref())?;
     let mut turn = Turn::from_responses(
@@ -122,21 +113,7 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
         })
     };
     let truncated = matches!(&answer, Answer::Text(r) if r.truncated);
-    let final_items: Vec<Value> = match &answer {
-        Answer::Text(r) => vec![json!({
-            "id": item_id, "type": "message", "status": "completed", "role": "assistant",
-            "content": [{"type": "output_text", "text": r.text(), "annotations": [], "logprobs": []}]
-        })],
-        Answer::Tools(calls) => calls
-            .iter()
-            .map(|t| {
-                json!({
-                    "id": id("fc_"), "type": "function_call", "status": "completed",
-                    "call_id": id("call_"), "name": t.name, "arguments": t.arguments_json()
-                })
-            })
-            .collect(),
-    };
+    let final_items = output_items(&answer, &item_id);
     let mut done = envelope(
         if truncated { "incomplete" } else { "completed" },
         Value::Array(final_items.clone()),
@@ -166,6 +143,25 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
     Ok(paced
         .frames(&answer, &s.config.latency, fail_after)
         .into_response())
+}
+
+/// The output items of a finished response: a message, or the function calls.
+fn output_items(answer: &Answer, item_id: &str) -> Vec<Value> {
+    match answer {
+        Answer::Text(r) => vec![json!({
+            "id": item_id, "type": "message", "status": "completed", "role": "assistant",
+            "content": [{"type": "output_text", "text": r.text(), "annotations": [], "logprobs": []}]
+        })],
+        Answer::Tools(calls) => calls
+            .iter()
+            .map(|t| {
+                json!({
+                    "id": id("fc_"), "type": "function_call", "status": "completed",
+                    "call_id": id("call_"), "name": t.name, "arguments": t.arguments_json()
+                })
+            })
+            .collect(),
+    }
 }
 
 /// What the event sequence of one response is made of.

@@ -255,6 +255,25 @@ pub(super) fn api_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
+/// A fault's effect before the answer: its delay, then its error; a fault that cuts a
+/// stream mid-way (`after_tokens`, on a streamed request) lets the stream start.
+pub(super) async fn fault_before_answer(
+    api: Api,
+    fault: Option<&Fault>,
+    stream: bool,
+) -> Result<(), ApiError> {
+    let Some(f) = fault else {
+        return Ok(());
+    };
+    if let Some(ms) = f.delay_ms {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    if stream && f.after_tokens.is_some() {
+        return Ok(());
+    }
+    fault_error(api, f).map_or(Ok(()), Err)
+}
+
 /// The error a fault answers with.
 pub(super) fn fault_error(api: Api, f: &Fault) -> Option<ApiError> {
     let status = f.status?;

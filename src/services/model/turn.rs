@@ -168,54 +168,8 @@ impl<'a> Turn<'a> {
                 })
             })
             .collect();
-        let (choice, parallel) = match choice {
-            None | Some(Value::Null) => (ToolChoice::Auto, true),
-            Some(c) => {
-                let parallel = c.get("disable_parallel_tool_use") != Some(&Value::Bool(true));
-                let choice = match c.get("type").and_then(Value::as_str) {
-                    Some("auto") => ToolChoice::Auto,
-                    Some("none") => ToolChoice::None,
-                    Some("any") => ToolChoice::Required,
-                    Some("tool") => ToolChoice::Named(
-                        c.get("name")
-                            .and_then(Value::as_str)
-                            .ok_or_else(|| {
-                                bad(api, "tool_choice", "tool_choice.name: Field required")
-                            })?
-                            .to_string(),
-                    ),
-                    _ => {
-                        return Err(bad(
-                            api,
-                            "tool_choice",
-                            "tool_choice.type: must be one of `auto`, `any`, `tool`, `none`",
-                        ));
-                    }
-                };
-                (choice, parallel)
-            }
-        };
-        let format = match format.map(|f| f.value) {
-            None | Some(Value::Null) => None,
-            Some(f) => match f.get("type").and_then(Value::as_str) {
-                Some("json_schema") => {
-                    Some(Format::JsonSchema(f.get("schema").ok_or_else(|| {
-                        bad(
-                            api,
-                            "output_config.format.schema",
-                            "output_config.format.schema: Field required",
-                        )
-                    })?))
-                }
-                _ => {
-                    return Err(bad(
-                        api,
-                        "output_config.format.type",
-                        "output_config.format.type: must be `json_schema`",
-                    ));
-                }
-            },
-        };
+        let (choice, parallel) = anthropic_choice(choice)?;
+        let format = anthropic_format(format.map(|f| f.value))?;
         let mut turn = Turn {
             prompt,
             tool_results: (!results.is_empty()).then_some(results),
@@ -445,6 +399,59 @@ fn embedded_schema(messages: &[Value]) -> Option<Value> {
                 }
             })
         })
+}
+
+/// Anthropic's `tool_choice`, and whether parallel tool use is allowed.
+fn anthropic_choice(choice: Option<&Value>) -> Result<(ToolChoice, bool), ApiError> {
+    let api = Api::Anthropic;
+    let Some(c) = choice.filter(|c| !c.is_null()) else {
+        return Ok((ToolChoice::Auto, true));
+    };
+    let parallel = c.get("disable_parallel_tool_use") != Some(&Value::Bool(true));
+    let choice = match c.get("type").and_then(Value::as_str) {
+        Some("auto") => ToolChoice::Auto,
+        Some("none") => ToolChoice::None,
+        Some("any") => ToolChoice::Required,
+        Some("tool") => ToolChoice::Named(
+            c.get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(api, "tool_choice", "tool_choice.name: Field required"))?
+                .to_string(),
+        ),
+        _ => {
+            return Err(bad(
+                api,
+                "tool_choice",
+                "tool_choice.type: must be one of `auto`, `any`, `tool`, `none`",
+            ));
+        }
+    };
+    Ok((choice, parallel))
+}
+
+/// Anthropic's `output_config.format`: a JSON schema, or nothing.
+fn anthropic_format(format: Option<&Value>) -> Result<Option<Format<'_>>, ApiError> {
+    let api = Api::Anthropic;
+    let Some(f) = format.filter(|f| !f.is_null()) else {
+        return Ok(None);
+    };
+    match f.get("type").and_then(Value::as_str) {
+        Some("json_schema") => f
+            .get("schema")
+            .map(|s| Some(Format::JsonSchema(s)))
+            .ok_or_else(|| {
+                bad(
+                    api,
+                    "output_config.format.schema",
+                    "output_config.format.schema: Field required",
+                )
+            }),
+        _ => Err(bad(
+            api,
+            "output_config.format.type",
+            "output_config.format.type: must be `json_schema`",
+        )),
+    }
 }
 
 #[cfg(test)]
