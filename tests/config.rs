@@ -312,3 +312,55 @@ services:
     let dir = p.path().display().to_string();
     insta::assert_snapshot!(run.stderr.replace(&dir, "[DIR]"));
 }
+
+/// A built-in gateway's and context server's `config:` are checked with the stack file,
+/// each problem at its line: an unknown provider, a `ca_file` that does not exist, an
+/// `api_key` left empty by an unset variable (named), a route or alias naming no upstream,
+/// a URL that is not http(s), an empty context token.
+#[test]
+fn built_in_gateway_and_context_configs_are_checked_at_their_lines() {
+    let out = refused(
+        r#"services:
+  model: {builtin: model}
+  context:
+    builtin: context
+    config: {token: ""}
+  gateway:
+    builtin: gateway
+    config:
+      upstreams:
+        default: "${services.model.url}"
+        claude: {url: "https://127.0.0.1:9", provider: anthropic, api_key: "${STACK_TEST_UNSET_KEY}"}
+        ftp: "ftp://127.0.0.1/"
+      models:
+        fast: {upstream: nowhere, model: claude-haiku-4-5}
+      routes: [{model: "gpt-*", upstream: missing}]
+      ca_file: ./no-such-ca.pem
+"#,
+    );
+    for (line, what) in [
+        (5, "`token` is empty"),
+        (
+            11,
+            "`api_key` is empty: is its variable set? (`STACK_TEST_UNSET_KEY` is not set)",
+        ),
+        (12, "must be an http:// or https:// URL"),
+        (14, "names upstream `nowhere`"),
+        (15, "names upstream `missing`"),
+        (16, "`./no-such-ca.pem` does not exist"),
+    ] {
+        let at = format!("stack.yaml:{line}:");
+        assert!(
+            out.contains(what) && out.contains(&at),
+            "expected `{what}` at line {line}:\n{out}"
+        );
+    }
+    let out = refused(
+        "services:\n  gateway:\n    builtin: gateway\n    config:\n      upstreams:\n        odd: {url: \"http://127.0.0.1:9\", provider: bedrock}\n",
+    );
+    assert!(
+        out.contains("stack.yaml:6:") && out.contains("`bedrock` is not allowed here"),
+        "{out}"
+    );
+    assert!(out.contains("openai-compatible, openai, anthropic"), "{out}");
+}

@@ -447,3 +447,222 @@ fn agent_frameworks_through_the_gateway() {
     ));
     support::agents_suite("agents_sdk_gateway", &gw.url, "gw-key");
 }
+
+/// What a recording upstream saw of one request.
+#[derive(Debug, Clone)]
+struct Seen {
+    head: String,
+    body: Value,
+}
+
+/// An upstream that records each request's head and body, and answers JSON or (when the
+/// request asks to stream) SSE naming `model` as the model that answered.
+fn recording_upstream(model: &'static str) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Seen>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut head = String::new();
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                        head.push_str(&line);
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let stream = body["stream"] == json!(true);
+                    if let Ok(mut l) = log.lock() {
+                        l.push(Seen { head, body });
+                    }
+                    let (kind, answer) = if stream {
+                        (
+                            "text/event-stream",
+                            format!(
+                                "data: {{\"id\":\"c1\",\"model\": \"{model}\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"hi\"}}}}]}}\n\ndata: [DONE]\n\n"
+                            ),
+                        )
+                    } else {
+                        (
+                            "application/json",
+                            format!(
+                                "{{\"id\":\"c1\",\"model\":\"{model}\",\"choices\":[],\"usage\":{{\"completion_tokens\":1}}}}"
+                            ),
+                        )
+                    };
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\r\n",
+                        answer.len()
+                    );
+                    let out = reader.get_mut();
+                    if out.write_all(head.as_bytes()).is_err()
+                        || out.write_all(answer.as_bytes()).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// The header `name` (lowercase) of a recorded request head.
+fn header_of(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().to_string())
+    })
+}
+
+/// Each upstream gets its provider's key in its provider's header, never the caller's
+/// gateway key; `headers:` are added; an alias goes out as the model it stands for and
+/// comes back as the alias (JSON and SSE); provider keys appear in no log line and not in
+/// `/metrics`.
+#[tokio::test]
+async fn provider_keys_go_in_their_header_and_aliases_come_back_as_asked() {
+    let (claude_url, claude) = recording_upstream("claude-haiku-4-5-20251001");
+    let (openai_url, openai) = recording_upstream("gpt-4o-mini");
+    let gw = Served::start_captured(
+        "gateway",
+        Some(&format!(
+            r#"keys: [gw-key-123]
+upstreams:
+  claude: {{url: "{claude_url}", provider: anthropic, api_key: sk-ant-provider-secret}}
+  openai: {{url: "{openai_url}", provider: openai, api_key: sk-oa-provider-secret, headers: {{openai-organization: org-1}}}}
+routes: [{{model: "claude-*", upstream: claude}}, {{model: "gpt-*", upstream: openai}}]
+models:
+  fast: {{upstream: claude, model: claude-haiku-4-5}}
+"#
+        )),
+    );
+    let c = client();
+    // An Anthropic call, the caller's key in x-api-key.
+    let r = c
+        .post(format!("{}/v1/messages", gw.url))
+        .header("x-api-key", "gw-key-123")
+        .json(&json!({"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    // An OpenAI call, the caller's key as a bearer token.
+    let r = c
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth("gw-key-123")
+        .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    // The alias, plain and streamed.
+    let r = c
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth("gw-key-123")
+        .json(&json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .expect("post");
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["model"], "fast", "{v}");
+    let r = c
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth("gw-key-123")
+        .json(&json!({"model": "fast", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .expect("post");
+    let text = r.text().await.expect("sse");
+    assert!(text.contains("\"model\":\"fast\"") && !text.contains("claude-haiku"), "{text}");
+
+    let claude = claude.lock().expect("seen").clone();
+    let openai = openai.lock().expect("seen").clone();
+    assert_eq!(claude.len(), 3, "{claude:?}");
+    for s in &claude {
+        assert_eq!(header_of(&s.head, "x-api-key").as_deref(), Some("sk-ant-provider-secret"));
+        assert_eq!(header_of(&s.head, "anthropic-version").as_deref(), Some("2023-06-01"));
+        assert_eq!(header_of(&s.head, "authorization"), None, "{}", s.head);
+        assert!(!s.head.contains("gw-key-123"), "{}", s.head);
+    }
+    assert_eq!(claude[1].body["model"], "claude-haiku-4-5");
+    assert_eq!(claude[2].body["model"], "claude-haiku-4-5");
+    assert_eq!(openai.len(), 1);
+    let head = &openai[0].head;
+    assert_eq!(
+        header_of(head, "authorization").as_deref(),
+        Some("Bearer sk-oa-provider-secret")
+    );
+    assert_eq!(header_of(head, "openai-organization").as_deref(), Some("org-1"));
+    assert_eq!(header_of(head, "x-api-key"), None);
+
+    let metrics = c
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let mut gw = gw;
+    gw.stop(Duration::from_secs(5));
+    let output = gw.output.lock().expect("output").clone();
+    for secret in ["sk-ant-provider-secret", "sk-oa-provider-secret", "gw-key-123"] {
+        assert!(!output.contains(secret), "{secret} in the gateway's output:\n{output}");
+        assert!(!metrics.contains(secret), "{secret} in /metrics");
+    }
+    assert!(output.contains("/v1/messages"), "the access log is captured:\n{output}");
+}
+
+/// Bring your own key: behind a gateway without `keys`, an upstream without `api_key`
+/// gets the caller's own credentials; one with `api_key` gets its own instead.
+#[tokio::test]
+async fn without_gateway_keys_the_callers_own_key_passes_through() {
+    let (byok_url, byok) = recording_upstream("gpt-4o");
+    let (keyed_url, keyed) = recording_upstream("gpt-4o");
+    let gw = gateway(&format!(
+        "upstreams:\n  byok: \"{byok_url}\"\n  keyed: {{url: \"{keyed_url}\", provider: openai, api_key: sk-own}}\nroutes: [{{model: \"keyed-*\", upstream: keyed}}, {{model: \"*\", upstream: byok}}]\n"
+    ));
+    let c = client();
+    for model in ["gpt-4o", "keyed-1"] {
+        let r = c
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .bearer_auth("sk-callers-own")
+            .header("x-api-key", "sk-callers-own")
+            .json(&json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 200);
+    }
+    let byok = byok.lock().expect("seen").clone();
+    assert_eq!(
+        header_of(&byok[0].head, "authorization").as_deref(),
+        Some("Bearer sk-callers-own")
+    );
+    assert_eq!(header_of(&byok[0].head, "x-api-key").as_deref(), Some("sk-callers-own"));
+    let keyed = keyed.lock().expect("seen").clone();
+    assert_eq!(
+        header_of(&keyed[0].head, "authorization").as_deref(),
+        Some("Bearer sk-own")
+    );
+    assert_eq!(header_of(&keyed[0].head, "x-api-key"), None);
+}

@@ -45,18 +45,6 @@ impl ConfigError {
     }
 }
 
-/// Reads `path` as YAML into `T`; no path, or an empty file, gives `T::default()`.
-pub(crate) fn load_yaml<T: DeserializeOwned + Default>(
-    path: Option<&Path>,
-) -> Result<T, ConfigError> {
-    let Some(path) = path else {
-        return Ok(T::default());
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| ConfigError::new(path, format!("cannot read: {err}")))?;
-    parse_yaml(path, &text)
-}
-
 /// Parses YAML `text` (read from `path`) into `T`; an empty document gives `T::default()`.
 pub(crate) fn parse_yaml<T: DeserializeOwned + Default>(
     path: &Path,
@@ -90,4 +78,23 @@ fn strip_location(message: &str) -> String {
         _ => message,
     };
     message.to_string()
+}
+
+
+/// `problem` as an error at its line and column in `text`.
+pub(crate) fn located(
+    file: &Path,
+    text: &str,
+    problem: crate::config::BuiltinProblem,
+) -> ConfigError {
+    let location = crate::config::source::Positions::parse(text)
+        .ok()
+        .and_then(|p| p.value(&problem.field))
+        .map(|l| (l.line, l.column));
+    ConfigError {
+        path: file.to_path_buf(),
+        location,
+        field: (!problem.field.0.is_empty()).then(|| problem.field.to_string()),
+        message: problem.message,
+    }
 }

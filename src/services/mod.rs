@@ -28,8 +28,8 @@ pub(crate) fn check_config(
 ) -> Vec<crate::config::BuiltinProblem> {
     match kind {
         BuiltinKind::Model => model::check_value(value, dir),
-        // Their configs may name other services' URLs, known only once planned.
-        BuiltinKind::Context | BuiltinKind::Gateway => Vec::new(),
+        BuiltinKind::Context => context::check_value(value),
+        BuiltinKind::Gateway => gateway::check_value(value, dir),
     }
 }
 

@@ -110,6 +110,9 @@ pub(crate) struct Served {
     pub port: u16,
     /// A scratch folder the service runs in (its config file lives here).
     pub dir: tempfile::TempDir,
+    /// Everything it wrote after its readiness line, when started with
+    /// [`Served::start_captured`] (else its stderr goes to the test's).
+    pub output: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Served {
@@ -122,19 +125,44 @@ impl Served {
 
     /// Like [`Served::start`], in a given folder (relative paths in `config` resolve there).
     pub(crate) fn start_in(kind: &str, config: Option<&str>, dir: tempfile::TempDir) -> Served {
+        Self::launch(kind, config, dir, false)
+    }
+
+    /// Like [`Served::start`], keeping what it writes (stdout and stderr) in `output`.
+    pub(crate) fn start_captured(kind: &str, config: Option<&str>) -> Served {
+        Self::launch(kind, config, tempfile::tempdir().expect("tempdir"), true)
+    }
+
+    fn launch(kind: &str, config: Option<&str>, dir: tempfile::TempDir, capture: bool) -> Served {
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let mut cmd = Command::new(stack_bin());
         cmd.args(["serve", kind, "--port", "0"])
             .current_dir(dir.path())
             .env_remove("PORT")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(if capture {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            });
         if let Some(config) = config {
             let path = dir.path().join(format!("{kind}.yaml"));
             std::fs::write(&path, config).expect("write config");
             cmd.arg("--config").arg(&path);
         }
         let mut child = cmd.spawn().expect("spawn stack serve");
+        if let Some(stderr) = child.stderr.take() {
+            let out = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if let Ok(mut o) = out.lock() {
+                        o.push_str(&line);
+                        o.push('\n');
+                    }
+                }
+            });
+        }
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let url = loop {
@@ -151,7 +179,15 @@ impl Served {
             }
         };
         // Keep draining stdout so the service never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let out = output.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if capture && let Ok(mut o) = out.lock() {
+                    o.push_str(&line);
+                    o.push('\n');
+                }
+            }
+        });
         let port = url
             .rsplit(':')
             .next()
@@ -162,6 +198,7 @@ impl Served {
             url,
             port,
             dir,
+            output,
         }
     }
 

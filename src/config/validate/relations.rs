@@ -10,7 +10,7 @@ use super::service::port_path;
 use super::{Cx, humanize};
 use crate::config::BuiltinKind;
 use crate::config::cycles;
-use crate::config::diagnostic::{Diagnostic, did_you_mean};
+use crate::config::diagnostic::{Diagnostic, Severity, did_you_mean};
 use crate::config::interpolate::{Reference, ServiceField};
 use crate::config::model::*;
 use crate::config::raw::{RawPort, RawService};
@@ -209,7 +209,11 @@ pub(super) fn check_builtins(
         let at = FieldPath::service(&svc.name).key("config");
         for p in check(*builtin, config, dir) {
             let field = FieldPath(at.0.iter().chain(&p.field.0).cloned().collect());
-            let (message, hint) = humanize(&p.message);
+            let (mut message, hint) = humanize(&p.message);
+            // A value that is empty because its variable is unset: say which variable.
+            if let Some(var) = unset_variable_at(cx, &field) {
+                message = format!("{message} (`{var}` is not set)");
+            }
             // An unknown field is best shown at its key, anything else at its value.
             let loc = if message.starts_with("unknown field") {
                 cx.positions.key(&field)
@@ -219,4 +223,16 @@ pub(super) fn check_builtins(
             cx.push(Diagnostic::error(field, message).at(loc).maybe_hint(hint));
         }
     }
+}
+
+/// The variable whose being unset left `field` empty, if pass one warned of one there.
+fn unset_variable_at(cx: &Cx, field: &FieldPath) -> Option<String> {
+    cx.diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning && &d.path == field)
+        .find_map(|d| {
+            let rest = d.message.strip_prefix("variable `")?;
+            let (var, tail) = rest.split_once('`')?;
+            tail.starts_with(" is not set").then(|| var.to_string())
+        })
 }

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::services::config::{ConfigError, load_yaml};
+use crate::config::BuiltinProblem;
+use crate::config::source::FieldPath;
+use crate::services::config::{ConfigError, located, parse_yaml};
 
 /// `stack serve context --config FILE`.
 #[derive(Debug, Clone, Deserialize)]
@@ -54,23 +56,47 @@ impl Default for Config {
     }
 }
 
+/// Checks a built-in context server's `config:` from a stack file.
+pub(crate) fn check_value(value: &serde_json::Value) -> Vec<BuiltinProblem> {
+    match serde_path_to_error::deserialize::<_, Config>(value) {
+        Ok(c) => c.problems(),
+        Err(e) => vec![BuiltinProblem {
+            field: FieldPath::root().join_serde(e.path()),
+            message: e.into_inner().to_string(),
+        }],
+    }
+}
+
 impl Config {
     /// Reads the configuration; none gives the defaults.
     pub(crate) fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let config: Config = load_yaml(path)?;
-        let file = path.unwrap_or(Path::new("<defaults>"));
-        if config.default_max_tokens == 0 {
-            return Err(ConfigError::new(
-                file,
-                "default_max_tokens must be at least 1",
-            ));
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| ConfigError::new(path, format!("cannot read: {err}")))?;
+        let config: Config = parse_yaml(path, &text)?;
+        match config.problems().into_iter().next() {
+            Some(p) => Err(located(path, &text, p)),
+            None => Ok(config),
         }
-        if config.token.as_deref().is_some_and(str::is_empty) {
-            return Err(ConfigError::new(
-                file,
-                "token is empty: remove it, or give it a value",
-            ));
+    }
+
+    /// What serde cannot see, each at its field.
+    fn problems(&self) -> Vec<BuiltinProblem> {
+        let mut out = Vec::new();
+        if self.default_max_tokens == 0 {
+            out.push(BuiltinProblem {
+                field: FieldPath::root().key("default_max_tokens"),
+                message: "default_max_tokens must be at least 1".into(),
+            });
         }
-        Ok(config)
+        if self.token.as_deref().is_some_and(str::is_empty) {
+            out.push(BuiltinProblem {
+                field: FieldPath::root().key("token"),
+                message: "`token` is empty: is its variable set? (remove it for no token)".into(),
+            });
+        }
+        out
     }
 }

@@ -27,7 +27,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use config::Config;
+pub(crate) use config::{Config, check_value};
 
 use super::ServeError;
 use super::http::Uptime;

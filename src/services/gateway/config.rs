@@ -1,11 +1,14 @@
 //! The gateway's configuration (SPEC §4.3).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::services::config::{ConfigError, load_yaml};
+use crate::config::BuiltinProblem as Problem;
+use crate::config::raw::{ShortForm, StringOr};
+use crate::config::source::FieldPath;
+use crate::services::config::{ConfigError, located, parse_yaml};
 
 /// `stack serve gateway --config FILE`.
 #[derive(Debug, Clone, Deserialize)]
@@ -13,10 +16,14 @@ use crate::services::config::{ConfigError, load_yaml};
 pub(crate) struct Config {
     /// API keys clients must send (`Authorization: Bearer` or `x-api-key`); none = open.
     pub keys: Vec<KeySpec>,
-    /// Upstreams by name: a URL, or a list of URLs tried in turn.
-    pub upstreams: BTreeMap<String, Urls>,
+    /// Upstreams by name: a URL, a provider entry, or a list of them tried in turn.
+    pub upstreams: BTreeMap<String, Upstream>,
     /// Model patterns to upstreams; the first match wins, else `default`.
     pub routes: Vec<Route>,
+    /// Model aliases: the name the app asks for, and the upstream and model it means.
+    pub models: BTreeMap<String, Alias>,
+    /// Extra trusted roots (PEM) for `https://` upstreams, besides the system's.
+    pub ca_file: Option<PathBuf>,
     /// The context server, for `/mcp`, `/v1/sessions…` and context enrichment.
     pub context_url: Option<String>,
     /// The bearer token of the context server, if it wants one.
@@ -43,6 +50,8 @@ impl Default for Config {
             keys: Vec::new(),
             upstreams: BTreeMap::new(),
             routes: Vec::new(),
+            models: BTreeMap::new(),
+            ca_file: None,
             context_url: None,
             context_token: None,
             context_max_tokens: 1000,
@@ -98,24 +107,99 @@ impl KeySpec {
     }
 }
 
-/// One URL or several.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum Urls {
-    /// One URL.
-    One(String),
-    /// URLs tried in turn.
-    Many(Vec<String>),
+/// One upstream: a target, or several tried in turn.
+#[derive(Debug, Clone)]
+pub(crate) struct Upstream(pub Vec<Target>);
+
+impl<'de> Deserialize<'de> for Upstream {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{self, MapAccess, SeqAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Upstream;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a URL, {url, provider, api_key, headers}, or a list of them")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Upstream, E> {
+                Ok(Upstream(vec![Target::from_short(v)]))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Upstream, A::Error> {
+                Target::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|t| Upstream(vec![t]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Upstream, A::Error> {
+                let mut targets = Vec::new();
+                while let Some(t) = seq.next_element::<StringOr<Target>>()? {
+                    targets.push(t.0);
+                }
+                Ok(Upstream(targets))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
-impl Urls {
-    /// The URLs in order.
-    pub(crate) fn list(&self) -> Vec<String> {
-        match self {
-            Urls::One(u) => vec![u.clone()],
-            Urls::Many(v) => v.clone(),
+/// Which API an upstream speaks, and how it authenticates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Provider {
+    /// Both wire formats, as the mock does (ollama, vLLM, LM Studio, the mock); a key, if
+    /// any, as `Authorization: Bearer`.
+    #[default]
+    OpenaiCompatible,
+    /// OpenAI: chat completions, `Authorization: Bearer`.
+    Openai,
+    /// Anthropic: messages, `x-api-key` and `anthropic-version`.
+    Anthropic,
+}
+
+/// One URL of an upstream, with the credentials the gateway sends it.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Target {
+    /// `http://` or `https://`, with an optional path prefix.
+    pub url: String,
+    /// The API it speaks.
+    #[serde(default)]
+    pub provider: Provider,
+    /// The provider key the gateway sends (never the caller's gateway key).
+    pub api_key: Option<String>,
+    /// Extra headers sent with every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("url", &self.url)
+            .field("provider", &self.provider)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<hidden>"))
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl ShortForm for Target {
+    const EXPECTING: &'static str = "a URL, or {url, provider, api_key, headers}";
+    fn from_short(s: &str) -> Target {
+        Target {
+            url: s.to_string(),
+            provider: Provider::default(),
+            api_key: None,
+            headers: BTreeMap::new(),
         }
     }
+}
+
+/// `fast: {upstream: claude, model: claude-haiku-4-5}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Alias {
+    /// The upstream's name.
+    pub upstream: String,
+    /// The model the upstream is asked for.
+    pub model: String,
 }
 
 /// `{model: "claude-*", upstream: anthropic}`.
@@ -128,66 +212,129 @@ pub(crate) struct Route {
     pub upstream: String,
 }
 
-impl Config {
-    /// Reads and checks the configuration; none gives the defaults.
-    pub(crate) fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let config: Config = load_yaml(path)?;
-        config.check(path.unwrap_or(Path::new("<defaults>")))?;
-        Ok(config)
-    }
-
-    /// Checks what serde cannot.
-    pub(crate) fn check(&self, file: &Path) -> Result<(), ConfigError> {
-        let err = |m: String| Err(ConfigError::new(file, m));
-        for (name, urls) in &self.upstreams {
-            let list = urls.list();
-            if list.is_empty() {
-                return err(format!("upstream `{name}` has no URL"));
-            }
-            for u in list {
-                if let Err(e) = parse_base(&u) {
-                    return err(format!("upstream `{name}`: {e}"));
-                }
-            }
-        }
-        if !self.routes.is_empty() || !self.upstreams.is_empty() {
-            for r in &self.routes {
-                if !self.upstreams.contains_key(&r.upstream) {
-                    return err(format!(
-                        "route `{}` names upstream `{}`, which is not under `upstreams`",
-                        r.model, r.upstream
-                    ));
-                }
-            }
-        }
-        if let Some(u) = &self.context_url
-            && let Err(e) = parse_base(u)
-        {
-            return err(format!("context_url: {e}"));
-        }
-        let mut seen = std::collections::HashSet::new();
-        for k in &self.keys {
-            if k.key().is_empty() {
-                return err("a key is empty".into());
-            }
-            if !seen.insert(k.key()) {
-                return err("a key is listed twice".into());
-            }
-            if k.rpm() == Some(0) || k.tpm() == Some(0) {
-                return err("rpm and tpm must be at least 1 (leave them out for no limit)".into());
-            }
-        }
-        Ok(())
+/// Checks a built-in gateway's `config:` from a stack file: what serde refuses and what
+/// [`Config::problems`] finds, a `ca_file` resolved against `dir`.
+pub(crate) fn check_value(value: &serde_json::Value, dir: &Path) -> Vec<Problem> {
+    match serde_path_to_error::deserialize::<_, Config>(value) {
+        Ok(c) => c.problems(dir),
+        Err(e) => vec![Problem {
+            field: FieldPath::root().join_serde(e.path()),
+            message: e.into_inner().to_string(),
+        }],
     }
 }
 
-/// Checks an `http://host:port[/base]` URL.
+impl Config {
+    /// Reads and checks the configuration; none gives the defaults.
+    pub(crate) fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| ConfigError::new(path, format!("cannot read: {err}")))?;
+        let config: Config = parse_yaml(path, &text)?;
+        match config.problems(Path::new(".")).into_iter().next() {
+            Some(p) => Err(located(path, &text, p)),
+            None => Ok(config),
+        }
+    }
+
+    /// What serde cannot see, each at its field; files resolve against `dir`. URLs that
+    /// still hold a `${…}` reference (resolved once ports are known) are not checked.
+    pub(crate) fn problems(&self, dir: &Path) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut bad = |field: FieldPath, message: String| out.push(Problem { field, message });
+        let root = FieldPath::root();
+        for (name, upstream) in &self.upstreams {
+            let at = root.key("upstreams").key(name.clone());
+            if upstream.0.is_empty() {
+                bad(at.clone(), format!("upstream `{name}` has no URL"));
+            }
+            let many = upstream.0.len() > 1;
+            for (i, t) in upstream.0.iter().enumerate() {
+                let at = if many { at.index(i) } else { at.clone() };
+                let plain = t.api_key.is_none() && t.headers.is_empty();
+                let url_at = if plain { at.clone() } else { at.key("url") };
+                if !t.url.contains("${")
+                    && let Err(e) = parse_base(&t.url)
+                {
+                    bad(url_at, e);
+                }
+                if t.api_key.as_deref() == Some("") {
+                    bad(
+                        at.key("api_key"),
+                        "`api_key` is empty: is its variable set?".into(),
+                    );
+                }
+                for (h, v) in &t.headers {
+                    if axum::http::HeaderName::try_from(h.as_str()).is_err()
+                        || axum::http::HeaderValue::try_from(v.as_str()).is_err()
+                    {
+                        bad(at.key("headers").key(h.clone()), format!("`{h}` is not a valid header"));
+                    }
+                }
+            }
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            if !self.upstreams.contains_key(&r.upstream) {
+                bad(
+                    root.key("routes").index(i).key("upstream"),
+                    format!(
+                        "route `{}` names upstream `{}`, which is not under `upstreams`",
+                        r.model, r.upstream
+                    ),
+                );
+            }
+        }
+        for (name, alias) in &self.models {
+            if !self.upstreams.contains_key(&alias.upstream) {
+                bad(
+                    root.key("models").key(name.clone()).key("upstream"),
+                    format!(
+                        "model `{name}` names upstream `{}`, which is not under `upstreams`",
+                        alias.upstream
+                    ),
+                );
+            }
+        }
+        if let Some(ca) = &self.ca_file {
+            let file = dir.join(ca);
+            if !file.is_file() {
+                bad(
+                    root.key("ca_file"),
+                    format!("`{}` does not exist", ca.display()),
+                );
+            }
+        }
+        if let Some(u) = &self.context_url
+            && !u.contains("${")
+            && let Err(e) = parse_base(u)
+        {
+            bad(root.key("context_url"), e);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, k) in self.keys.iter().enumerate() {
+            let at = root.key("keys").index(i);
+            if k.key().is_empty() {
+                bad(at, "a key is empty: is its variable set?".into());
+            } else if !seen.insert(k.key()) {
+                bad(at, "a key is listed twice".into());
+            } else if k.rpm() == Some(0) || k.tpm() == Some(0) {
+                bad(
+                    at,
+                    "rpm and tpm must be at least 1 (leave them out for no limit)".into(),
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Checks an `http://` or `https://` `host[:port][/base]` URL.
 pub(super) fn parse_base(u: &str) -> Result<axum::http::Uri, String> {
     let uri: axum::http::Uri = u.parse().map_err(|e| format!("`{u}` is not a URL: {e}"))?;
-    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-        return Err(format!(
-            "`{u}` must be an http:// URL with a host (TLS is not spoken here)"
-        ));
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err(format!("`{u}` must be an http:// or https:// URL with a host"));
     }
     Ok(uri)
 }

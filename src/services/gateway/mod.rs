@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub(crate) use config::Config;
+pub(crate) use config::{Config, check_value};
 
 use super::ServeError;
 use super::http::Uptime;
@@ -304,10 +304,10 @@ async fn health(State(gw): State<Arc<Gateway>>) -> Response {
     let mut all = true;
     for (name, urls) in gw.upstreams.all() {
         let mut m = serde_json::Map::new();
-        for endpoint in urls {
-            let ok = endpoint.reachable(REACHABLE_WITHIN).await;
+        for hop in urls {
+            let ok = hop.endpoint.reachable(REACHABLE_WITHIN).await;
             all &= ok;
-            m.insert(endpoint.uri().to_string(), json!(ok));
+            m.insert(hop.endpoint.uri().to_string(), json!(ok));
         }
         upstreams.insert(name.to_string(), json!(m));
     }

@@ -47,7 +47,7 @@ pub(super) async fn context(State(gw): State<Arc<Gateway>>, req: Request) -> Res
     if let Some(session) = session_of(parts.uri.path()) {
         drop(gw.sessions.hold(&session).await);
     }
-    let mut headers = super::upstream::forwardable(&parts.headers);
+    let mut headers = super::upstream::forwardable(&parts.headers, false);
     if let Some(v) = ctx.authorization() {
         headers.insert(header::AUTHORIZATION, v.clone());
     }

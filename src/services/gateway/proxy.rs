@@ -178,9 +178,19 @@ async fn forward(
     log.model = peek.model.as_deref().map(str::to_string);
     log.stream = peek.stream == Some(true);
     let key_label = admit(gw, api, headers, &bytes, &peek, log)?;
-    let upstream = pick_upstream(gw, api, &peek)?;
+    let stream = peek.stream == Some(true);
+    let alias = peek.model.as_deref().and_then(|m| {
+        gw.upstreams
+            .alias(m)
+            .map(|(upstream, real)| (upstream.clone(), real.clone(), Arc::<str>::from(m)))
+    });
+    let (upstream, bytes) = match &alias {
+        // The app asks for the alias; the upstream is asked for the model it stands for.
+        Some((upstream, real, _)) => (upstream.clone(), with_model(api, &bytes, real)?),
+        None => (pick_upstream(gw, api, &peek)?, bytes.clone()),
+    };
     log.upstream = Some(upstream.clone());
-    let mut enriched = enrich(gw, route, headers, bytes.clone()).await?;
+    let mut enriched = enrich(gw, route, headers, bytes).await?;
     log.context_entries = enriched.prepended.entries;
 
     let result = gw
@@ -217,11 +227,60 @@ async fn forward(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("text/event-stream"));
-    let streamed = peek.stream == Some(true) && is_sse;
+    let answer = Answer {
+        route,
+        key_label,
+        status,
+        streamed: stream && is_sse,
+        upstream,
+        enriched,
+    };
+    match alias {
+        // The answer names the alias the app asked for, not the model behind it.
+        Some((_, _, asked)) => {
+            // Its length changes with the name.
+            parts.headers.remove(header::CONTENT_LENGTH);
+            let renamed = reply::RenameModel::new(incoming.into_data_stream(), asked);
+            deliver(gw, answer, parts, Body::from_stream(renamed)).await
+        }
+        None => deliver(gw, answer, parts, incoming).await,
+    }
+}
+
+/// What the answer's delivery needs to know.
+struct Answer {
+    route: RouteKind,
+    key_label: Option<String>,
+    status: StatusCode,
+    /// A stream asked for and answered.
+    streamed: bool,
+    upstream: Arc<str>,
+    enriched: Enriched,
+}
+
+/// Passes the upstream's answer on: as it arrives when there is nothing to store (its
+/// tokens counted as its end goes by), frame by frame for a stream (read on the way
+/// through), else read whole; the turns stored afterwards, off the critical path.
+async fn deliver<B>(
+    gw: &Arc<Gateway>,
+    answer: Answer,
+    parts: axum::http::response::Parts,
+    incoming: B,
+) -> Result<Response<Body>, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: Into<axum::BoxError> + std::fmt::Display,
+{
+    let Answer {
+        route,
+        key_label,
+        status,
+        streamed,
+        upstream,
+        enriched,
+    } = answer;
     let needs_store = enriched.session.is_some() && gw.context.is_some();
     if !needs_store && !streamed {
-        // Nothing to store: the answer passes through as it arrives (nothing buffered),
-        // its tokens counted when its end goes by.
         let gw = gw.clone();
         let counted = reply::Counted::new(incoming, move |tokens| {
             let said = Said {
@@ -233,7 +292,6 @@ async fn forward(
         return Ok(Response::from_parts(parts, Body::new(counted)));
     }
     if streamed {
-        // Frame by frame: nothing is buffered; the reply is read on the way through.
         let (tx, rx) = tokio::sync::oneshot::channel();
         let tee = Tee::new(incoming.into_data_stream(), tx);
         let gw2 = gw.clone();
@@ -249,7 +307,7 @@ async fn forward(
         .await
         .map_err(|e| {
             ApiError::new(
-                api,
+                route.api,
                 502,
                 format!("upstream `{upstream}` broke off its answer: {e}"),
             )
@@ -261,6 +319,16 @@ async fn forward(
         store_turns(&gw2, route, key_label, status, enriched, said).await;
     });
     Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+/// The request body with its `model` replaced.
+fn with_model(api: Api, bytes: &Bytes, model: &str) -> Result<Bytes, ApiError> {
+    let mut v: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(api, format!("malformed JSON in the request body: {e}")))?;
+    v["model"] = Value::String(model.to_string());
+    serde_json::to_vec(&v)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::bad_request(api, e.to_string()))
 }
 
 /// The request body, up to `max_body_bytes`.

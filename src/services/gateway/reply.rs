@@ -2,6 +2,7 @@
 //! or of a stream as it passes through (a tee that forwards every frame untouched).
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -316,6 +317,96 @@ impl<S> Drop for Tee<S> {
     }
 }
 
+/// An answer's `"model": "…"` values replaced by the alias the app asked for, line by
+/// line (an SSE event's data and a JSON document's `model` each sit on one line), so a
+/// stream passes through with at most one partial line held.
+pub(super) struct RenameModel<S> {
+    inner: S,
+    alias: Arc<str>,
+    carry: Vec<u8>,
+    ended: bool,
+}
+
+impl<S> RenameModel<S> {
+    pub(super) fn new(inner: S, alias: Arc<str>) -> RenameModel<S> {
+        RenameModel {
+            inner,
+            alias,
+            carry: Vec::new(),
+            ended: false,
+        }
+    }
+
+    /// `lines` with every `"model": "<value>"` given the alias.
+    fn rename(&self, lines: &[u8]) -> Bytes {
+        const KEY: &[u8] = b"\"model\"";
+        let mut out = Vec::with_capacity(lines.len() + 16);
+        let mut rest = lines;
+        while let Some(at) = memchr::memmem::find(rest, KEY) {
+            let after = &rest[at + KEY.len()..];
+            let value = skip_ws(after)
+                .strip_prefix(b":")
+                .map(skip_ws)
+                .and_then(|v| v.strip_prefix(b"\""))
+                .and_then(|v| memchr::memchr(b'"', v).map(|end| (v, end)));
+            match value {
+                Some((v, end)) => {
+                    out.extend_from_slice(&rest[..at]);
+                    out.extend_from_slice(b"\"model\":\"");
+                    out.extend_from_slice(self.alias.as_bytes());
+                    out.push(b'"');
+                    rest = &v[end + 1..];
+                }
+                None => {
+                    out.extend_from_slice(&rest[..at + KEY.len()]);
+                    rest = after;
+                }
+            }
+        }
+        out.extend_from_slice(rest);
+        Bytes::from(out)
+    }
+}
+
+fn skip_ws(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| matches!(c, b' ' | b'\t')).count();
+    &b[n..]
+}
+
+impl<S, E> Stream for RenameModel<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    type Item = Result<Bytes, E>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        loop {
+            match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    self.carry.extend_from_slice(&chunk);
+                    let Some(last) = memchr::memrchr(b'\n', &self.carry) else {
+                        continue;
+                    };
+                    let lines: Vec<u8> = self.carry.drain(..=last).collect();
+                    return Poll::Ready(Some(Ok(self.rename(&lines))));
+                }
+                Poll::Ready(None) => {
+                    self.ended = true;
+                    if self.carry.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    let rest = std::mem::take(&mut self.carry);
+                    return Poll::Ready(Some(Ok(self.rename(&rest))));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,5 +507,28 @@ mod tests {
         let out = body.collect().await.expect("body").to_bytes();
         assert_eq!(&out[..], &answer[..]);
         assert_eq!(*seen.lock().expect("lock"), vec![42, 42]);
+    }
+
+    #[tokio::test]
+    async fn an_alias_replaces_the_model_however_the_chunks_fall() {
+        use futures::StreamExt;
+        let answer: &[u8] = b"data: {\"model\": \"claude-haiku-4-5-20251001\",\"x\":1}\n\ndata: {\"model\":\"claude-haiku-4-5\"}\n\n{\"content\":\"a \\\"model\\\" word\"}";
+        let want: &[u8] = b"data: {\"model\":\"fast\",\"x\":1}\n\ndata: {\"model\":\"fast\"}\n\n{\"content\":\"a \\\"model\\\" word\"}";
+        for size in [1, 3, 7, 16, answer.len()] {
+            let chunks: Vec<Result<Bytes, std::convert::Infallible>> = answer
+                .chunks(size)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            let renamed = RenameModel::new(futures::stream::iter(chunks), Arc::from("fast"));
+            let out: Vec<u8> = renamed
+                .map(|c| c.expect("chunk").to_vec())
+                .concat()
+                .await;
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(want),
+                "chunks of {size}"
+            );
+        }
     }
 }

@@ -8,21 +8,89 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::uri::PathAndQuery;
-use axum::http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode, Uri, header};
+use axum::http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
+};
 use bytes::Bytes;
 
-use super::config::{Config, Route, glob, parse_base};
+use super::config::{Config, Provider, Route, Target, glob, parse_base};
 use super::pool::{Endpoint, PooledBody};
 
-/// The upstream table: each upstream's URLs, with their connections.
+/// The upstream table: each upstream's URLs, with their connections and credentials.
 #[derive(Debug, Clone)]
 pub(super) struct Upstreams {
-    table: BTreeMap<Arc<str>, Vec<Arc<Endpoint>>>,
+    table: BTreeMap<Arc<str>, Vec<Hop>>,
     routes: Vec<Route>,
+    /// Model aliases: the name asked for → the upstream and the model sent.
+    aliases: BTreeMap<String, (Arc<str>, Arc<str>)>,
+    /// No gateway keys: a hop without its own key passes the caller's credentials on.
+    byok: bool,
     retries: u32,
     backoff: Duration,
     timeout: Duration,
 }
+
+/// One URL of an upstream: its connections, the API it speaks, and the headers the
+/// gateway adds (the provider key, `headers:`), made once.
+#[derive(Debug, Clone)]
+pub(super) struct Hop {
+    /// The connections.
+    pub endpoint: Arc<Endpoint>,
+    /// The API it speaks.
+    pub provider: Provider,
+    /// Added to every request (values marked sensitive).
+    added: HeaderMap,
+    /// Whether the provider key is the gateway's (else the caller's may pass, BYOK).
+    keyed: bool,
+}
+
+/// The `anthropic-version` sent when the caller gives none.
+const ANTHROPIC_VERSION: HeaderValue = HeaderValue::from_static("2023-06-01");
+
+impl Hop {
+    fn new(t: &Target, endpoint: Arc<Endpoint>) -> Hop {
+        let mut added = HeaderMap::new();
+        for (k, v) in &t.headers {
+            if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::try_from(v.as_str())) {
+                added.insert(k, v);
+            }
+        }
+        if let Some(key) = t.api_key.as_deref().filter(|k| !k.is_empty()) {
+            let (name, value) = match t.provider {
+                Provider::Anthropic => (names::API_KEY, HeaderValue::try_from(key)),
+                Provider::Openai | Provider::OpenaiCompatible => (
+                    header::AUTHORIZATION,
+                    HeaderValue::try_from(format!("Bearer {key}")),
+                ),
+            };
+            if let Ok(mut value) = value {
+                value.set_sensitive(true);
+                added.insert(name, value);
+            }
+        }
+        Hop {
+            endpoint,
+            provider: t.provider,
+            keyed: t.api_key.is_some(),
+            added,
+        }
+    }
+
+    /// The headers of a request to this hop: the caller's that may go on (its
+    /// credentials only when it brings its own key), then the hop's own.
+    fn headers(&self, caller: &HeaderMap, byok: bool) -> HeaderMap {
+        let mut out = forwardable(caller, byok && !self.keyed);
+        for (k, v) in &self.added {
+            out.insert(k.clone(), v.clone());
+        }
+        if self.provider == Provider::Anthropic && !out.contains_key(ANTHROPIC_VERSION_HEADER) {
+            out.insert(ANTHROPIC_VERSION_HEADER, ANTHROPIC_VERSION);
+        }
+        out
+    }
+}
+
+const ANTHROPIC_VERSION_HEADER: HeaderName = HeaderName::from_static("anthropic-version");
 
 /// How a forward went, for headers, metrics and logs.
 #[derive(Debug, Default, Clone)]
@@ -47,26 +115,43 @@ impl Upstreams {
     pub(super) fn new(config: &Config) -> Upstreams {
         let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
         let idle_timeout = Duration::from_millis(config.pool_idle_timeout_ms);
-        let table = config
+        let table: BTreeMap<Arc<str>, Vec<Hop>> = config
             .upstreams
             .iter()
-            .map(|(name, urls)| {
-                let list = urls
-                    .list()
+            .map(|(name, upstream)| {
+                let list = upstream
+                    .0
                     .iter()
-                    .filter_map(|u| parse_base(u).ok())
-                    .map(|uri| Endpoint::start(uri, connect_timeout, idle_timeout))
+                    .filter_map(|t| {
+                        let uri = parse_base(&t.url).ok()?;
+                        Some(Hop::new(t, Endpoint::start(uri, connect_timeout, idle_timeout)))
+                    })
                     .collect();
                 (Arc::from(name.as_str()), list)
+            })
+            .collect();
+        let aliases = config
+            .models
+            .iter()
+            .filter_map(|(name, a)| {
+                let (upstream, _) = table.get_key_value(a.upstream.as_str())?;
+                Some((name.clone(), (upstream.clone(), Arc::from(a.model.as_str()))))
             })
             .collect();
         Upstreams {
             table,
             routes: config.routes.clone(),
+            aliases,
+            byok: config.keys.is_empty(),
             retries: config.retries,
             backoff: Duration::from_millis(config.retry_backoff_ms),
             timeout: Duration::from_millis(config.request_timeout_ms),
         }
+    }
+
+    /// The upstream and model an alias stands for.
+    pub(super) fn alias(&self, model: &str) -> Option<&(Arc<str>, Arc<str>)> {
+        self.aliases.get(model)
     }
 
     /// The upstream for `model`: the first matching route, else `default`, else the only one.
@@ -81,7 +166,7 @@ impl Upstreams {
     }
 
     /// Every upstream name with its URLs.
-    pub(super) fn all(&self) -> impl Iterator<Item = (&Arc<str>, &Vec<Arc<Endpoint>>)> {
+    pub(super) fn all(&self) -> impl Iterator<Item = (&Arc<str>, &Vec<Hop>)> {
         self.table.iter()
     }
 
@@ -97,13 +182,14 @@ impl Upstreams {
         body: Bytes,
     ) -> Result<(Response<PooledBody>, Attempts), Unreachable> {
         let mut attempts = Attempts::default();
-        let urls: &[Arc<Endpoint>] = self.table.get(upstream).map_or(&[], Vec::as_slice);
+        let urls: &[Hop] = self.table.get(upstream).map_or(&[], Vec::as_slice);
         let mut last: Option<Response<PooledBody>> = None;
         let mut reason = None;
-        for (i, base) in urls.iter().enumerate() {
+        for (i, hop) in urls.iter().enumerate() {
             if i > 0 {
                 attempts.fallbacks += 1;
             }
+            let base = &hop.endpoint;
             for attempt in 0..=self.retries {
                 if attempt > 0 {
                     attempts.retries += 1;
@@ -113,7 +199,7 @@ impl Upstreams {
                     base,
                     method,
                     target_static(base.uri(), path),
-                    forwardable(headers),
+                    hop.headers(headers, self.byok),
                     Body::from(body.clone()),
                 );
                 match tokio::time::timeout(self.timeout, base.send(req)).await {
@@ -197,17 +283,17 @@ pub(super) fn is_hop_by_hop(name: &HeaderName) -> bool {
 }
 
 /// The request headers worth passing upstream: not hop-by-hop, not the caller's
-/// credentials for the gateway, not the gateway's own (`x-stack-…`, `x-session-id`), and
-/// not `content-length`: hyper sets it from the body forwarded, which enrichment may
-/// have changed. The map has room for the `host` the request adds without growing.
-pub(super) fn forwardable(headers: &HeaderMap) -> HeaderMap {
+/// credentials (unless `credentials`: the caller brings its own provider key), not the
+/// gateway's own (`x-stack-…`, `x-session-id`), and not `content-length`: hyper sets it
+/// from the body forwarded, which enrichment may have changed. The map has room for the
+/// `host` the request adds without growing.
+pub(super) fn forwardable(headers: &HeaderMap, credentials: bool) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(headers.len() + 1);
     for (k, v) in headers {
         let dropped = is_hop_by_hop(k)
             || k == header::HOST
             || k == header::CONTENT_LENGTH
-            || k == header::AUTHORIZATION
-            || k == names::API_KEY
+            || (!credentials && (k == header::AUTHORIZATION || k == names::API_KEY))
             || k == names::SESSION_ID
             || k.as_str().starts_with("x-stack-");
         if !dropped {

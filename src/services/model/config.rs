@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::config::BuiltinProblem;
-use crate::config::source::{FieldPath, Positions};
-use crate::services::config::{ConfigError, parse_yaml};
+use crate::config::source::FieldPath;
+use crate::services::config::{ConfigError, located, parse_yaml};
 
 /// `stack serve model --config FILE`.
 #[derive(Debug, Clone, Deserialize)]
@@ -393,18 +393,4 @@ fn fixture_problems(list: &[Fixture], base: &FieldPath) -> Vec<Problem> {
         }
     }
     out
-}
-
-/// `problem` as an error at its line and column in `text`.
-fn located(file: &Path, text: &str, problem: Problem) -> ConfigError {
-    let location = Positions::parse(text)
-        .ok()
-        .and_then(|p| p.value(&problem.field))
-        .map(|l| (l.line, l.column));
-    ConfigError {
-        path: file.to_path_buf(),
-        location,
-        field: (!problem.field.0.is_empty()).then(|| problem.field.to_string()),
-        message: problem.message,
-    }
 }
