@@ -362,5 +362,8 @@ fn built_in_gateway_and_context_configs_are_checked_at_their_lines() {
         out.contains("stack.yaml:6:") && out.contains("`bedrock` is not allowed here"),
         "{out}"
     );
-    assert!(out.contains("openai-compatible, openai, anthropic"), "{out}");
+    assert!(
+        out.contains("openai-compatible, openai, anthropic"),
+        "{out}"
+    );
 }

@@ -457,7 +457,9 @@ struct Seen {
 
 /// An upstream that records each request's head and body, and answers JSON or (when the
 /// request asks to stream) SSE naming `model` as the model that answered.
-fn recording_upstream(model: &'static str) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Seen>>>) {
+fn recording_upstream(
+    model: &'static str,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Seen>>>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -592,14 +594,23 @@ models:
         .await
         .expect("post");
     let text = r.text().await.expect("sse");
-    assert!(text.contains("\"model\":\"fast\"") && !text.contains("claude-haiku"), "{text}");
+    assert!(
+        text.contains("\"model\":\"fast\"") && !text.contains("claude-haiku"),
+        "{text}"
+    );
 
     let claude = claude.lock().expect("seen").clone();
     let openai = openai.lock().expect("seen").clone();
     assert_eq!(claude.len(), 3, "{claude:?}");
     for s in &claude {
-        assert_eq!(header_of(&s.head, "x-api-key").as_deref(), Some("sk-ant-provider-secret"));
-        assert_eq!(header_of(&s.head, "anthropic-version").as_deref(), Some("2023-06-01"));
+        assert_eq!(
+            header_of(&s.head, "x-api-key").as_deref(),
+            Some("sk-ant-provider-secret")
+        );
+        assert_eq!(
+            header_of(&s.head, "anthropic-version").as_deref(),
+            Some("2023-06-01")
+        );
         assert_eq!(header_of(&s.head, "authorization"), None, "{}", s.head);
         assert!(!s.head.contains("gw-key-123"), "{}", s.head);
     }
@@ -611,7 +622,10 @@ models:
         header_of(head, "authorization").as_deref(),
         Some("Bearer sk-oa-provider-secret")
     );
-    assert_eq!(header_of(head, "openai-organization").as_deref(), Some("org-1"));
+    assert_eq!(
+        header_of(head, "openai-organization").as_deref(),
+        Some("org-1")
+    );
     assert_eq!(header_of(head, "x-api-key"), None);
 
     let metrics = c
@@ -625,11 +639,21 @@ models:
     let mut gw = gw;
     gw.stop(Duration::from_secs(5));
     let output = gw.output.lock().expect("output").clone();
-    for secret in ["sk-ant-provider-secret", "sk-oa-provider-secret", "gw-key-123"] {
-        assert!(!output.contains(secret), "{secret} in the gateway's output:\n{output}");
+    for secret in [
+        "sk-ant-provider-secret",
+        "sk-oa-provider-secret",
+        "gw-key-123",
+    ] {
+        assert!(
+            !output.contains(secret),
+            "{secret} in the gateway's output:\n{output}"
+        );
         assert!(!metrics.contains(secret), "{secret} in /metrics");
     }
-    assert!(output.contains("/v1/messages"), "the access log is captured:\n{output}");
+    assert!(
+        output.contains("/v1/messages"),
+        "the access log is captured:\n{output}"
+    );
 }
 
 /// Bring your own key: behind a gateway without `keys`, an upstream without `api_key`
@@ -658,11 +682,92 @@ async fn without_gateway_keys_the_callers_own_key_passes_through() {
         header_of(&byok[0].head, "authorization").as_deref(),
         Some("Bearer sk-callers-own")
     );
-    assert_eq!(header_of(&byok[0].head, "x-api-key").as_deref(), Some("sk-callers-own"));
+    assert_eq!(
+        header_of(&byok[0].head, "x-api-key").as_deref(),
+        Some("sk-callers-own")
+    );
     let keyed = keyed.lock().expect("seen").clone();
     assert_eq!(
         header_of(&keyed[0].head, "authorization").as_deref(),
         Some("Bearer sk-own")
     );
     assert_eq!(header_of(&keyed[0].head, "x-api-key"), None);
+}
+
+/// The mock over real TLS on loopback stands in for a provider: the gateway reaches it at
+/// `https://` trusting a private CA through `ca_file` (HTTP/2 by ALPN), plain and
+/// streamed; with the wrong CA the caller gets a clear TLS error in its API's shape, at
+/// once, not a hang.
+#[tokio::test]
+async fn https_upstreams_with_a_private_ca() {
+    let certs = tempfile::tempdir().expect("tmp");
+    let (ca, cert, key) = support::private_ca(certs.path());
+    let model = Served::start(
+        "model",
+        Some(&format!(
+            "tls: {{cert: \"{}\", key: \"{}\"}}\n",
+            cert.display(),
+            key.display()
+        )),
+    );
+    let https = model.url.replace("http://", "https://");
+    let gw = gateway(&format!(
+        "upstreams: {{default: {{url: \"{https}\", provider: openai, api_key: sk-x}}}}\nca_file: \"{}\"\nretries: 0\n",
+        ca.display()
+    ));
+    let c = client();
+    for _ in 0..3 {
+        let r = c
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .json(&chat("over tls"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.expect("json");
+        assert!(v["choices"][0]["message"]["content"].is_string(), "{v}");
+    }
+    let mut streamed = chat("streamed over tls");
+    streamed["stream"] = json!(true);
+    let text = c
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .json(&streamed)
+        .send()
+        .await
+        .expect("post")
+        .text()
+        .await
+        .expect("sse");
+    assert!(text.contains("data: [DONE]"), "{text}");
+    // The mock still answers plain HTTP on the same port (its health check).
+    let h = c
+        .get(format!("{}/health", model.url))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(h.status(), 200);
+
+    // Another CA: the handshake fails, and the caller hears why in its own shape.
+    let other = tempfile::tempdir().expect("tmp");
+    let (wrong_ca, _, _) = support::private_ca(other.path());
+    let gw = gateway(&format!(
+        "upstreams: {{default: \"{https}\"}}\nca_file: \"{}\"\nretries: 0\n",
+        wrong_ca.display()
+    ));
+    let started = Instant::now();
+    let r = c
+        .post(format!("{}/v1/messages", gw.url))
+        .json(&json!({"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 502);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["type"], "error", "Anthropic's shape: {v}");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("TLS handshake failed") && message.contains("certificate"),
+        "{message}"
+    );
 }

@@ -80,7 +80,6 @@ fn strip_location(message: &str) -> String {
     message.to_string()
 }
 
-
 /// `problem` as an error at its line and column in `text`.
 pub(crate) fn located(
     file: &Path,

@@ -53,6 +53,20 @@ where
     Ok(())
 }
 
+/// [`serve`] over TLS (and plain HTTP for clients that do not start a handshake).
+pub(crate) async fn serve_tls(
+    listener: TcpListener,
+    tls: std::sync::Arc<rustls::ServerConfig>,
+    app: Router,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let listener = super::tls::TlsListener::new(listener, tls);
+    axum::serve(listener, tower::make::Shared::new(app))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
 /// The body of `GET /health` (SPEC §4): status, version, uptime.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Health {

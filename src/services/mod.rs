@@ -11,6 +11,7 @@ pub(crate) mod gateway;
 pub(crate) mod http;
 pub(crate) mod metrics;
 pub(crate) mod model;
+pub(crate) mod tls;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

@@ -270,7 +270,10 @@ impl Config {
                     if axum::http::HeaderName::try_from(h.as_str()).is_err()
                         || axum::http::HeaderValue::try_from(v.as_str()).is_err()
                     {
-                        bad(at.key("headers").key(h.clone()), format!("`{h}` is not a valid header"));
+                        bad(
+                            at.key("headers").key(h.clone()),
+                            format!("`{h}` is not a valid header"),
+                        );
                     }
                 }
             }
@@ -304,6 +307,8 @@ impl Config {
                     root.key("ca_file"),
                     format!("`{}` does not exist", ca.display()),
                 );
+            } else if let Err(e) = crate::services::tls::read_certificates(&file) {
+                bad(root.key("ca_file"), e);
             }
         }
         if let Some(u) = &self.context_url
@@ -334,7 +339,9 @@ impl Config {
 pub(super) fn parse_base(u: &str) -> Result<axum::http::Uri, String> {
     let uri: axum::http::Uri = u.parse().map_err(|e| format!("`{u}` is not a URL: {e}"))?;
     if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
-        return Err(format!("`{u}` must be an http:// or https:// URL with a host"));
+        return Err(format!(
+            "`{u}` must be an http:// or https:// URL with a host"
+        ));
     }
     Ok(uri)
 }

@@ -129,6 +129,19 @@ impl RouteHandles {
     }
 }
 
+/// The TLS client for `https://` upstreams: the system's roots plus `ca_file` (checked
+/// with the configuration, so failing here is unexpected; the system's roots then serve
+/// alone, and a private upstream fails its handshake with a clear error).
+fn tls_config(config: &Config) -> Option<Arc<rustls::ClientConfig>> {
+    match super::tls::client_config(config.ca_file.as_deref()) {
+        Ok(c) => Some(c),
+        Err(err) => {
+            tracing::error!(%err, "cannot use ca_file; trusting the system's roots only");
+            super::tls::client_config(None).ok()
+        }
+    }
+}
+
 /// Shared state.
 #[derive(Debug)]
 pub(crate) struct Gateway {
@@ -147,7 +160,8 @@ pub(crate) struct Gateway {
 
 impl Gateway {
     fn new(config: Config) -> Gateway {
-        let upstreams = upstream::Upstreams::new(&config);
+        let tls = tls_config(&config);
+        let upstreams = upstream::Upstreams::new(&config, tls.as_ref());
         let context = config
             .context_url
             .as_deref()
@@ -157,6 +171,7 @@ impl Gateway {
                     base,
                     Duration::from_millis(config.connect_timeout_ms),
                     Duration::from_millis(config.pool_idle_timeout_ms),
+                    tls.as_ref(),
                 );
                 enrich::ContextClient::new(endpoint, config.context_token.as_deref())
             });

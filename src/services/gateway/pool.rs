@@ -1,4 +1,6 @@
-//! Keep-alive HTTP/1 connections to each upstream URL (and the context server).
+//! Keep-alive connections to each upstream URL (and the context server): HTTP/1 over TCP,
+//! or over TLS (rustls) for `https://`, where HTTP/2 is used when the upstream offers it
+//! by ALPN (one connection, shared by every request).
 //!
 //! A connection is taken from its endpoint's idle list for one request and given back when
 //! that request's answer has been read to the end, so a connection in the list is free (or
@@ -17,8 +19,10 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, Uri};
 use bytes::Bytes;
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{Builder, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio_util::task::AbortOnDropHandle;
@@ -39,6 +43,10 @@ pub(super) struct Endpoint {
     /// An idle connection older than this is closed rather than reused.
     idle_timeout: Duration,
     idle: Mutex<Vec<Idle>>,
+    /// For `https://`: the TLS client and the name the certificate must carry.
+    tls: Option<Tls>,
+    /// The HTTP/2 connection, once the upstream chose HTTP/2: shared, never idle-listed.
+    h2: Mutex<Option<http2::SendRequest<Body>>>,
     /// The tasks that drive this endpoint's connections: they end with it.
     drivers: Mutex<JoinSet<()>>,
     /// The task that closes idle connections: it ends with the endpoint.
@@ -47,20 +55,59 @@ pub(super) struct Endpoint {
 
 #[derive(Debug)]
 struct Idle {
-    sender: SendRequest<Body>,
+    sender: http1::SendRequest<Body>,
     since: Instant,
 }
 
+/// The TLS side of an `https://` endpoint.
+struct Tls {
+    connector: tokio_rustls::TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("name", &self.name).finish()
+    }
+}
+
+/// A connection's request side.
+#[derive(Debug)]
+enum Sender {
+    H1(http1::SendRequest<Body>),
+    H2(http2::SendRequest<Body>),
+}
+
+impl Sender {
+    async fn ready(&mut self) -> hyper::Result<()> {
+        match self {
+            Sender::H1(s) => s.ready().await,
+            Sender::H2(s) => s.ready().await,
+        }
+    }
+
+    async fn try_send(
+        &mut self,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<Body>>> {
+        match self {
+            Sender::H1(s) => s.try_send_request(req).await,
+            Sender::H2(s) => s.try_send_request(req).await,
+        }
+    }
+}
+
 impl Endpoint {
-    /// An endpoint for `uri` (`http://host:port[/prefix]`). Inside a runtime, a task
-    /// closes its idle connections once they are `idle_timeout` old; it is aborted when
-    /// the endpoint is dropped.
+    /// An endpoint for `uri` (`http[s]://host:port[/prefix]`; `tls` is the client
+    /// configuration for `https`). Inside a runtime, a task closes its idle connections
+    /// once they are `idle_timeout` old; it is aborted when the endpoint is dropped.
     pub(super) fn start(
         uri: Uri,
         connect_timeout: Duration,
         idle_timeout: Duration,
+        tls: Option<&Arc<rustls::ClientConfig>>,
     ) -> Arc<Endpoint> {
-        let endpoint = Arc::new(Endpoint::new(uri, connect_timeout, idle_timeout));
+        let endpoint = Arc::new(Endpoint::new(uri, connect_timeout, idle_timeout, tls));
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let weak = Arc::downgrade(&endpoint);
             let period = (idle_timeout / 2).max(Duration::from_millis(10));
@@ -80,14 +127,33 @@ impl Endpoint {
         endpoint
     }
 
-    fn new(uri: Uri, connect_timeout: Duration, idle_timeout: Duration) -> Endpoint {
+    fn new(
+        uri: Uri,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+    ) -> Endpoint {
+        let https = uri.scheme_str() == Some("https");
+        let default_port = if https { 443 } else { 80 };
         let (host, port) = match uri.authority() {
             Some(a) => (
                 a.host().trim_matches(['[', ']']).to_string(),
-                a.port_u16().unwrap_or(80),
+                a.port_u16().unwrap_or(default_port),
             ),
-            None => (String::new(), 80),
+            None => (String::new(), default_port),
         };
+        let tls = https
+            .then(|| {
+                let name = ServerName::try_from(host.clone()).ok()?;
+                let config = tls
+                    .cloned()
+                    .or_else(|| super::super::tls::client_config(None).ok())?;
+                Some(Tls {
+                    connector: tokio_rustls::TlsConnector::from(config),
+                    name,
+                })
+            })
+            .flatten();
         let addr = host
             .parse::<std::net::IpAddr>()
             .ok()
@@ -104,6 +170,8 @@ impl Endpoint {
             connect_timeout,
             idle_timeout,
             idle: Mutex::new(Vec::new()),
+            tls,
+            h2: Mutex::new(None),
             drivers: Mutex::new(JoinSet::new()),
             reaper: OnceLock::new(),
         }
@@ -136,7 +204,12 @@ impl Endpoint {
                 }
                 return Err(crate::causes::with_causes(&e));
             }
-            match sender.try_send_request(req).await {
+            if let Sender::H2(_) = sender {
+                // HTTP/2 names the target by `:scheme` and `:authority`, not `host`.
+                *req.uri_mut() = self.absolute(req.uri());
+                req.headers_mut().remove(axum::http::header::HOST);
+            }
+            match sender.try_send(req).await {
                 Ok(resp) => {
                     let endpoint = self.clone();
                     return Ok(resp.map(|body| PooledBody::new(body, sender, endpoint)));
@@ -150,17 +223,35 @@ impl Endpoint {
         }
     }
 
-    fn checkout(&self) -> Option<SendRequest<Body>> {
+    /// `uri` (origin-form) on this endpoint's scheme and authority.
+    fn absolute(&self, uri: &Uri) -> Uri {
+        let mut parts = uri.clone().into_parts();
+        parts.scheme = self.uri.scheme().cloned();
+        parts.authority = self.uri.authority().cloned();
+        Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
+    }
+
+    fn checkout(&self) -> Option<Sender> {
+        if self.tls.is_some() {
+            let h2 = self.h2.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(s) = h2.as_ref().filter(|s| !s.is_closed()) {
+                return Some(Sender::H2(s.clone()));
+            }
+        }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         while let Some(Idle { sender, since }) = idle.pop() {
             if !sender.is_closed() && since.elapsed() < self.idle_timeout {
-                return Some(sender);
+                return Some(Sender::H1(sender));
             }
         }
         None
     }
 
-    fn checkin(&self, sender: SendRequest<Body>) {
+    fn checkin(&self, sender: Sender) {
+        // An HTTP/2 connection is shared, never handed out: nothing to give back.
+        let Sender::H1(sender) = sender else {
+            return;
+        };
         if sender.is_closed() {
             return;
         }
@@ -199,24 +290,70 @@ impl Endpoint {
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Body>, String> {
+    async fn connect(&self) -> Result<Sender, String> {
         let tcp = self.tcp(self.connect_timeout).await?;
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-        let (sender, conn) = Builder::new()
-            .handshake(TokioIo::new(tcp))
+        let Some(Tls { connector, name }) = &self.tls else {
+            return self.handshake(tcp, false).await;
+        };
+        let tls = tokio::time::timeout(self.connect_timeout, connector.connect(name.clone(), tcp))
             .await
-            .map_err(|e| crate::causes::with_causes(&e))?;
+            .map_err(|_| {
+                format!(
+                    "no TLS handshake within {} ms",
+                    self.connect_timeout.as_millis()
+                )
+            })?
+            .map_err(|e| format!("TLS handshake failed: {}", crate::causes::with_causes(&e)))?;
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let sender = self.handshake(tls, h2).await?;
+        if let Sender::H2(s) = &sender {
+            *self.h2.lock().unwrap_or_else(PoisonError::into_inner) = Some(s.clone());
+        }
+        Ok(sender)
+    }
+
+    /// HTTP/1 (or HTTP/2) over `io`; its connection driven by a task the endpoint owns.
+    async fn handshake<I>(&self, io: I, h2: bool) -> Result<Sender, String>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(io);
+        let with_causes = |e: hyper::Error| crate::causes::with_causes(&e);
+        let (sender, driver): (
+            Sender,
+            Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+        ) = if h2 {
+            let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                .handshake(io)
+                .await
+                .map_err(with_causes)?;
+            (Sender::H2(sender), Box::pin(drive(conn)))
+        } else {
+            let (sender, conn) = http1::Builder::new()
+                .handshake(io)
+                .await
+                .map_err(with_causes)?;
+            (Sender::H1(sender), Box::pin(drive(conn)))
+        };
         let mut drivers = self.drivers.lock().unwrap_or_else(PoisonError::into_inner);
         // Forget the drivers of connections that have ended.
         while drivers.try_join_next().is_some() {}
-        drivers.spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "upstream connection ended");
-            }
-        });
+        drivers.spawn(driver);
         Ok(sender)
+    }
+}
+
+/// Drives a connection until it ends.
+async fn drive<C, E>(conn: C)
+where
+    C: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "upstream connection ended");
     }
 }
 
@@ -224,11 +361,11 @@ impl Endpoint {
 #[derive(Debug)]
 pub(super) struct PooledBody {
     inner: Incoming,
-    back: Option<(SendRequest<Body>, Arc<Endpoint>)>,
+    back: Option<(Sender, Arc<Endpoint>)>,
 }
 
 impl PooledBody {
-    fn new(inner: Incoming, sender: SendRequest<Body>, endpoint: Arc<Endpoint>) -> PooledBody {
+    fn new(inner: Incoming, sender: Sender, endpoint: Arc<Endpoint>) -> PooledBody {
         PooledBody {
             inner,
             back: Some((sender, endpoint)),
@@ -323,7 +460,7 @@ mod tests {
     async fn an_endpoints_reaper_and_connection_drivers_end_with_it() {
         let uri = upstream().await;
         let before = alive();
-        let endpoint = Endpoint::start(uri, Duration::from_secs(1), Duration::from_secs(60));
+        let endpoint = Endpoint::start(uri, Duration::from_secs(1), Duration::from_secs(60), None);
         let req = Request::get("/").body(Body::empty()).expect("request");
         let resp = endpoint.send(req).await.expect("answer");
         resp.into_body().collect().await.expect("body");

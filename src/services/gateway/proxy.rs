@@ -323,8 +323,9 @@ where
 
 /// The request body with its `model` replaced.
 fn with_model(api: Api, bytes: &Bytes, model: &str) -> Result<Bytes, ApiError> {
-    let mut v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(api, format!("malformed JSON in the request body: {e}")))?;
+    let mut v: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(api, format!("malformed JSON in the request body: {e}"))
+    })?;
     v["model"] = Value::String(model.to_string());
     serde_json::to_vec(&v)
         .map(Bytes::from)

@@ -520,10 +520,7 @@ mod tests {
                 .map(|c| Ok(Bytes::copy_from_slice(c)))
                 .collect();
             let renamed = RenameModel::new(futures::stream::iter(chunks), Arc::from("fast"));
-            let out: Vec<u8> = renamed
-                .map(|c| c.expect("chunk").to_vec())
-                .concat()
-                .await;
+            let out: Vec<u8> = renamed.map(|c| c.expect("chunk").to_vec()).concat().await;
             assert_eq!(
                 String::from_utf8_lossy(&out),
                 String::from_utf8_lossy(want),

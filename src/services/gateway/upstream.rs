@@ -51,7 +51,10 @@ impl Hop {
     fn new(t: &Target, endpoint: Arc<Endpoint>) -> Hop {
         let mut added = HeaderMap::new();
         for (k, v) in &t.headers {
-            if let (Ok(k), Ok(v)) = (HeaderName::try_from(k.as_str()), HeaderValue::try_from(v.as_str())) {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::try_from(k.as_str()),
+                HeaderValue::try_from(v.as_str()),
+            ) {
                 added.insert(k, v);
             }
         }
@@ -112,7 +115,7 @@ pub(super) struct Unreachable {
 
 impl Upstreams {
     /// The upstreams of `config`.
-    pub(super) fn new(config: &Config) -> Upstreams {
+    pub(super) fn new(config: &Config, tls: Option<&Arc<rustls::ClientConfig>>) -> Upstreams {
         let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
         let idle_timeout = Duration::from_millis(config.pool_idle_timeout_ms);
         let table: BTreeMap<Arc<str>, Vec<Hop>> = config
@@ -124,7 +127,8 @@ impl Upstreams {
                     .iter()
                     .filter_map(|t| {
                         let uri = parse_base(&t.url).ok()?;
-                        Some(Hop::new(t, Endpoint::start(uri, connect_timeout, idle_timeout)))
+                        let endpoint = Endpoint::start(uri, connect_timeout, idle_timeout, tls);
+                        Some(Hop::new(t, endpoint))
                     })
                     .collect();
                 (Arc::from(name.as_str()), list)
@@ -135,7 +139,10 @@ impl Upstreams {
             .iter()
             .filter_map(|(name, a)| {
                 let (upstream, _) = table.get_key_value(a.upstream.as_str())?;
-                Some((name.clone(), (upstream.clone(), Arc::from(a.model.as_str()))))
+                Some((
+                    name.clone(),
+                    (upstream.clone(), Arc::from(a.model.as_str())),
+                ))
             })
             .collect();
         Upstreams {

@@ -29,6 +29,19 @@ pub(crate) struct Config {
     pub max_body_bytes: usize,
     /// Length of embedding vectors when the request does not ask for `dimensions`.
     pub embedding_dimensions: usize,
+    /// Serve HTTPS (and plain HTTP to clients that do not start a handshake), to stand in
+    /// for a provider.
+    pub tls: Option<TlsFiles>,
+}
+
+/// `tls: {cert, key}`: PEM files, relative to the working folder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TlsFiles {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
 }
 
 impl Default for Config {
@@ -42,6 +55,7 @@ impl Default for Config {
             fixtures: None,
             max_body_bytes: 4 * 1024 * 1024,
             embedding_dimensions: 1536,
+            tls: None,
         }
     }
 }
@@ -205,6 +219,15 @@ pub(crate) fn check_value(value: &serde_json::Value, dir: &Path) -> Vec<Problem>
         }
     };
     let mut out = config.problems();
+    if let Some(tls) = &config.tls
+        && let Err(e) =
+            crate::services::tls::server_config(&dir.join(&tls.cert), &dir.join(&tls.key))
+    {
+        out.push(Problem {
+            field: FieldPath::root().key("tls"),
+            message: e,
+        });
+    }
     if let Some(Fixtures::File(name)) = &config.fixtures
         && let Err(e) = load_fixtures(&dir.join(name.strip_prefix(".").unwrap_or(name)))
     {

@@ -86,6 +86,15 @@ pub(crate) async fn serve(
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    let tls = match &config.tls {
+        Some(files) => {
+            Some(super::tls::server_config(&files.cert, &files.key).map_err(ServeError::Other)?)
+        }
+        None => None,
+    };
     let state = Arc::new(AppState::new(config)?);
-    super::http::serve(listener, routes(state), shutdown).await
+    match tls {
+        Some(tls) => super::http::serve_tls(listener, tls, routes(state), shutdown).await,
+        None => super::http::serve(listener, routes(state), shutdown).await,
+    }
 }
