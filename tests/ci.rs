@@ -348,3 +348,54 @@ fn completions_for_each_shell() {
 fn the_ai_stack_template_runs_its_client() {
     support::template_runs_its_client("ai-stack");
 }
+
+/// With a gateway in the stack, `stack env` and `stack run` give what the official SDKs
+/// read (`OPENAI_BASE_URL` with `/v1`, `ANTHROPIC_BASE_URL` without, both keys the
+/// gateway's first), so an unchanged SDK client talks to the stack.
+#[test]
+fn env_and_run_give_the_sdks_their_variables() {
+    let p = Project::new(
+        "services:\n  model: {builtin: model}\n  gateway:\n    builtin: gateway\n    depends_on: {model: healthy}\n    config:\n      keys: [gw-first, gw-second]\n      upstreams: {default: \"${services.model.url}\"}\n",
+    );
+    assert_eq!(p.run(&["up", "-d"], T).code, Some(0));
+    let json: serde_json::Value =
+        serde_json::from_str(&p.run(&["env", "--format", "json"], T).stdout).expect("json");
+    let gw = json["STACK_GATEWAY_URL"]
+        .as_str()
+        .expect("gateway url")
+        .to_string();
+    assert_eq!(json["OPENAI_BASE_URL"], format!("{gw}/v1"));
+    assert_eq!(json["ANTHROPIC_BASE_URL"], gw);
+    assert_eq!(json["OPENAI_API_KEY"], "gw-first");
+    assert_eq!(json["ANTHROPIC_API_KEY"], "gw-first");
+    assert_eq!(p.run(&["down"], T).code, Some(0));
+
+    let run = p.run(
+        &[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$OPENAI_BASE_URL $ANTHROPIC_BASE_URL $OPENAI_API_KEY\"",
+        ],
+        T,
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let line = run.stdout.trim();
+    assert!(
+        line.ends_with(" gw-first") && line.contains("/v1 http://127.0.0.1:"),
+        "{line}"
+    );
+    // The official OpenAI SDK, configured by nothing but the environment.
+    let Some(python) = support::Sdk::Current.python("env_and_run_give_the_sdks_their_variables")
+    else {
+        return;
+    };
+    let script = "from openai import OpenAI\nr = OpenAI().chat.completions.create(model='mock-gpt', messages=[{'role': 'user', 'content': 'hi'}])\nprint('answered', r.choices[0].message.content is not None)\n";
+    let run = p.run(
+        &["run", "--", python.to_str().expect("path"), "-c", script],
+        T,
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("answered True"), "{}", run.stdout);
+}

@@ -64,6 +64,7 @@ fn from_state(project: &str, state: Option<State>) -> PsDocument {
             PsService {
                 name,
                 runtime: s.runtime.unwrap_or_default(),
+                builtin: None,
                 state: if alive { Life::Running } else { Life::Exited },
                 health: Health::None,
                 pid: s.process.filter(|_| alive).map(|p| p.pid),

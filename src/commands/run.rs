@@ -40,7 +40,7 @@ pub(crate) fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode> {
     let supervisor = State::read(&plan.state()).map(|s| s.supervisor);
     let rt = super::runtime()?;
     let code = rt.block_on(async {
-        let code = run_command(&args.command, &doc.endpoint_env()).await;
+        let code = run_command(&args.command, &stack_env(&doc, &plan.state())).await;
         let _ = control::client::call(&socket, &Request::Down { timeout_ms: None }).await;
         code
     });
@@ -123,6 +123,39 @@ async fn run_command(command: &[String], env: &[(String, String)]) -> Result<u8>
     })
 }
 
+/// The endpoints ([`PsDocument::endpoint_env`]) and, when the stack has a gateway, what
+/// the official SDKs read with no code change: `OPENAI_BASE_URL` (with `/v1`),
+/// `ANTHROPIC_BASE_URL` (without), and `OPENAI_API_KEY` / `ANTHROPIC_API_KEY` set to the
+/// gateway's first key (from its configuration file under `.stack/run/`).
+fn stack_env(doc: &PsDocument, state: &crate::state::StateDir) -> Vec<(String, String)> {
+    let mut env = doc.endpoint_env();
+    let gateway = doc
+        .services
+        .iter()
+        .find(|s| s.builtin == Some(crate::config::BuiltinKind::Gateway) && !s.ports.is_empty());
+    let Some(gw) = gateway else {
+        return env;
+    };
+    let Some(port) = gw.ports.get("main").or_else(|| gw.ports.values().next()) else {
+        return env;
+    };
+    env.push(("OPENAI_BASE_URL".into(), format!("{}/v1", port.url)));
+    env.push(("ANTHROPIC_BASE_URL".into(), port.url.clone()));
+    let file = crate::plan::resolve::builtin_config_path(&state.dir, &gw.name);
+    let key = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|text| {
+            crate::services::config::parse_yaml::<crate::services::gateway::Config>(&file, &text)
+                .ok()
+        })
+        .and_then(|c| c.keys.first().map(|k| k.key().to_string()));
+    if let Some(key) = key {
+        env.push(("OPENAI_API_KEY".into(), key.clone()));
+        env.push(("ANTHROPIC_API_KEY".into(), key));
+    }
+    env
+}
+
 /// `stack env`.
 pub(crate) fn env(global: &GlobalArgs, args: EnvArgs) -> Result<ExitCode> {
     let console = Console::new(global);
@@ -138,7 +171,7 @@ pub(crate) fn env(global: &GlobalArgs, args: EnvArgs) -> Result<ExitCode> {
                 });
             }
         };
-    let vars = doc.endpoint_env();
+    let vars = stack_env(&doc, &project.state);
     let text = match args.format {
         EnvFormat::Dotenv | EnvFormat::Github => vars
             .iter()

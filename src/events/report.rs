@@ -27,6 +27,9 @@ pub(crate) struct PsService {
     pub name: String,
     /// `process` or `container`.
     pub runtime: RuntimeKind,
+    /// Which built-in it is, if one.
+    #[serde(default)]
+    pub builtin: Option<crate::config::BuiltinKind>,
     /// created | starting | running | exited | failed | stopped
     pub state: State,
     /// none | starting | healthy | unhealthy
@@ -71,6 +74,7 @@ impl PsDocument {
                 PsService {
                     name: svc.name.clone(),
                     runtime: svc.runtime,
+                    builtin: svc.builtin,
                     state: status.state,
                     health: status.health,
                     pid: status.pid,
