@@ -771,3 +771,91 @@ async fn https_upstreams_with_a_private_ca() {
         "{message}"
     );
 }
+
+/// `/v1/models` in both shapes and `/v1/models/{id}` (aliases included) on the gateway;
+/// an unknown route is a JSON 404 in the API's shape with the base-URL hint, on the
+/// gateway and on the mock.
+#[tokio::test]
+async fn models_in_both_shapes_and_unknown_routes_with_the_base_url_hint() {
+    let model = Served::start("model", None);
+    let gw = gateway(&format!(
+        "upstreams: {{default: \"{}\"}}\nmodels: {{fast: {{upstream: default, model: mock-claude}}}}\n",
+        model.url
+    ));
+    let c = client();
+    let get = |path: String, anthropic: bool| {
+        let mut r = c.get(path);
+        if anthropic {
+            r = r.header("anthropic-version", "2023-06-01");
+        }
+        r.send()
+    };
+    let v: Value = get(format!("{}/v1/models", gw.url), false)
+        .await
+        .expect("models")
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"mock-gpt") && ids.contains(&"fast"), "{v}");
+    let v: Value = get(format!("{}/v1/models", gw.url), true)
+        .await
+        .expect("models")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["data"][0]["type"], "model", "{v}");
+    assert_eq!(v["has_more"], false);
+    let v: Value = get(format!("{}/v1/models/fast", gw.url), false)
+        .await
+        .expect("model")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v["id"], "fast");
+    let r = get(format!("{}/v1/models/nope", gw.url), true)
+        .await
+        .expect("model");
+    assert_eq!(r.status(), 404);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["type"], "error", "{v}");
+
+    for base in [&gw.url, &model.url] {
+        let r = c
+            .post(format!("{base}/chat/completions"))
+            .json(&chat("hi"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 404);
+        let v: Value = r.json().await.expect("a JSON 404");
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("did you mean /v1/chat/completions?")
+                && message.contains("OpenAI SDKs want the base URL with /v1"),
+            "{v}"
+        );
+        let r = c
+            .post(format!("{base}/v1/v1/messages"))
+            .header("anthropic-version", "2023-06-01")
+            .body("{}")
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), 404);
+        let v: Value = r.json().await.expect("a JSON 404");
+        assert_eq!(v["type"], "error", "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("did you mean /v1/messages?"),
+            "{v}"
+        );
+    }
+}

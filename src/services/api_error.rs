@@ -124,3 +124,66 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// The model routes both wire formats serve, for the hint of an unknown route.
+const KNOWN_ROUTES: &[&str] = &[
+    "/v1/chat/completions",
+    "/v1/responses",
+    "/v1/embeddings",
+    "/v1/messages",
+    "/v1/messages/count_tokens",
+    "/v1/models",
+];
+
+/// The answer to an unknown route: a JSON 404 in the API's shape (Anthropic's when the
+/// request carries `anthropic-version` or names `messages`), with the base-URL hint when
+/// the path is a known route with its `/v1` missing or doubled.
+pub(crate) fn unknown_route(
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    anthropic: bool,
+) -> Response {
+    let path = uri.path();
+    let api = if anthropic || path.contains("messages") {
+        Api::Anthropic
+    } else {
+        Api::OpenAi
+    };
+    let fixed = path
+        .strip_prefix("/v1/v1")
+        .map(|rest| format!("/v1{rest}"))
+        .unwrap_or_else(|| format!("/v1{path}"));
+    let hint = if KNOWN_ROUTES.contains(&fixed.as_str()) {
+        format!(
+            ": did you mean {fixed}? OpenAI SDKs want the base URL with /v1, Anthropic SDKs without"
+        )
+    } else {
+        String::new()
+    };
+    ApiError::new(api, 404, format!("no route `{method} {path}`{hint}")).into_response()
+}
+
+/// `fallback` handler: [`unknown_route`].
+pub(crate) async fn fallback(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    unknown_route(&method, &uri, headers.contains_key("anthropic-version"))
+}
+
+/// A model list in Anthropic's shape (`{data: [{type: model, id, display_name,
+/// created_at}], has_more, first_id, last_id}`), from OpenAI-shaped entries.
+pub(crate) fn anthropic_models(openai_entries: &[serde_json::Value]) -> serde_json::Value {
+    let data: Vec<serde_json::Value> = openai_entries
+        .iter()
+        .filter_map(|m| m.get("id").and_then(serde_json::Value::as_str))
+        .map(|id| {
+            json!({"type": "model", "id": id, "display_name": id,
+                   "created_at": "2023-11-14T22:13:20Z"})
+        })
+        .collect();
+    let first = data.first().map(|m| m["id"].clone());
+    let last = data.last().map(|m| m["id"].clone());
+    json!({"data": data, "has_more": false, "first_id": first, "last_id": last})
+}

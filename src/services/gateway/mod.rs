@@ -299,6 +299,7 @@ fn routes(gw: Arc<Gateway>) -> Router {
     let http = gw.http.clone();
     Router::new()
         .route("/v1/models", get(passthrough::models))
+        .route("/v1/models/{id}", get(passthrough::model))
         .route("/mcp", any(passthrough::context))
         .route("/v1/sessions", any(passthrough::context))
         .route("/v1/sessions/{*rest}", any(passthrough::context))
@@ -308,6 +309,7 @@ fn routes(gw: Arc<Gateway>) -> Router {
             http,
             super::metrics::track,
         ))
+        .fallback(super::api_error::fallback)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(gw)
 }

@@ -78,11 +78,52 @@ fn session_of(path: &str) -> Option<String> {
     (!session.is_empty()).then(|| session.into_owned())
 }
 
-/// `GET /v1/models`: every upstream's list, merged by id.
+/// `GET /v1/models`: every upstream's list, merged by id, and the aliases; in Anthropic's
+/// shape when the request carries `anthropic-version`.
 pub(super) async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     if let Err(r) = gw.keys.admit(&headers, 0) {
         return refuse(Api::OpenAi, r);
     }
+    let data = merged_models(&gw, &headers).await;
+    if headers.contains_key("anthropic-version") {
+        return axum::Json(crate::services::api_error::anthropic_models(&data)).into_response();
+    }
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// `GET /v1/models/{id}`: one model of the merged list (an alias included).
+pub(super) async fn model(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let anthropic = headers.contains_key("anthropic-version");
+    let api = if anthropic {
+        Api::Anthropic
+    } else {
+        Api::OpenAi
+    };
+    if let Err(r) = gw.keys.admit(&headers, 0) {
+        return refuse(api, r);
+    }
+    let data = merged_models(&gw, &headers).await;
+    let Some(entry) = data.into_iter().find(|m| m["id"] == id.as_str()) else {
+        return ApiError::new(
+            api,
+            404,
+            format!("model `{id}` is not offered by any upstream, nor an alias"),
+        )
+        .into_response();
+    };
+    if anthropic {
+        let list = crate::services::api_error::anthropic_models(std::slice::from_ref(&entry));
+        return axum::Json(list["data"][0].clone()).into_response();
+    }
+    axum::Json(entry).into_response()
+}
+
+/// Every upstream's models (OpenAI entries), merged by id, then the aliases.
+async fn merged_models(gw: &Gateway, headers: &HeaderMap) -> Vec<Value> {
     let mut seen = std::collections::HashSet::new();
     let mut data: Vec<Value> = Vec::new();
     let names: Vec<std::sync::Arc<str>> = gw.upstreams.all().map(|(n, _)| n.clone()).collect();
@@ -93,7 +134,7 @@ pub(super) async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -
                 &name,
                 &Method::GET,
                 "/v1/models",
-                &headers,
+                headers,
                 bytes::Bytes::new(),
             )
             .await
@@ -122,7 +163,15 @@ pub(super) async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -
             }
         }
     }
-    axum::Json(json!({"object": "list", "data": data})).into_response()
+    for (alias, (_, model)) in gw.upstreams.aliases() {
+        if seen.insert(alias.clone()) {
+            data.push(
+                json!({"id": alias, "object": "model", "created": 1_700_000_000u64,
+                             "owned_by": format!("stack (alias of {model})")}),
+            );
+        }
+    }
+    data
 }
 
 #[cfg(test)]

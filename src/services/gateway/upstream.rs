@@ -156,6 +156,11 @@ impl Upstreams {
         }
     }
 
+    /// Every alias, with the upstream and model it stands for.
+    pub(super) fn aliases(&self) -> impl Iterator<Item = (&String, &(Arc<str>, Arc<str>))> {
+        self.aliases.iter()
+    }
+
     /// The upstream and model an alias stands for.
     pub(super) fn alias(&self, model: &str) -> Option<&(Arc<str>, Arc<str>)> {
         self.aliases.get(model)

@@ -67,6 +67,7 @@ fn routes(state: Arc<AppState>) -> Router {
             metrics,
             super::metrics::track,
         ))
+        .fallback(super::api_error::fallback)
         // Bodies are read with the configured limit, answering 413 in each API's shape.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)

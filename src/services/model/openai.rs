@@ -29,6 +29,9 @@ pub(super) async fn models(State(s): State<Arc<AppState>>, headers: HeaderMap) -
         return e.into_response();
     }
     let data: Vec<Value> = s.config.models.iter().map(|m| model_entry(m)).collect();
+    if headers.contains_key("anthropic-version") {
+        return axum::Json(crate::services::api_error::anthropic_models(&data)).into_response();
+    }
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
