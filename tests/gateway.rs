@@ -859,3 +859,77 @@ async fn models_in_both_shapes_and_unknown_routes_with_the_base_url_hint() {
         );
     }
 }
+
+/// Translation both ways, streaming included, with the official SDKs (strict response
+/// validation): the OpenAI SDK calls `claude-*` on an `anthropic` provider and the
+/// Anthropic SDK `gpt-*` on an `openai` one; both providers are the mock over TLS.
+#[test]
+fn official_sdks_through_translation() {
+    let Some(python) = Sdk::Current.python("official_sdks_through_translation") else {
+        return;
+    };
+    let certs = tempfile::tempdir().expect("tmp");
+    let (ca, cert, key) = support::private_ca(certs.path());
+    let model = Served::start(
+        "model",
+        Some(&format!(
+            "tls: {{cert: \"{}\", key: \"{}\"}}\n",
+            cert.display(),
+            key.display()
+        )),
+    );
+    let https = model.url.replace("http://", "https://");
+    let gw = gateway(&format!(
+        "keys: [gw-key]\nupstreams:\n  claude: {{url: \"{https}\", provider: anthropic, api_key: sk-ant}}\n  openai: {{url: \"{https}\", provider: openai, api_key: sk-oa}}\nroutes: [{{model: \"claude-*\", upstream: claude}}, {{model: \"gpt-*\", upstream: openai}}]\nca_file: \"{}\"\n",
+        ca.display()
+    ));
+    let out = run_python(&python, "translate_sdk.py", &[("GATEWAY_URL", &gw.url)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for t in ["ok openai to anthropic", "ok anthropic to openai"] {
+        assert!(text.contains(t), "{t}:\n{text}");
+    }
+}
+
+/// A Claude route falls back across providers: its Anthropic URL is down, so the request
+/// goes to its OpenAI URL translated, and the caller still gets an Anthropic message. An
+/// embeddings request to a route with only an Anthropic provider is a clear 400.
+#[tokio::test]
+async fn fallback_across_providers_is_translated() {
+    let model = Served::start("model", None);
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", l.local_addr().expect("addr"));
+        drop(l);
+        url
+    };
+    let gw = gateway(&format!(
+        "upstreams:\n  claude:\n    - {{url: \"{dead}\", provider: anthropic, api_key: sk-a}}\n    - {{url: \"{}\", provider: openai, api_key: sk-o}}\n  only_claude: {{url: \"{dead}\", provider: anthropic}}\nroutes: [{{model: \"claude-*\", upstream: claude}}, {{model: \"embed-*\", upstream: only_claude}}]\nretries: 0\n",
+        model.url
+    ));
+    let c = client();
+    let r = c
+        .post(format!("{}/v1/messages", gw.url))
+        .json(&json!({"model": "claude-x", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["type"], "message", "{v}");
+    assert!(v["content"][0]["text"].is_string(), "{v}");
+    let r = c
+        .post(format!("{}/v1/embeddings", gw.url))
+        .json(&json!({"model": "embed-1", "input": "x"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.expect("json");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no counterpart in Anthropic's API"),
+        "{v}"
+    );
+}

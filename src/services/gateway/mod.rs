@@ -9,6 +9,7 @@ mod passthrough;
 mod pool;
 mod proxy;
 mod reply;
+mod translate;
 mod upstream;
 
 #[cfg(test)]

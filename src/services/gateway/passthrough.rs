@@ -128,14 +128,14 @@ async fn merged_models(gw: &Gateway, headers: &HeaderMap) -> Vec<Value> {
     let mut data: Vec<Value> = Vec::new();
     let names: Vec<std::sync::Arc<str>> = gw.upstreams.all().map(|(n, _)| n.clone()).collect();
     for name in names {
-        let Ok((resp, _)) = gw
+        let Ok((resp, _, _)) = gw
             .upstreams
             .forward(
                 &name,
                 &Method::GET,
                 "/v1/models",
                 headers,
-                bytes::Bytes::new(),
+                &super::upstream::Outgoing::default(),
             )
             .await
         else {

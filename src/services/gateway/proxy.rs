@@ -192,6 +192,7 @@ async fn forward(
     log.upstream = Some(upstream.clone());
     let mut enriched = enrich(gw, route, headers, bytes).await?;
     log.context_entries = enriched.prepended.entries;
+    let outgoing = outgoing(gw, route, &upstream, std::mem::take(&mut enriched.body))?;
 
     let result = gw
         .upstreams
@@ -200,10 +201,11 @@ async fn forward(
             &Method::POST,
             route.path,
             headers,
-            std::mem::take(&mut enriched.body),
+            &outgoing.body,
         )
         .await;
-    let (upstream_resp, attempts) = match result {
+    drop(outgoing.body);
+    let (upstream_resp, attempts, translated) = match result {
         Ok(r) => r,
         Err(u) => {
             log.retries = u.attempts.retries;
@@ -222,16 +224,81 @@ async fn forward(
     let status = upstream_resp.status();
     let (mut parts, incoming) = upstream_resp.into_parts();
     answer_headers(&mut parts.headers, status, &enriched);
-    let is_sse = parts
-        .headers
+    if let Some(dir) = translated {
+        // The answer comes back in the caller's API's shape; its length changes.
+        parts.headers.remove(header::CONTENT_LENGTH);
+        let is_sse = content_is_sse(&parts.headers);
+        let body =
+            translate_answer(route, dir, status, is_sse, outgoing.include_usage, incoming).await?;
+        if !is_sse {
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            );
+        }
+        return finish_answer(
+            gw,
+            route,
+            key_label,
+            status,
+            stream && is_sse,
+            upstream,
+            enriched,
+            alias,
+            parts,
+            body,
+        )
+        .await;
+    }
+    let is_sse = content_is_sse(&parts.headers);
+    finish_answer(
+        gw,
+        route,
+        key_label,
+        status,
+        stream && is_sse,
+        upstream,
+        enriched,
+        alias,
+        parts,
+        incoming,
+    )
+    .await
+}
+
+fn content_is_sse(headers: &HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("text/event-stream"));
+        .is_some_and(|c| c.starts_with("text/event-stream"))
+}
+
+/// The answer renamed to the alias asked for, if one was, then delivered.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the answer's parts, gathered by forward"
+)]
+async fn finish_answer<B>(
+    gw: &Arc<Gateway>,
+    route: RouteKind,
+    key_label: Option<String>,
+    status: StatusCode,
+    streamed: bool,
+    upstream: Arc<str>,
+    enriched: Enriched,
+    alias: Option<(Arc<str>, Arc<str>, Arc<str>)>,
+    mut parts: axum::http::response::Parts,
+    incoming: B,
+) -> Result<Response<Body>, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: Into<axum::BoxError> + std::fmt::Display,
+{
     let answer = Answer {
         route,
         key_label,
         status,
-        streamed: stream && is_sse,
+        streamed,
         upstream,
         enriched,
     };
@@ -245,6 +312,97 @@ async fn forward(
         }
         None => deliver(gw, answer, parts, incoming).await,
     }
+}
+
+/// What goes upstream, and what translating it back needs.
+struct Outbound {
+    body: super::upstream::Outgoing,
+    /// The caller asked for usage at the end of its stream (OpenAI's `stream_options`).
+    include_usage: bool,
+}
+
+/// The body for the upstream's URLs: as it is, and translated when a URL's provider
+/// speaks the other API. A route no URL of the upstream can serve, or a parameter with
+/// no counterpart, is a 400 naming it.
+fn outgoing(
+    gw: &Gateway,
+    route: RouteKind,
+    upstream: &str,
+    body: Bytes,
+) -> Result<Outbound, ApiError> {
+    let directions = gw.upstreams.directions(upstream, route.path);
+    if let Some(Err(why)) = directions.iter().find(|d| d.is_err())
+        && directions.iter().all(Result::is_err)
+    {
+        return Err(ApiError::bad_request(route.api, why.clone()));
+    }
+    let Some(dir) = directions
+        .iter()
+        .find_map(|d| d.as_ref().ok().copied().flatten())
+    else {
+        return Ok(Outbound {
+            body: body.into(),
+            include_usage: false,
+        });
+    };
+    let v: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            route.api,
+            format!("malformed JSON in the request body: {e}"),
+        )
+    })?;
+    let include_usage = v.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
+    let translated = super::translate::request(dir, &v).map_err(|m| {
+        let mut e = ApiError::bad_request(route.api, m.clone());
+        e.param = m.split('`').nth(1).map(str::to_string);
+        e
+    })?;
+    let translated = Bytes::from(translated.to_string());
+    Ok(Outbound {
+        body: super::upstream::Outgoing {
+            plain: body,
+            translated: Some((dir, translated)),
+        },
+        include_usage,
+    })
+}
+
+/// A translated upstream's answer in the caller's shape: an error document, an event
+/// stream translated as it passes, or a document.
+async fn translate_answer(
+    route: RouteKind,
+    dir: super::translate::Direction,
+    status: StatusCode,
+    is_sse: bool,
+    include_usage: bool,
+    incoming: super::pool::PooledBody,
+) -> Result<Body, ApiError> {
+    use super::translate;
+    if status.is_success() && is_sse {
+        let stream = translate::TranslatedStream::new(
+            incoming.into_data_stream(),
+            translate::StreamTranslator::new(dir, include_usage),
+        );
+        return Ok(Body::from_stream(stream));
+    }
+    let bytes = incoming
+        .collect()
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                route.api,
+                502,
+                format!("the upstream broke off its answer: {e}"),
+            )
+        })?
+        .to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let out = if status.is_success() {
+        translate::response(dir, &v)
+    } else {
+        translate::error(dir, status.as_u16(), &v)
+    };
+    Ok(Body::from(out.to_string()))
 }
 
 /// What the answer's delivery needs to know.

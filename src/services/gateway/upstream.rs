@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 use super::config::{Config, Provider, Route, Target, glob, parse_base};
 use super::pool::{Endpoint, PooledBody};
+use super::translate::{self, Direction};
 
 /// The upstream table: each upstream's URLs, with their connections and credentials.
 #[derive(Debug, Clone)]
@@ -94,6 +95,25 @@ impl Hop {
 }
 
 const ANTHROPIC_VERSION_HEADER: HeaderName = HeaderName::from_static("anthropic-version");
+
+/// A request body as it goes upstream: as the caller wrote it (enriched), and translated
+/// for URLs whose provider speaks the other API.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Outgoing {
+    /// The caller's shape.
+    pub plain: Bytes,
+    /// The other API's shape, when some URL needs it.
+    pub translated: Option<(Direction, Bytes)>,
+}
+
+impl From<Bytes> for Outgoing {
+    fn from(plain: Bytes) -> Outgoing {
+        Outgoing {
+            plain,
+            translated: None,
+        }
+    }
+}
 
 /// How a forward went, for headers, metrics and logs.
 #[derive(Debug, Default, Clone)]
@@ -182,25 +202,52 @@ impl Upstreams {
         self.table.iter()
     }
 
+    /// How a request on `path` reaches each URL of `upstream` (see
+    /// [`translate::direction`]).
+    pub(super) fn directions(
+        &self,
+        upstream: &str,
+        path: &str,
+    ) -> Vec<Result<Option<Direction>, String>> {
+        self.table
+            .get(upstream)
+            .into_iter()
+            .flatten()
+            .map(|hop| translate::direction(path, hop.provider))
+            .collect()
+    }
+
     /// Forwards a request with the caller's `headers` (what [`forwardable`] keeps) to
-    /// `upstream`, retrying and falling back. The response may be an error status when
-    /// every attempt answered one.
+    /// `upstream`, retrying and falling back; a URL whose provider speaks the other API
+    /// gets the translated body on its own path, and the answer says so. The response may
+    /// be an error status when every attempt answered one.
     pub(super) async fn forward(
         &self,
         upstream: &str,
         method: &Method,
         path: &'static str,
         headers: &HeaderMap,
-        body: Bytes,
-    ) -> Result<(Response<PooledBody>, Attempts), Unreachable> {
+        body: &Outgoing,
+    ) -> Result<(Response<PooledBody>, Attempts, Option<Direction>), Unreachable> {
         let mut attempts = Attempts::default();
         let urls: &[Hop] = self.table.get(upstream).map_or(&[], Vec::as_slice);
-        let mut last: Option<Response<PooledBody>> = None;
+        let mut last: Option<(Response<PooledBody>, Option<Direction>)> = None;
         let mut reason = None;
         for (i, hop) in urls.iter().enumerate() {
             if i > 0 {
                 attempts.fallbacks += 1;
             }
+            let (path, bytes, translated) = match translate::direction(path, hop.provider) {
+                Ok(None) => (path, &body.plain, None),
+                Ok(Some(d)) => match &body.translated {
+                    Some((td, bytes)) if *td == d => (d.upstream_path(), bytes, Some(d)),
+                    _ => continue,
+                },
+                Err(why) => {
+                    reason = Some(why);
+                    continue;
+                }
+            };
             let base = &hop.endpoint;
             for attempt in 0..=self.retries {
                 if attempt > 0 {
@@ -212,17 +259,17 @@ impl Upstreams {
                     method,
                     target_static(base.uri(), path),
                     hop.headers(headers, self.byok),
-                    Body::from(body.clone()),
+                    Body::from(bytes.clone()),
                 );
                 match tokio::time::timeout(self.timeout, base.send(req)).await {
                     Ok(Ok(resp)) => {
                         let s = resp.status();
                         if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS {
                             reason = Some(format!("{} answered {s}", base.uri()));
-                            last = Some(resp);
+                            last = Some((resp, translated));
                             continue;
                         }
-                        return Ok((resp, attempts));
+                        return Ok((resp, attempts, translated));
                     }
                     Ok(Err(e)) => reason = Some(format!("{}: {e}", base.uri())),
                     Err(_) => {
@@ -236,7 +283,7 @@ impl Upstreams {
             }
         }
         match last {
-            Some(resp) => Ok((resp, attempts)),
+            Some((resp, translated)) => Ok((resp, attempts, translated)),
             None => Err(Unreachable {
                 reason: reason.unwrap_or_else(|| format!("no URL for upstream `{upstream}`")),
                 attempts,
