@@ -576,20 +576,20 @@ models:
         .await
         .expect("post");
     assert_eq!(r.status(), 200);
-    // The alias, plain and streamed.
+    // The alias, plain and streamed (on its provider's own API: nothing to translate).
     let r = c
-        .post(format!("{}/v1/chat/completions", gw.url))
-        .bearer_auth("gw-key-123")
-        .json(&json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]}))
+        .post(format!("{}/v1/messages", gw.url))
+        .header("x-api-key", "gw-key-123")
+        .json(&json!({"model": "fast", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
         .send()
         .await
         .expect("post");
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["model"], "fast", "{v}");
     let r = c
-        .post(format!("{}/v1/chat/completions", gw.url))
-        .bearer_auth("gw-key-123")
-        .json(&json!({"model": "fast", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .post(format!("{}/v1/messages", gw.url))
+        .header("x-api-key", "gw-key-123")
+        .json(&json!({"model": "fast", "max_tokens": 5, "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
         .send()
         .await
         .expect("post");

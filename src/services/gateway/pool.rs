@@ -196,7 +196,9 @@ impl Endpoint {
         loop {
             let (mut sender, reused) = match self.checkout() {
                 Some(s) => (s, true),
-                None => (self.connect().await?, false),
+                // Boxed: a connect (TLS and HTTP/2 handshakes included) is rare, and its
+                // state would otherwise grow, and be copied with, every request's future.
+                None => (Box::pin(self.connect()).await?, false),
             };
             if let Err(e) = sender.ready().await {
                 if reused {

@@ -228,8 +228,15 @@ async fn forward(
         // The answer comes back in the caller's API's shape; its length changes.
         parts.headers.remove(header::CONTENT_LENGTH);
         let is_sse = content_is_sse(&parts.headers);
-        let body =
-            translate_answer(route, dir, status, is_sse, outgoing.include_usage, incoming).await?;
+        let body = Box::pin(translate_answer(
+            route,
+            dir,
+            status,
+            is_sse,
+            outgoing.include_usage,
+            incoming,
+        ))
+        .await?;
         if !is_sse {
             parts.headers.insert(
                 header::CONTENT_TYPE,
@@ -331,15 +338,12 @@ fn outgoing(
     body: Bytes,
 ) -> Result<Outbound, ApiError> {
     let directions = gw.upstreams.directions(upstream, route.path);
-    if let Some(Err(why)) = directions.iter().find(|d| d.is_err())
-        && directions.iter().all(Result::is_err)
+    if directions.clone().all(|d| d.is_err())
+        && let Some(Err(why)) = directions.clone().next()
     {
-        return Err(ApiError::bad_request(route.api, why.clone()));
+        return Err(ApiError::bad_request(route.api, why));
     }
-    let Some(dir) = directions
-        .iter()
-        .find_map(|d| d.as_ref().ok().copied().flatten())
-    else {
+    let Some(dir) = directions.clone().find_map(|d| d.ok().flatten()) else {
         return Ok(Outbound {
             body: body.into(),
             include_usage: false,
@@ -578,22 +582,38 @@ async fn enrich(
         .and_then(|v| v.to_str().ok())
         .filter(|s| !s.is_empty())
         .map(str::to_string);
-    let mut enriched = Enriched {
+    let enriched = Enriched {
         session,
         held: None,
         prepended: Prepended::default(),
         user_turn: String::new(),
         body: bytes,
     };
-    let (Some(sid), Some(shape), Some(ctx)) = (&enriched.session, route.shape, &gw.context) else {
+    match (&enriched.session, route.shape, &gw.context) {
+        // Boxed: the retrieval's state would otherwise grow every request's future.
+        (Some(_), Some(shape), Some(_)) => {
+            Box::pin(retrieve_into(gw, route, shape, enriched)).await
+        }
+        _ => Ok(enriched),
+    }
+}
+
+/// [`enrich`]'s work: hold the session, retrieve its context, prepend it.
+async fn retrieve_into(
+    gw: &Gateway,
+    route: RouteKind,
+    shape: Shape,
+    mut enriched: Enriched,
+) -> Result<Enriched, ApiError> {
+    let (Some(sid), Some(ctx)) = (enriched.session.clone(), &gw.context) else {
         return Ok(enriched);
     };
-    let guard = gw.sessions.hold(sid).await;
+    let guard = gw.sessions.hold(&sid).await;
     let mut v: Value = serde_json::from_slice(&enriched.body)
         .map_err(|e| ApiError::bad_request(route.api, e.to_string()))?;
     enriched.user_turn = enrich::last_user_text(shape, &v);
     match ctx
-        .retrieve(sid, gw.config.context_max_tokens, &enriched.user_turn)
+        .retrieve(&sid, gw.config.context_max_tokens, &enriched.user_turn)
         .await
     {
         Ok(Some(context)) => {

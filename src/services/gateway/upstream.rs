@@ -204,17 +204,16 @@ impl Upstreams {
 
     /// How a request on `path` reaches each URL of `upstream` (see
     /// [`translate::direction`]).
-    pub(super) fn directions(
-        &self,
+    pub(super) fn directions<'a>(
+        &'a self,
         upstream: &str,
-        path: &str,
-    ) -> Vec<Result<Option<Direction>, String>> {
+        path: &'a str,
+    ) -> impl Iterator<Item = Result<Option<Direction>, String>> + Clone + 'a {
         self.table
             .get(upstream)
             .into_iter()
             .flatten()
-            .map(|hop| translate::direction(path, hop.provider))
-            .collect()
+            .map(move |hop| translate::direction(path, hop.provider))
     }
 
     /// Forwards a request with the caller's `headers` (what [`forwardable`] keeps) to
