@@ -367,3 +367,53 @@ fn built_in_gateway_and_context_configs_are_checked_at_their_lines() {
         "{out}"
     );
 }
+
+/// `stack config` masks keys, tokens and secret-looking variables unless `--show-secrets`;
+/// the masked document still validates.
+#[test]
+fn config_masks_secrets_unless_asked() {
+    let p = Project::new(
+        r#"services:
+  model: {builtin: model, config: {keys: [sk-model-secret]}}
+  gateway:
+    builtin: gateway
+    config:
+      keys: [gw-secret-1, {key: gw-secret-2, rpm: 5}]
+      upstreams:
+        claude: {url: "https://127.0.0.1:9", provider: anthropic, api_key: sk-ant-secret}
+  app:
+    command: [sleep, "1"]
+    env: {OPENAI_API_KEY: sk-env-secret, DB_PASSWORD: hunter2, LOG_LEVEL: debug}
+"#,
+    );
+    let run = p.run(&["config"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    for secret in [
+        "sk-model-secret",
+        "gw-secret-1",
+        "gw-secret-2",
+        "sk-ant-secret",
+        "sk-env-secret",
+        "hunter2",
+    ] {
+        assert!(
+            !run.stdout.contains(secret),
+            "{secret} printed:\n{}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stdout.contains("debug") && run.stdout.contains("******"),
+        "{}",
+        run.stdout
+    );
+    std::fs::write(p.path().join("resolved.yaml"), &run.stdout).expect("write");
+    assert_eq!(p.run(&["-f", "resolved.yaml", "validate"], T).code, Some(0));
+    let shown = p.run(&["config", "--show-secrets"], T);
+    for secret in ["sk-model-secret", "gw-secret-2", "sk-ant-secret", "hunter2"] {
+        assert!(
+            shown.stdout.contains(secret),
+            "{secret} hidden with --show-secrets"
+        );
+    }
+}

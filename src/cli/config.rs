@@ -23,6 +23,9 @@ pub(crate) struct ConfigArgs {
     /// Resolve as if this were the default runtime
     #[arg(long, value_enum)]
     pub runtime: Option<RuntimeKind>,
+    /// Print keys, tokens and secret-looking variables as they are (masked by default)
+    #[arg(long)]
+    pub show_secrets: bool,
 }
 
 /// Output formats of `stack config`.

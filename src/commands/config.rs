@@ -26,7 +26,7 @@ pub(crate) fn validate(global: &GlobalArgs, args: ValidateArgs) -> Result<ExitCo
 pub(crate) fn config(global: &GlobalArgs, args: ConfigArgs) -> Result<ExitCode> {
     let console = Console::new(global);
     let loaded = super::load::stack(global, args.runtime)?;
-    let doc = crate::config::render::document(&loaded.stack);
+    let doc = crate::config::render::document(&loaded.stack, args.show_secrets);
     let text = match args.format {
         Format::Yaml => serde_yaml::to_string(&doc)
             .map_err(|e| Error::input(format!("cannot print the stack: {e}"), None))?,

@@ -6,13 +6,76 @@ use serde_json::{Map, Value, json};
 
 use super::model::*;
 
-/// The stack as a stack-file document.
-pub(crate) fn document(stack: &Stack) -> Value {
+/// What a secret's value is printed as (numbered, so masked keys stay distinct and the
+/// document still validates).
+const MASK: &str = "******";
+
+fn masked(n: &mut usize) -> Value {
+    *n += 1;
+    json!(format!("{MASK}{n}"))
+}
+
+/// The stack as a stack-file document; with `secrets: false`, the values of key fields
+/// (`keys`, `api_key`, `token`, `context_token`) and of variables named like
+/// `*KEY*`, `*TOKEN*`, `*SECRET*`, `*PASSWORD*` are [`MASK`]ed.
+pub(crate) fn document(stack: &Stack, secrets: bool) -> Value {
     let mut services = Map::new();
     for s in &stack.services {
-        services.insert(s.name.clone(), service(stack, s));
+        let mut v = service(stack, s);
+        if !secrets {
+            mask_service(&mut v, &mut 0);
+        }
+        services.insert(s.name.clone(), v);
     }
     json!({"name": stack.name, "services": services})
+}
+
+/// Whether an environment variable's name says it holds a secret.
+pub(crate) fn secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["KEY", "TOKEN", "SECRET", "PASSWORD"]
+        .iter()
+        .any(|w| upper.contains(w))
+}
+
+fn mask_service(v: &mut Value, n: &mut usize) {
+    if let Some(env) = v.get_mut("env").and_then(Value::as_object_mut) {
+        for (k, val) in env.iter_mut() {
+            if secret_name(k) {
+                *val = masked(n);
+            }
+        }
+    }
+    if let Some(config) = v.get_mut("config") {
+        mask_config(config, n);
+    }
+}
+
+/// Masks key fields anywhere in a built-in's configuration.
+fn mask_config(v: &mut Value, n: &mut usize) {
+    match v {
+        Value::Object(map) => {
+            for (k, val) in map.iter_mut() {
+                match k.as_str() {
+                    "api_key" | "token" | "context_token" | "key" if val.is_string() => {
+                        *val = masked(n);
+                    }
+                    "keys" => {
+                        for item in val.as_array_mut().into_iter().flatten() {
+                            if item.is_string() {
+                                *item = masked(n);
+                            } else {
+                                mask_config(item, n);
+                            }
+                        }
+                    }
+                    _ => mask_config(val, n),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| mask_config(i, n)),
+        _ => {}
+    }
 }
 
 fn service(stack: &Stack, s: &Service) -> Value {
