@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Issue 6 figures: the mock model directly, the gateway in front of it, and nginx
-# (proxy_pass with upstream keepalive) in front of it, under the same wrk load.
+# Issue 6 and 13 figures: the mock model directly, the gateway in front of it over http,
+# over https (the mock serving TLS with a throw-away certificate, trusted via ca_file),
+# with translation (OpenAI chat in, the upstream an `anthropic` provider: Anthropic
+# messages out and back), and nginx (proxy_pass with upstream keepalive), same wrk load.
 # The model runs on core 0 (1 worker), the proxy on core 1 (1 worker / 1 nginx worker);
 # for each proxy it also prints its own CPU time per request, user and system.
 #   bench/gateway.sh [DURATION] [CONNECTIONS] [ROUNDS]   (default 5s, 16, 5; needs wrk
@@ -13,7 +15,7 @@ duration="${1:-5s}"
 conns="${2:-16}"
 rounds="${3:-5}"
 . bench/lib.sh
-bench_setup wrk nginx
+bench_setup wrk nginx openssl
 
 serve model taskset -c 0 -- model
 model=$url
@@ -21,6 +23,20 @@ printf 'upstreams: {default: "%s"}\n' "$model" >"$tmp/gateway.yaml"
 serve gateway taskset -c 1 -- gateway --config "$tmp/gateway.yaml"
 gateway=$url
 gateway_pid=$pid
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/key.pem" -out "$tmp/cert.pem" -days 1 \
+  -subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
+printf 'tls: {cert: "%s", key: "%s"}\n' "$tmp/cert.pem" "$tmp/key.pem" >"$tmp/model-tls.yaml"
+serve model_tls taskset -c 0 -- model --config "$tmp/model-tls.yaml"
+model_tls=${url/http:/https:}
+printf 'upstreams: {default: {url: "%s", provider: openai}}\nca_file: "%s"\n' "$model_tls" "$tmp/cert.pem" \
+  >"$tmp/gateway-tls.yaml"
+serve gateway_tls taskset -c 1 -- gateway --config "$tmp/gateway-tls.yaml"
+gateway_tls=$url
+gateway_tls_pid=$pid
+printf 'upstreams: {default: {url: "%s", provider: anthropic}}\n' "$model" >"$tmp/gateway-tr.yaml"
+serve gateway_tr taskset -c 1 -- gateway --config "$tmp/gateway-tr.yaml"
+gateway_tr=$url
+gateway_tr_pid=$pid
 sleep 0.3
 idle_rss=$(awk '/VmRSS/ {print $2}' /proc/$gateway_pid/status)
 
@@ -72,14 +88,16 @@ run() {  # run NAME URL [PID]: one wrk run against URL; with PID, that process's
     "${before:-0 0} ${after:-0 0}" >>"$results"
 }
 
-echo "non-streaming chat completions, wrk -c$conns, $duration per run, $rounds rounds (direct, gateway, nginx in turn);"
+echo "non-streaming chat completions, wrk -c$conns, $duration per run, $rounds rounds (each target in turn);"
 echo "model on core 0, proxy on core 1; medians over the rounds"
-for target in "$model" "$gateway" "$nginx_url"; do  # warm-up: connections, pools, caches
+for target in "$model" "$gateway" "$gateway_tls" "$gateway_tr" "$nginx_url"; do  # warm-up
   wrk -t1 -c"$conns" -d1s -s "$tmp/chat.lua" "$target/v1/chat/completions" >/dev/null
 done
 for _ in $(seq 1 "$rounds"); do
   run direct "$model"
   run gateway "$gateway" "$gateway_pid"
+  run https "$gateway_tls" "$gateway_tls_pid"
+  run translate "$gateway_tr" "$gateway_tr_pid"
   run nginx "$nginx_url" "$nginx_worker"
 done
 python3 - "$results" "$(getconf CLK_TCK)" <<'PY'
@@ -97,9 +115,9 @@ for line in open(sys.argv[1]):
     runs.setdefault(name, []).append((float(rps), ms(p50), ms(p99),
         (int(u1) - int(u0)) * 1e6 / hz / n, (int(s1) - int(s0)) * 1e6 / hz / n))
 med = {k: [statistics.median(col) for col in zip(*v)] for k, v in runs.items()}
-for name in ("direct", "gateway", "nginx"):
+for name in ("direct", "gateway", "https", "translate", "nginx"):
     rps, p50, p99, user, system = med[name]
-    line = f"{name:8} {rps:10.0f} req/s   p50 {p50:6.3f} ms   p99 {p99:6.3f} ms"
+    line = f"{name:9} {rps:10.0f} req/s   p50 {p50:6.3f} ms   p99 {p99:6.3f} ms"
     if name != "direct":
         line += f"   CPU/request: user {user:.1f} us, system {system:.1f} us"
     print(line)
@@ -109,5 +127,12 @@ print("gateway/nginx throughput: " + f"{statistics.median(ratios):.2f}x (median;
 d, g, n = med["direct"], med["gateway"], med["nginx"]
 print(f"added latency: gateway p50 +{g[1] - d[1]:.3f} ms, p99 +{g[2] - d[2]:.3f} ms;"
       f" nginx p50 +{n[1] - d[1]:.3f} ms, p99 +{n[2] - d[2]:.3f} ms")
+for name, goal_p50, goal_cpu in (("https", 0.1, None), ("translate", 0.15, 15.0)):
+    t = med[name]
+    cpu = (t[3] + t[4]) - (g[3] + g[4])
+    line = f"{name} over http: p50 +{t[1] - g[1]:.3f} ms (goal <= {goal_p50} ms), CPU/request +{cpu:.1f} us"
+    if goal_cpu is not None:
+        line += f" (goal <= {goal_cpu:.0f} us)"
+    print(line)
 PY
 echo "gateway idle RSS: $((idle_rss / 1024)) MB ($idle_rss kB)"

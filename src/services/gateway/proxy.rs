@@ -194,33 +194,9 @@ async fn forward(
     log.context_entries = enriched.prepended.entries;
     let outgoing = outgoing(gw, route, &upstream, std::mem::take(&mut enriched.body))?;
 
-    let result = gw
-        .upstreams
-        .forward(
-            &upstream,
-            &Method::POST,
-            route.path,
-            headers,
-            &outgoing.body,
-        )
-        .await;
+    let sent = send_upstream(gw, route, headers, &upstream, &outgoing.body, log).await;
     drop(outgoing.body);
-    let (upstream_resp, attempts, translated) = match result {
-        Ok(r) => r,
-        Err(u) => {
-            log.retries = u.attempts.retries;
-            log.fallbacks = u.attempts.fallbacks;
-            let mut e = ApiError::new(
-                api,
-                502,
-                format!("upstream `{upstream}` is unreachable: {}", u.reason),
-            );
-            e.should_retry = Some(false);
-            return Err(e);
-        }
-    };
-    log.retries = attempts.retries;
-    log.fallbacks = attempts.fallbacks;
+    let (upstream_resp, translated) = sent?;
     let status = upstream_resp.status();
     let (mut parts, incoming) = upstream_resp.into_parts();
     answer_headers(&mut parts.headers, status, &enriched);
@@ -407,6 +383,46 @@ async fn translate_answer(
         translate::error(dir, status.as_u16(), &v)
     };
     Ok(Body::from(out.to_string()))
+}
+
+/// Sends the request to `upstream` (retries, fallback, translation per URL); the answer
+/// and whether it was translated. Unreachable is a 502 that tells the caller not to retry.
+async fn send_upstream(
+    gw: &Gateway,
+    route: RouteKind,
+    headers: &HeaderMap,
+    upstream: &str,
+    body: &super::upstream::Outgoing,
+    log: &mut Access,
+) -> Result<
+    (
+        Response<super::pool::PooledBody>,
+        Option<super::translate::Direction>,
+    ),
+    ApiError,
+> {
+    let result = gw
+        .upstreams
+        .forward(upstream, &Method::POST, route.path, headers, body)
+        .await;
+    let attempts = match &result {
+        Ok((_, a, _)) => a,
+        Err(u) => &u.attempts,
+    };
+    log.retries = attempts.retries;
+    log.fallbacks = attempts.fallbacks;
+    match result {
+        Ok((resp, _, translated)) => Ok((resp, translated)),
+        Err(u) => {
+            let mut e = ApiError::new(
+                route.api,
+                502,
+                format!("upstream `{upstream}` is unreachable: {}", u.reason),
+            );
+            e.should_retry = Some(false);
+            Err(e)
+        }
+    }
 }
 
 /// What the answer's delivery needs to know.
