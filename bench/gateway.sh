@@ -24,7 +24,8 @@ serve gateway taskset -c 1 -- gateway --config "$tmp/gateway.yaml"
 gateway=$url
 gateway_pid=$pid
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tmp/key.pem" -out "$tmp/cert.pem" -days 1 \
-  -subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
+  -subj "/CN=localhost" -addext "subjectAltName=IP:127.0.0.1" \
+  -addext "basicConstraints=critical,CA:FALSE" 2>/dev/null
 printf 'tls: {cert: "%s", key: "%s"}\n' "$tmp/cert.pem" "$tmp/key.pem" >"$tmp/model-tls.yaml"
 serve model_tls taskset -c 0 -- model --config "$tmp/model-tls.yaml"
 model_tls=${url/http:/https:}
