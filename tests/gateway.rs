@@ -694,12 +694,9 @@ async fn without_gateway_keys_the_callers_own_key_passes_through() {
     assert_eq!(header_of(&keyed[0].head, "x-api-key"), None);
 }
 
-/// The mock over real TLS on loopback stands in for a provider: the gateway reaches it at
-/// `https://` trusting a private CA through `ca_file` (HTTP/2 by ALPN), plain and
-/// streamed; with the wrong CA the caller gets a clear TLS error in its API's shape, at
-/// once, not a hang.
-#[tokio::test]
-async fn https_upstreams_with_a_private_ca() {
+/// The mock serving TLS with a certificate of a private CA: the server, its `https://`
+/// URL, the CA's PEM file, and the folder holding them (kept while it lives).
+fn tls_model() -> (Served, String, std::path::PathBuf, tempfile::TempDir) {
     let certs = tempfile::tempdir().expect("tmp");
     let (ca, cert, key) = support::private_ca(certs.path());
     let model = Served::start(
@@ -711,6 +708,16 @@ async fn https_upstreams_with_a_private_ca() {
         )),
     );
     let https = model.url.replace("http://", "https://");
+    (model, https, ca, certs)
+}
+
+/// The mock over real TLS on loopback stands in for a provider: the gateway reaches it at
+/// `https://` trusting a private CA through `ca_file` (HTTP/2 by ALPN), plain and
+/// streamed; with the wrong CA the caller gets a clear TLS error in its API's shape, at
+/// once, not a hang.
+#[tokio::test]
+async fn https_upstreams_with_a_private_ca() {
+    let (model, https, ca, _certs) = tls_model();
     let gw = gateway(&format!(
         "upstreams: {{default: {{url: \"{https}\", provider: openai, api_key: sk-x}}}}\nca_file: \"{}\"\nretries: 0\n",
         ca.display()
@@ -868,17 +875,7 @@ fn official_sdks_through_translation() {
     let Some(python) = Sdk::Current.python("official_sdks_through_translation") else {
         return;
     };
-    let certs = tempfile::tempdir().expect("tmp");
-    let (ca, cert, key) = support::private_ca(certs.path());
-    let model = Served::start(
-        "model",
-        Some(&format!(
-            "tls: {{cert: \"{}\", key: \"{}\"}}\n",
-            cert.display(),
-            key.display()
-        )),
-    );
-    let https = model.url.replace("http://", "https://");
+    let (_model, https, ca, _certs) = tls_model();
     let gw = gateway(&format!(
         "keys: [gw-key]\nupstreams:\n  claude: {{url: \"{https}\", provider: anthropic, api_key: sk-ant}}\n  openai: {{url: \"{https}\", provider: openai, api_key: sk-oa}}\nroutes: [{{model: \"claude-*\", upstream: claude}}, {{model: \"gpt-*\", upstream: openai}}]\nca_file: \"{}\"\n",
         ca.display()

@@ -130,10 +130,21 @@ impl RouteHandles {
     }
 }
 
-/// The TLS client for `https://` upstreams: the system's roots plus `ca_file` (checked
-/// with the configuration, so failing here is unexpected; the system's roots then serve
-/// alone, and a private upstream fails its handshake with a clear error).
+/// The TLS client for `https://` upstreams, made once and only when one is configured:
+/// the system's roots plus `ca_file` (checked with the configuration, so failing here is
+/// unexpected; the system's roots then serve alone, and a private upstream fails its
+/// handshake with a clear error).
 fn tls_config(config: &Config) -> Option<Arc<rustls::ClientConfig>> {
+    let https = |u: &str| u.starts_with("https://");
+    let wanted = config
+        .upstreams
+        .values()
+        .flat_map(|u| &u.0)
+        .any(|t| https(&t.url))
+        || config.context_url.as_deref().is_some_and(https);
+    if !wanted {
+        return None;
+    }
     match super::tls::client_config(config.ca_file.as_deref()) {
         Ok(c) => Some(c),
         Err(err) => {

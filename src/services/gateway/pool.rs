@@ -142,15 +142,12 @@ impl Endpoint {
             ),
             None => (String::new(), default_port),
         };
+        // Without a configuration (or a name) an https endpoint refuses to connect.
         let tls = https
             .then(|| {
-                let name = ServerName::try_from(host.clone()).ok()?;
-                let config = tls
-                    .cloned()
-                    .or_else(|| super::super::tls::client_config(None).ok())?;
                 Some(Tls {
-                    connector: tokio_rustls::TlsConnector::from(config),
-                    name,
+                    connector: tokio_rustls::TlsConnector::from(tls?.clone()),
+                    name: ServerName::try_from(host.clone()).ok()?,
                 })
             })
             .flatten();
@@ -293,6 +290,9 @@ impl Endpoint {
     }
 
     async fn connect(&self) -> Result<Sender, String> {
+        if self.tls.is_none() && self.uri.scheme_str() == Some("https") {
+            return Err(format!("no TLS client for `{}`", self.uri));
+        }
         let tcp = self.tcp(self.connect_timeout).await?;
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");

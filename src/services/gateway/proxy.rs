@@ -200,53 +200,37 @@ async fn forward(
     let status = upstream_resp.status();
     let (mut parts, incoming) = upstream_resp.into_parts();
     answer_headers(&mut parts.headers, status, &enriched);
-    if let Some(dir) = translated {
-        // The answer comes back in the caller's API's shape; its length changes.
-        parts.headers.remove(header::CONTENT_LENGTH);
-        let is_sse = content_is_sse(&parts.headers);
-        let body = Box::pin(translate_answer(
-            route,
-            dir,
-            status,
-            is_sse,
-            outgoing.include_usage,
-            incoming,
-        ))
-        .await?;
-        if !is_sse {
-            parts.headers.insert(
-                header::CONTENT_TYPE,
-                axum::http::HeaderValue::from_static("application/json"),
-            );
-        }
-        return finish_answer(
-            gw,
-            route,
-            key_label,
-            status,
-            stream && is_sse,
-            upstream,
-            enriched,
-            alias,
-            parts,
-            body,
-        )
-        .await;
-    }
     let is_sse = content_is_sse(&parts.headers);
-    finish_answer(
-        gw,
+    let answer = Answer {
         route,
         key_label,
         status,
-        stream && is_sse,
+        streamed: stream && is_sse,
         upstream,
         enriched,
-        alias,
-        parts,
+    };
+    let asked = alias.map(|(_, _, asked)| asked);
+    let Some(dir) = translated else {
+        return finish_answer(gw, answer, asked, parts, incoming).await;
+    };
+    // The answer comes back in the caller's API's shape; its length changes.
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if !is_sse {
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        );
+    }
+    let body = Box::pin(translate_answer(
+        route,
+        dir,
+        status,
+        is_sse,
+        outgoing.include_usage,
         incoming,
-    )
-    .await
+    ))
+    .await?;
+    finish_answer(gw, answer, asked, parts, body).await
 }
 
 fn content_is_sse(headers: &HeaderMap) -> bool {
@@ -257,19 +241,10 @@ fn content_is_sse(headers: &HeaderMap) -> bool {
 }
 
 /// The answer renamed to the alias asked for, if one was, then delivered.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the answer's parts, gathered by forward"
-)]
 async fn finish_answer<B>(
     gw: &Arc<Gateway>,
-    route: RouteKind,
-    key_label: Option<String>,
-    status: StatusCode,
-    streamed: bool,
-    upstream: Arc<str>,
-    enriched: Enriched,
-    alias: Option<(Arc<str>, Arc<str>, Arc<str>)>,
+    answer: Answer,
+    asked: Option<Arc<str>>,
     mut parts: axum::http::response::Parts,
     incoming: B,
 ) -> Result<Response<Body>, ApiError>
@@ -277,17 +252,9 @@ where
     B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
     B::Error: Into<axum::BoxError> + std::fmt::Display,
 {
-    let answer = Answer {
-        route,
-        key_label,
-        status,
-        streamed,
-        upstream,
-        enriched,
-    };
-    match alias {
+    match asked {
         // The answer names the alias the app asked for, not the model behind it.
-        Some((_, _, asked)) => {
+        Some(asked) => {
             // Its length changes with the name.
             parts.headers.remove(header::CONTENT_LENGTH);
             let renamed = reply::RenameModel::new(incoming.into_data_stream(), asked);
