@@ -109,7 +109,8 @@ async fn keys_guard_the_proxied_routes() {
 #[tokio::test]
 async fn the_second_turn_carries_the_first() {
     let ctx = context_server();
-    let model = Served::start("model", None);
+    // Strict, so the context the gateway prepends must be what the real APIs accept.
+    let model = Served::start("model", Some("strict: true\n"));
     let gw = gateway(&format!(
         "upstreams: {{default: \"{}\"}}\ncontext_url: \"{}\"\n",
         model.url, ctx.url
@@ -702,7 +703,7 @@ fn tls_model() -> (Served, String, std::path::PathBuf, tempfile::TempDir) {
     let model = Served::start(
         "model",
         Some(&format!(
-            "tls: {{cert: \"{}\", key: \"{}\"}}\n",
+            "strict: true\ntls: {{cert: \"{}\", key: \"{}\"}}\n",
             cert.display(),
             key.display()
         )),

@@ -6,6 +6,7 @@ mod support;
 use support::{Sdk, Served, run_python};
 
 const CONFIG: &str = r#"
+strict: true
 keys:
   - sk-dev
   - {key: sk-limited, faults: [{status: 429, every: 1, retry_after: 1}]}

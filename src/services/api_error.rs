@@ -30,6 +30,8 @@ pub(crate) struct ApiError {
     pub param: Option<String>,
     /// Sent as `x-should-retry` (the gateway's "my own retries are spent").
     pub should_retry: Option<bool>,
+    /// OpenAI's `code`, when it is not the one the status implies (`invalid_type`…).
+    pub code: Option<&'static str>,
 }
 
 impl ApiError {
@@ -42,6 +44,7 @@ impl ApiError {
             retry_after: None,
             param: None,
             should_retry: None,
+            code: None,
         }
     }
 
@@ -83,6 +86,7 @@ impl ApiError {
         match self.api {
             Api::OpenAi => {
                 let (kind, code) = self.openai_kind();
+                let code = self.code.or(code);
                 json!({"error": {"message": self.message, "type": kind, "param": self.param, "code": code}})
             }
             Api::Anthropic => json!({

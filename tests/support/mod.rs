@@ -566,7 +566,7 @@ pub(crate) fn template_runs_its_client(template: &str) {
 /// agents' tool calls).
 pub(crate) fn agents_model_config() -> String {
     format!(
-        "fixtures: {}\n",
+        "strict: true\nfixtures: {}\n",
         repo_root()
             .join("tests/python/agents_fixtures.yaml")
             .display()

@@ -19,6 +19,7 @@ use super::config::{Fault, Latency};
 use super::memo::Parsed;
 use super::state::{AppState, fault_before_answer, fault_error};
 use super::stream::{Frames, event, token_delay, total_delay};
+use super::strict::Route;
 use super::text::count_tokens;
 use super::turn::Turn;
 use crate::services::api_error::{Api, ApiError};
@@ -63,7 +64,13 @@ pub(super) async fn count(
 ) -> Response {
     let result = async {
         s.admit(API, &headers)?;
-        let req: CountRequest = read_json(API, body, s.config.max_body_bytes).await?;
+        let req: CountRequest = read_json(
+            Route::CountTokens,
+            s.config.strict,
+            body,
+            s.config.max_body_bytes,
+        )
+        .await?;
         let n = input_tokens(
             &req.messages,
             req.system.as_ref(),
@@ -87,7 +94,13 @@ pub(super) async fn messages(
 
 async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let fault = s.admit(API, headers)?;
-    let req: MessagesRequest = read_json(API, body, s.config.max_body_bytes).await?;
+    let req: MessagesRequest = read_json(
+        Route::Messages,
+        s.config.strict,
+        body,
+        s.config.max_body_bytes,
+    )
+    .await?;
     let Some(max_tokens) = req.max_tokens else {
         return Err(ApiError::bad_request(API, "max_tokens: Field required"));
     };

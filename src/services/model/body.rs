@@ -5,14 +5,18 @@ use axum::body::Body;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::strict::{self, Route};
 use crate::services::api_error::{Api, ApiError};
 
-/// Reads and parses the JSON body as `T`.
+/// Reads and parses the JSON body of `route` as `T`; with `strict`, first refuses what the
+/// real API refuses.
 pub(super) async fn json<T: DeserializeOwned>(
-    api: Api,
+    route: Route,
+    strict: bool,
     body: Body,
     limit: usize,
 ) -> Result<T, ApiError> {
+    let api = route.api();
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
         let too_large = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
@@ -26,16 +30,25 @@ pub(super) async fn json<T: DeserializeOwned>(
             ApiError::bad_request(api, format!("cannot read the request body: {e}"))
         }
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        use serde_json::error::Category;
-        let message = match e.classify() {
-            Category::Syntax | Category::Eof => format!("malformed JSON in the request body: {e}"),
-            Category::Data | Category::Io => format!("invalid request: {e}"),
-        };
-        let mut err = ApiError::bad_request(api, message);
-        err.param = field_of(&e.to_string());
-        err
-    })
+    if strict {
+        // Parsed twice, as a tree to check and then as `T` (whose raw fragments cannot be
+        // taken from a tree): the strict mode is for tests, not for speed.
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| refusal(api, &e))?;
+        strict::check(route, &value)?;
+    }
+    serde_json::from_slice(&bytes).map_err(|e| refusal(api, &e))
+}
+
+/// A body serde could not read, as the 400 naming the field.
+fn refusal(api: Api, e: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    let message = match e.classify() {
+        Category::Syntax | Category::Eof => format!("malformed JSON in the request body: {e}"),
+        Category::Data | Category::Io => format!("invalid request: {e}"),
+    };
+    let mut err = ApiError::bad_request(api, message);
+    err.param = field_of(&e.to_string());
+    err
 }
 
 /// The field named in a serde message (`missing field `messages``).

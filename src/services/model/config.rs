@@ -32,6 +32,9 @@ pub(crate) struct Config {
     /// Serve HTTPS (and plain HTTP to clients that do not start a handshake), to stand in
     /// for a provider.
     pub tls: Option<TlsFiles>,
+    /// Refuse what the real APIs refuse (unknown fields, wrong types, a message sequence
+    /// they reject) with their 400s, to stand in for a provider in tests.
+    pub strict: bool,
 }
 
 /// `tls: {cert, key}`: PEM files, relative to the working folder.
@@ -56,6 +59,7 @@ impl Default for Config {
             max_body_bytes: 4 * 1024 * 1024,
             embedding_dimensions: 1536,
             tls: None,
+            strict: false,
         }
     }
 }

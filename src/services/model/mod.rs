@@ -14,6 +14,7 @@ mod responses;
 mod schema;
 mod state;
 mod stream;
+mod strict;
 mod text;
 mod turn;
 

@@ -17,6 +17,7 @@ use super::config::{Fault, Latency};
 use super::memo::Parsed;
 use super::state::{AppState, fault_before_answer, fault_error};
 use super::stream::{Frames, data, token_delay, total_delay};
+use super::strict::Route;
 use super::text::{count_tokens, embedding, embedding_base64};
 use super::turn::Turn;
 use crate::services::api_error::{Api, ApiError};
@@ -83,7 +84,7 @@ pub(super) async fn chat(
 
 async fn chat_inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, Response> {
     let fault = s.admit(API, headers).map_err(IntoResponse::into_response)?;
-    let req: ChatRequest = read_json(API, body, s.config.max_body_bytes)
+    let req: ChatRequest = read_json(Route::Chat, s.config.strict, body, s.config.max_body_bytes)
         .await
         .map_err(IntoResponse::into_response)?;
     if req.messages.is_empty() {
@@ -288,7 +289,13 @@ async fn embeddings_inner(
     body: Body,
 ) -> Result<Response, ApiError> {
     fault_before_answer(API, s.admit(API, headers)?, false).await?;
-    let req: EmbeddingRequest = read_json(API, body, s.config.max_body_bytes).await?;
+    let req: EmbeddingRequest = read_json(
+        Route::Embeddings,
+        s.config.strict,
+        body,
+        s.config.max_body_bytes,
+    )
+    .await?;
     // A string, a list of strings, a list of token ids, or a list of token-id lists.
     let inputs: Vec<String> = match &req.input {
         Value::String(t) => vec![t.clone()],

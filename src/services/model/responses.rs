@@ -17,6 +17,7 @@ use super::config::{Fault, Latency};
 use super::memo::Parsed;
 use super::state::{AppState, fault_before_answer, fault_error};
 use super::stream::{Frames, event, token_delay, total_delay};
+use super::strict::Route;
 use super::text::count_tokens;
 use super::turn::Turn;
 use crate::services::api_error::{Api, ApiError};
@@ -67,7 +68,13 @@ pub(super) async fn create(
 
 async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let fault = s.admit(API, headers)?;
-    let req: ResponsesRequest = read_json(API, body, s.config.max_body_bytes).await?;
+    let req: ResponsesRequest = read_json(
+        Route::Responses,
+        s.config.strict,
+        body,
+        s.config.max_body_bytes,
+    )
+    .await?;
     if !matches!(req.input, Value::String(_) | Value::Array(_)) {
         let mut e = ApiError::bad_request(API, "`input` must be a string or a list of items");
         e.param = Some("input".into());

@@ -496,3 +496,34 @@ fn fixture_problems_are_located() {
         .to_string();
     assert!(e.contains(":2:5") && e.contains("exactly one"), "{e}");
 }
+
+/// `strict: true` refuses, in each API's shape, what the same mock otherwise answers.
+#[tokio::test]
+async fn strict_refuses_what_the_real_apis_refuse() {
+    let lenient = router(Config::default()).expect("router");
+    let strict = router(config("strict: true\n")).expect("router");
+    let typo = r#"{"model":"m","temprature":0.2,"messages":[{"role":"user","content":"hi"}]}"#;
+    let (s, _, _) = call(&lenient, "/v1/chat/completions", None, typo).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, v) = call(&strict, "/v1/chat/completions", None, typo).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v["error"]["message"],
+        "Unrecognized request argument supplied: temprature"
+    );
+    assert_eq!(v["error"]["param"], "temprature");
+
+    let system_role = r#"{"model":"m","max_tokens":8,"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}]}"#;
+    let (s, _, v) = call(&strict, "/v1/messages", None, system_role).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["type"], "error");
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    let no_max = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+    let (s, _, v) = call(&strict, "/v1/messages", None, no_max).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["message"], "max_tokens: Field required");
+    for (path, body) in [("/v1/chat/completions", CHAT), ("/v1/messages", MSG)] {
+        let (s, _, v) = call(&strict, path, None, body).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+    }
+}
