@@ -292,19 +292,13 @@ fn outgoing(
             include_usage: false,
         });
     };
-    let v: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(
-            route.api,
-            format!("malformed JSON in the request body: {e}"),
-        )
-    })?;
-    let include_usage = v.pointer("/stream_options/include_usage") == Some(&Value::Bool(true));
-    let translated = super::translate::request(dir, &v).map_err(|m| {
+    let translated = super::translate::request(dir, &body).map_err(|m| {
         let mut e = ApiError::bad_request(route.api, m.clone());
         e.param = m.split('`').nth(1).map(str::to_string);
         e
     })?;
-    let translated = Bytes::from(translated.to_string());
+    let include_usage = translated.include_usage;
+    let translated = Bytes::from(translated.body);
     Ok(Outbound {
         body: super::upstream::Outgoing {
             plain: body,
@@ -343,13 +337,20 @@ async fn translate_answer(
             )
         })?
         .to_bytes();
-    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let out = if status.is_success() {
-        translate::response(dir, &v)
-    } else {
-        translate::error(dir, status.as_u16(), &v)
-    };
-    Ok(Body::from(out.to_string()))
+    if !status.is_success() {
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        return Ok(Body::from(
+            translate::error(dir, status.as_u16(), &v).to_string(),
+        ));
+    }
+    let out = translate::response(dir, &bytes).map_err(|e| {
+        ApiError::new(
+            route.api,
+            502,
+            format!("the upstream's answer is not a document of its API: {e}"),
+        )
+    })?;
+    Ok(Body::from(out))
 }
 
 /// Sends the request to `upstream` (retries, fallback, translation per URL); the answer

@@ -3,6 +3,10 @@
 //! answer (a document, an event stream, or an error) comes back in the caller's shape. A
 //! parameter with no counterpart is refused by name, never dropped.
 
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::config::Provider;
@@ -48,152 +52,323 @@ fn refuse(param: &str, provider: &str) -> String {
     format!("parameter `{param}` has no counterpart in {provider}'s API")
 }
 
-/// The request translated for the upstream.
-pub(super) fn request(dir: Direction, body: &Value) -> Result<Value, String> {
-    let Some(obj) = body.as_object() else {
-        return Err("the request body must be a JSON object".into());
-    };
+/// A request translated for the upstream.
+#[derive(Debug)]
+pub(super) struct Translated {
+    /// The body to send.
+    pub body: Vec<u8>,
+    /// The caller asked for usage at the end of its stream (OpenAI's `stream_options`).
+    pub include_usage: bool,
+}
+
+/// The request translated for the upstream; the message is a 400's, naming the parameter.
+pub(super) fn request(dir: Direction, body: &[u8]) -> Result<Translated, String> {
+    let malformed = |e: serde_json::Error| format!("malformed JSON in the request body: {e}");
     match dir {
-        Direction::ChatToMessages => chat_to_messages(obj),
-        Direction::MessagesToChat => messages_to_chat(obj),
+        Direction::ChatToMessages => {
+            let members: Members = serde_json::from_slice(body).map_err(malformed)?;
+            chat_to_messages(&members)
+        }
+        Direction::MessagesToChat => {
+            let v: Value = serde_json::from_slice(body).map_err(malformed)?;
+            let Some(obj) = v.as_object() else {
+                return Err("the request body must be a JSON object".into());
+            };
+            let out = messages_to_chat(obj)?;
+            Ok(Translated {
+                body: serde_json::to_vec(&out).map_err(|e| e.to_string())?,
+                include_usage: false,
+            })
+        }
     }
 }
 
 // ---- OpenAI chat → Anthropic messages -------------------------------------------------
+//
+// On every request routed to an Anthropic provider, so read and written without a JSON
+// tree: the body's members stay unparsed text until a rule needs them, the messages are
+// typed, and what passes through unchanged (the model, a message's text) is copied as it
+// came.
 
-fn chat_to_messages(req: &Map<String, Value>) -> Result<Value, String> {
-    let mut out = Map::new();
-    let mut system: Vec<Value> = Vec::new();
-    let mut messages: Vec<Value> = Vec::new();
-    for (key, value) in req {
-        match key.as_str() {
-            "model" | "temperature" | "top_p" | "stream" => {
-                out.insert(key.clone(), value.clone());
+/// A JSON object's members, in order, their values unparsed.
+#[derive(Debug)]
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
             }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members<'de>, A::Error> {
+                let mut members = Vec::new();
+                while let Some((key, value)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    members.push((key.0, value));
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// A member's name, borrowed unless it holds an escape.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Borrowing<'a>(#[serde(borrow)] Cow<'a, str>);
+        Borrowing::deserialize(d).map(|b| Key(b.0))
+    }
+}
+
+/// An OpenAI chat message, as far as translating it needs.
+#[derive(Debug, Deserialize)]
+struct ChatMessage<'a> {
+    #[serde(borrow)]
+    role: Cow<'a, str>,
+    #[serde(borrow)]
+    content: Option<&'a RawValue>,
+    #[serde(borrow)]
+    tool_calls: Option<Vec<ChatToolCall<'a>>>,
+    #[serde(borrow)]
+    tool_call_id: Option<&'a RawValue>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatToolCall<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    function: ChatFunction<'a>,
+}
+
+/// An Anthropic message, as written.
+#[derive(Debug, Serialize)]
+struct OutMessage<'a> {
+    role: &'static str,
+    content: Vec<OutBlock<'a>>,
+}
+
+/// An Anthropic content block, as written.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum OutBlock<'a> {
+    /// Text, copied as the caller wrote it (a JSON string).
+    Text { text: &'a RawValue },
+    ToolUse {
+        id: Option<&'a RawValue>,
+        name: Option<&'a RawValue>,
+        input: Box<RawValue>,
+    },
+    ToolResult {
+        tool_use_id: Option<&'a RawValue>,
+        content: Vec<OutBlock<'a>>,
+    },
+    /// A block built from a content part (an image).
+    #[serde(untagged)]
+    Built(Value),
+}
+
+/// An Anthropic request member, as written.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum OutValue<'a> {
+    Raw(&'a RawValue),
+    Json(Value),
+    Blocks(Vec<OutBlock<'a>>),
+    Messages(Vec<OutMessage<'a>>),
+}
+
+/// An object's members, written in order.
+struct OutObject<'a>(Vec<(&'static str, OutValue<'a>)>);
+
+impl Serialize for OutObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'a> OutObject<'a> {
+    fn get_mut(&mut self, key: &str) -> Option<&mut OutValue<'a>> {
+        self.0.iter_mut().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| *k == key)
+    }
+}
+
+fn parse<'a, T: Deserialize<'a>>(name: &str, raw: &'a RawValue) -> Result<T, String> {
+    serde_json::from_str(raw.get()).map_err(|e| format!("`{name}` is not what the API takes: {e}"))
+}
+
+fn chat_to_messages(req: &Members) -> Result<Translated, String> {
+    let mut out = OutObject(Vec::with_capacity(req.0.len() + 2));
+    let mut system: Vec<OutBlock> = Vec::new();
+    let mut messages: Vec<OutMessage> = Vec::new();
+    let mut include_usage = false;
+    let mut parallel = true;
+    for (key, value) in req.0.iter().map(|(k, v)| (k, *v)) {
+        match key.as_ref() {
+            "model" => out.0.push(("model", OutValue::Raw(value))),
+            "temperature" => out.0.push(("temperature", OutValue::Raw(value))),
+            "top_p" => out.0.push(("top_p", OutValue::Raw(value))),
+            "stream" => out.0.push(("stream", OutValue::Raw(value))),
             "messages" => {
-                let list = value.as_array().ok_or("`messages` must be a list")?;
-                for m in list {
+                let list: Vec<ChatMessage> = parse("messages", value)?;
+                for m in &list {
                     chat_message(m, &mut system, &mut messages)?;
                 }
             }
             "max_tokens" | "max_completion_tokens" => {
-                out.insert("max_tokens".into(), value.clone());
+                out.0.push(("max_tokens", OutValue::Raw(value)));
             }
             "stop" => {
-                let stops = match value {
-                    Value::String(s) => vec![Value::String(s.clone())],
-                    Value::Array(a) => a.clone(),
+                let stops = match parse::<Value>("stop", value)? {
+                    Value::String(s) => vec![Value::String(s)],
+                    Value::Array(a) => a,
                     Value::Null => Vec::new(),
                     _ => return Err("`stop` must be a string or a list".into()),
                 };
-                out.insert("stop_sequences".into(), Value::Array(stops));
+                out.0
+                    .push(("stop_sequences", OutValue::Json(Value::Array(stops))));
             }
             "tools" => {
-                let tools = value.as_array().ok_or("`tools` must be a list")?;
+                let tools: Vec<Value> = parse("tools", value)?;
                 let tools: Result<Vec<Value>, String> = tools.iter().map(chat_tool).collect();
-                out.insert("tools".into(), Value::Array(tools?));
+                out.0.push(("tools", OutValue::Json(Value::Array(tools?))));
             }
             "tool_choice" => {
-                out.insert("tool_choice".into(), chat_tool_choice(value)?);
+                let choice = chat_tool_choice(&parse("tool_choice", value)?)?;
+                out.0.push(("tool_choice", OutValue::Json(choice)));
             }
-            "parallel_tool_calls" => {}
-            "response_format" => match value.get("type").and_then(Value::as_str) {
-                Some("json_schema") => {
-                    let schema = value
-                        .pointer("/json_schema/schema")
-                        .ok_or("`response_format.json_schema.schema` is required")?;
-                    out.insert(
-                        "output_config".into(),
-                        json!({"format": {"type": "json_schema", "schema": schema}}),
-                    );
+            "parallel_tool_calls" => parallel = value.get() != "false",
+            "response_format" => {
+                let format: Value = parse("response_format", value)?;
+                if let Some(config) = response_format(&format)? {
+                    out.0.push(("output_config", OutValue::Json(config)));
                 }
-                Some("text") | None => {}
-                Some(other) => {
-                    return Err(format!(
-                        "`response_format: {other}` has no counterpart in Anthropic's API (use `json_schema`)"
-                    ));
-                }
-            },
-            "user" => {
-                out.insert("metadata".into(), json!({"user_id": value}));
             }
-            "stream_options" | "metadata" | "store" => {}
-            "n" if value == &json!(1) => {}
+            "user" => out
+                .0
+                .push(("metadata", OutValue::Json(json!({"user_id": value})))),
+            "stream_options" => {
+                let options: Value = parse("stream_options", value)?;
+                include_usage = options.get("include_usage") == Some(&Value::Bool(true));
+            }
+            "metadata" | "store" => {}
+            "n" if value.get() == "1" => {}
             other => return Err(refuse(other, "Anthropic")),
         }
     }
-    if req.get("parallel_tool_calls") == Some(&Value::Bool(false)) {
-        let choice = out
-            .entry("tool_choice")
-            .or_insert_with(|| json!({"type": "auto"}));
-        choice["disable_parallel_tool_use"] = json!(true);
+    if !parallel {
+        match out.get_mut("tool_choice") {
+            Some(OutValue::Json(choice)) => choice["disable_parallel_tool_use"] = json!(true),
+            _ => out.0.push((
+                "tool_choice",
+                OutValue::Json(json!({"type": "auto", "disable_parallel_tool_use": true})),
+            )),
+        }
     }
     if !system.is_empty() {
-        out.insert("system".into(), Value::Array(system));
+        out.0.push(("system", OutValue::Blocks(system)));
     }
-    out.insert("messages".into(), Value::Array(messages));
+    out.0.push(("messages", OutValue::Messages(messages)));
     // Anthropic requires a budget; OpenAI's default is the model's whole window.
-    out.entry("max_tokens").or_insert(json!(4096));
-    Ok(Value::Object(out))
+    if !out.has("max_tokens") {
+        out.0.push(("max_tokens", OutValue::Json(json!(4096))));
+    }
+    Ok(Translated {
+        body: serde_json::to_vec(&out).map_err(|e| e.to_string())?,
+        include_usage,
+    })
+}
+
+/// `response_format` as Anthropic's `output_config`, if it asks for a format.
+fn response_format(format: &Value) -> Result<Option<Value>, String> {
+    match format.get("type").and_then(Value::as_str) {
+        Some("json_schema") => {
+            let schema = format
+                .pointer("/json_schema/schema")
+                .ok_or("`response_format.json_schema.schema` is required")?;
+            Ok(Some(
+                json!({"format": {"type": "json_schema", "schema": schema}}),
+            ))
+        }
+        Some("text") | None => Ok(None),
+        Some(other) => Err(format!(
+            "`response_format: {other}` has no counterpart in Anthropic's API (use `json_schema`)"
+        )),
+    }
 }
 
 /// One OpenAI chat message, added to Anthropic's `system` or `messages`. Consecutive tool
 /// results become one user message of `tool_result` blocks.
-fn chat_message(
-    m: &Value,
-    system: &mut Vec<Value>,
-    messages: &mut Vec<Value>,
+fn chat_message<'a>(
+    m: &ChatMessage<'a>,
+    system: &mut Vec<OutBlock<'a>>,
+    messages: &mut Vec<OutMessage<'a>>,
 ) -> Result<(), String> {
-    let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
-    match role {
+    match m.role.as_ref() {
         "system" | "developer" => {
-            for block in chat_content(m.get("content"))? {
-                if block["type"] != "text" {
+            for block in chat_content(m.content)? {
+                if !matches!(block, OutBlock::Text { .. }) {
                     return Err("a system message holds text only".into());
                 }
                 system.push(block);
             }
         }
-        "user" => {
-            messages.push(json!({"role": "user", "content": chat_content(m.get("content"))?}))
-        }
+        "user" => messages.push(OutMessage {
+            role: "user",
+            content: chat_content(m.content)?,
+        }),
         "assistant" => {
-            let mut blocks: Vec<Value> = match m.get("content") {
-                None | Some(Value::Null) => Vec::new(),
-                other => chat_content(other)?,
-            };
-            for call in m
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let f = &call["function"];
-                let arguments = f["arguments"].as_str().unwrap_or("{}");
-                let input: Value = serde_json::from_str(arguments)
+            let mut blocks = chat_content(m.content)?;
+            for call in m.tool_calls.iter().flatten() {
+                let input = RawValue::from_string(call.function.arguments.to_string())
                     .map_err(|e| format!("a tool call's `arguments` is not JSON: {e}"))?;
-                blocks.push(json!({"type": "tool_use", "id": call["id"], "name": f["name"], "input": input}));
+                blocks.push(OutBlock::ToolUse {
+                    id: call.id,
+                    name: call.function.name,
+                    input,
+                });
             }
-            messages.push(json!({"role": "assistant", "content": blocks}));
+            messages.push(OutMessage {
+                role: "assistant",
+                content: blocks,
+            });
         }
         "tool" => {
-            let result = json!({
-                "type": "tool_result",
-                "tool_use_id": m["tool_call_id"],
-                "content": chat_content(m.get("content"))?,
-            });
+            let result = OutBlock::ToolResult {
+                tool_use_id: m.tool_call_id,
+                content: chat_content(m.content)?,
+            };
             match messages.last_mut() {
                 Some(last)
-                    if last["role"] == "user"
-                        && last["content"]
-                            .as_array()
-                            .is_some_and(|b| b.iter().all(|b| b["type"] == "tool_result")) =>
+                    if last.role == "user"
+                        && last
+                            .content
+                            .iter()
+                            .all(|b| matches!(b, OutBlock::ToolResult { .. })) =>
                 {
-                    if let Some(blocks) = last["content"].as_array_mut() {
-                        blocks.push(result);
-                    }
+                    last.content.push(result);
                 }
-                _ => messages.push(json!({"role": "user", "content": [result]})),
+                _ => messages.push(OutMessage {
+                    role: "user",
+                    content: vec![result],
+                }),
             }
         }
         other => {
@@ -206,13 +381,34 @@ fn chat_message(
 }
 
 /// OpenAI content (a string or parts) as Anthropic blocks.
-fn chat_content(content: Option<&Value>) -> Result<Vec<Value>, String> {
-    match content {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![json!({"type": "text", "text": s})]),
-        Some(Value::Array(parts)) => parts.iter().map(chat_part).collect(),
-        Some(_) => Err("a message's `content` must be a string or a list of parts".into()),
+fn chat_content(content: Option<&RawValue>) -> Result<Vec<OutBlock<'_>>, String> {
+    let Some(content) = content else {
+        return Ok(Vec::new());
+    };
+    match content.get().as_bytes().first() {
+        Some(b'"') => Ok(vec![OutBlock::Text { text: content }]),
+        Some(b'n') => Ok(Vec::new()),
+        Some(b'[') => {
+            let parts: Vec<&RawValue> = parse("content", content)?;
+            parts
+                .into_iter()
+                .map(|part| match parse::<TextPart>("content", part) {
+                    Ok(TextPart { kind, text }) if kind == "text" => Ok(OutBlock::Text { text }),
+                    _ => chat_part(&parse("content", part)?).map(OutBlock::Built),
+                })
+                .collect()
+        }
+        _ => Err("a message's `content` must be a string or a list of parts".into()),
     }
+}
+
+/// A text part (`{type: text, text}`), its text as written.
+#[derive(Debug, Deserialize)]
+struct TextPart<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    text: &'a RawValue,
 }
 
 fn chat_part(part: &Value) -> Result<Value, String> {
@@ -454,11 +650,17 @@ fn anthropic_message(m: &Value, messages: &mut Vec<Value>) -> Result<(), String>
 
 // ---- answers ----------------------------------------------------------------------------
 
-/// An answer document translated back into the caller's shape.
-pub(super) fn response(dir: Direction, body: &Value) -> Value {
+/// An answer document translated back into the caller's shape. Read and written through
+/// borrowed, typed views (no JSON tree): this runs on every translated answer.
+pub(super) fn response(dir: Direction, body: &[u8]) -> Result<Vec<u8>, serde_json::Error> {
     match dir {
-        Direction::ChatToMessages => message_to_completion(body),
-        Direction::MessagesToChat => completion_to_message(body),
+        Direction::ChatToMessages => serde_json::to_vec(&message_to_completion(
+            &serde_json::from_slice(body)?,
+            now(),
+        )),
+        Direction::MessagesToChat => {
+            serde_json::to_vec(&completion_to_message(&serde_json::from_slice(body)?))
+        }
     }
 }
 
@@ -486,71 +688,263 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The parts of an Anthropic message an OpenAI completion carries.
+#[derive(Debug, Deserialize)]
+struct Message<'a> {
+    #[serde(borrow, default)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    content: Vec<MessageBlock<'a>>,
+    #[serde(borrow)]
+    stop_reason: Option<Cow<'a, str>>,
+    #[serde(default)]
+    usage: MessageUsage,
+}
+
+#[derive(Debug, Deserialize)]
+struct MessageBlock<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    input: Option<&'a RawValue>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+struct MessageUsage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+}
+
+/// An OpenAI chat completion, as written.
+#[derive(Debug, Serialize)]
+struct Completion<'a> {
+    id: String,
+    object: &'static str,
+    created: u64,
+    model: Option<&'a RawValue>,
+    choices: [CompletionChoice<'a>; 1],
+    usage: CompletionUsage,
+}
+
+#[derive(Debug, Serialize)]
+struct CompletionChoice<'a> {
+    index: u32,
+    message: CompletionMessage<'a>,
+    logprobs: Option<()>,
+    finish_reason: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct CompletionMessage<'a> {
+    role: &'static str,
+    content: Option<String>,
+    refusal: Option<()>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<CompletionCall<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct CompletionCall<'a> {
+    id: Option<&'a RawValue>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: CompletionFunction<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct CompletionFunction<'a> {
+    name: Option<&'a RawValue>,
+    /// The call's input, as the JSON text OpenAI sends.
+    arguments: &'a str,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+struct CompletionUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    total_tokens: u64,
+}
+
 /// An Anthropic message as an OpenAI chat completion.
-fn message_to_completion(m: &Value) -> Value {
-    let blocks = m["content"].as_array().cloned().unwrap_or_default();
-    let text: String = blocks
+fn message_to_completion<'a>(m: &'a Message<'a>, created: u64) -> Completion<'a> {
+    let text: String = m
+        .content
         .iter()
-        .filter(|b| b["type"] == "text")
-        .filter_map(|b| b["text"].as_str())
+        .filter(|b| b.kind == "text")
+        .filter_map(|b| b.text.as_deref())
         .collect();
-    let calls: Vec<Value> = blocks
+    let tool_calls: Vec<CompletionCall<'a>> = m
+        .content
         .iter()
-        .filter(|b| b["type"] == "tool_use")
-        .map(|b| {
-            json!({"id": b["id"], "type": "function",
-            "function": {"name": b["name"], "arguments": b["input"].to_string()}})
+        .filter(|b| b.kind == "tool_use")
+        .map(|b| CompletionCall {
+            id: b.id,
+            kind: "function",
+            function: CompletionFunction {
+                name: b.name,
+                arguments: b.input.map_or("{}", RawValue::get),
+            },
         })
         .collect();
-    let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }, "refusal": null});
-    if !calls.is_empty() {
-        message["tool_calls"] = Value::Array(calls);
+    let content = (!text.is_empty() || tool_calls.is_empty()).then_some(text);
+    let (input, output) = (m.usage.input_tokens, m.usage.output_tokens);
+    Completion {
+        id: format!(
+            "chatcmpl-{}",
+            if m.id.is_empty() { "translated" } else { &m.id }
+        ),
+        object: "chat.completion",
+        created,
+        model: m.model,
+        choices: [CompletionChoice {
+            index: 0,
+            message: CompletionMessage {
+                role: "assistant",
+                content,
+                refusal: None,
+                tool_calls,
+            },
+            logprobs: None,
+            finish_reason: finish_reason(m.stop_reason.as_deref().unwrap_or("end_turn")),
+        }],
+        usage: CompletionUsage {
+            prompt_tokens: input,
+            completion_tokens: output,
+            total_tokens: input + output,
+        },
     }
-    let input = m
-        .pointer("/usage/input_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    let output = m
-        .pointer("/usage/output_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    json!({
-        "id": format!("chatcmpl-{}", m["id"].as_str().unwrap_or("translated")),
-        "object": "chat.completion",
-        "created": now(),
-        "model": m["model"],
-        "choices": [{"index": 0, "message": message, "logprobs": null,
-            "finish_reason": finish_reason(m["stop_reason"].as_str().unwrap_or("end_turn"))}],
-        "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output},
-    })
+}
+
+/// The parts of an OpenAI chat completion an Anthropic message carries.
+#[derive(Debug, Deserialize)]
+struct ChatCompletion<'a> {
+    #[serde(borrow, default)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    choices: Vec<ChatChoice<'a>>,
+    #[serde(default)]
+    usage: CompletionUsage,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatChoice<'a> {
+    #[serde(borrow)]
+    message: ChatAnswer<'a>,
+    #[serde(borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatAnswer<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Vec<ChatCall<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatCall<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    function: ChatFunction<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatFunction<'a> {
+    #[serde(borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    arguments: Cow<'a, str>,
+}
+
+/// An Anthropic message, as written.
+#[derive(Debug, Serialize)]
+struct AnthropicAnswer<'a> {
+    id: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    role: &'static str,
+    model: Option<&'a RawValue>,
+    content: Vec<AnswerBlock<'a>>,
+    stop_reason: &'static str,
+    stop_sequence: Option<()>,
+    usage: MessageUsage,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum AnswerBlock<'a> {
+    Text {
+        text: &'a str,
+    },
+    ToolUse {
+        id: Option<&'a RawValue>,
+        name: Option<&'a RawValue>,
+        input: ToolInput,
+    },
+}
+
+/// A tool call's input: the arguments as they were, or `{}`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum ToolInput {
+    Raw(Box<RawValue>),
+    Empty {},
 }
 
 /// An OpenAI chat completion as an Anthropic message.
-fn completion_to_message(c: &Value) -> Value {
-    let message = &c["choices"][0]["message"];
-    let mut content: Vec<Value> = Vec::new();
-    if let Some(text) = message["content"].as_str().filter(|t| !t.is_empty()) {
-        content.push(json!({"type": "text", "text": text}));
+fn completion_to_message<'a>(c: &'a ChatCompletion<'a>) -> AnthropicAnswer<'a> {
+    let choice = c.choices.first();
+    let mut content = Vec::new();
+    if let Some(text) = choice
+        .and_then(|ch| ch.message.content.as_deref())
+        .filter(|t| !t.is_empty())
+    {
+        content.push(AnswerBlock::Text { text });
     }
-    for call in message["tool_calls"].as_array().into_iter().flatten() {
-        let args = call["function"]["arguments"].as_str().unwrap_or("{}");
-        let input: Value = serde_json::from_str(args).unwrap_or_else(|_| json!({}));
-        content.push(json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}));
+    for call in choice
+        .map(|ch| ch.message.tool_calls.as_slice())
+        .unwrap_or_default()
+    {
+        // The arguments are JSON text; a model that wrote something else gets `{}`.
+        let input = RawValue::from_string(call.function.arguments.to_string())
+            .map_or(ToolInput::Empty {}, ToolInput::Raw);
+        content.push(AnswerBlock::ToolUse {
+            id: call.id,
+            name: call.function.name,
+            input,
+        });
     }
-    let finish = c["choices"][0]["finish_reason"].as_str().unwrap_or("stop");
-    json!({
-        "id": format!("msg_{}", c["id"].as_str().unwrap_or("translated")),
-        "type": "message",
-        "role": "assistant",
-        "model": c["model"],
-        "content": content,
-        "stop_reason": stop_reason(finish),
-        "stop_sequence": null,
-        "usage": {
-            "input_tokens": c.pointer("/usage/prompt_tokens").and_then(Value::as_u64).unwrap_or(0),
-            "output_tokens": c.pointer("/usage/completion_tokens").and_then(Value::as_u64).unwrap_or(0),
+    let finish = choice.and_then(|ch| ch.finish_reason.as_deref());
+    AnthropicAnswer {
+        id: format!("msg_{}", if c.id.is_empty() { "translated" } else { &c.id }),
+        kind: "message",
+        role: "assistant",
+        model: c.model,
+        content,
+        stop_reason: stop_reason(finish.unwrap_or("stop")),
+        stop_sequence: None,
+        usage: MessageUsage {
+            input_tokens: c.usage.prompt_tokens,
+            output_tokens: c.usage.completion_tokens,
         },
-    })
+    }
 }
 
 /// An upstream error document in the caller's shape (its message kept).
@@ -958,6 +1352,56 @@ where
 mod tests {
     use super::*;
 
+    fn translated(dir: Direction, body: &Value) -> Result<Value, String> {
+        let out = request(dir, body.to_string().as_bytes())?;
+        Ok(serde_json::from_slice(&out.body).expect("json"))
+    }
+
+    fn answer(dir: Direction, body: Value) -> Value {
+        let out = response(dir, body.to_string().as_bytes()).expect("translated");
+        serde_json::from_slice(&out).expect("json")
+    }
+
+    #[test]
+    fn answers_come_back_in_the_callers_shape() {
+        let message = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+            "content": [{"type": "text", "text": "Let me \"look\"."},
+                {"type": "tool_use", "id": "t1", "name": "w", "input": {"city": "Paris"}}],
+            "stop_reason": "tool_use", "stop_sequence": null,
+            "usage": {"input_tokens": 7, "output_tokens": 3}});
+        let c = answer(Direction::ChatToMessages, message);
+        assert_eq!(c["id"], "chatcmpl-msg_1");
+        assert_eq!(c["object"], "chat.completion");
+        assert_eq!(c["model"], "claude-x");
+        let choice = &c["choices"][0];
+        assert_eq!(choice["finish_reason"], "tool_calls");
+        assert_eq!(choice["message"]["content"], "Let me \"look\".");
+        assert_eq!(choice["message"]["tool_calls"][0]["id"], "t1");
+        let args = choice["message"]["tool_calls"][0]["function"]["arguments"].as_str();
+        let args: Value = serde_json::from_str(args.expect("a string")).expect("json");
+        assert_eq!(args, json!({"city": "Paris"}));
+        assert_eq!(
+            c["usage"],
+            json!({"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10})
+        );
+
+        let completion = json!({"id": "c1", "object": "chat.completion", "model": "gpt-x",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+                "tool_calls": [{"id": "k1", "type": "function", "function": {"name": "w", "arguments": "{\"a\":1}"}},
+                    {"id": "k2", "type": "function", "function": {"name": "w", "arguments": "not json"}}]}}],
+            "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}});
+        let m = answer(Direction::MessagesToChat, completion);
+        assert_eq!(m["type"], "message");
+        assert_eq!(m["stop_reason"], "tool_use");
+        assert_eq!(
+            m["content"][0],
+            json!({"type": "tool_use", "id": "k1", "name": "w", "input": {"a": 1}})
+        );
+        assert_eq!(m["content"][1]["input"], json!({}));
+        assert_eq!(m["usage"], json!({"input_tokens": 4, "output_tokens": 2}));
+        assert!(response(Direction::ChatToMessages, b"<html>").is_err());
+    }
+
     #[test]
     fn chat_requests_become_messages() {
         let req = json!({
@@ -976,7 +1420,7 @@ mod tests {
                 {"role": "tool", "tool_call_id": "c2", "content": "two"}
             ]
         });
-        let out = request(Direction::ChatToMessages, &req).expect("translated");
+        let out = translated(Direction::ChatToMessages, &req).expect("translated");
         assert_eq!(out["system"][0]["text"], "be brief");
         assert_eq!(out["max_tokens"], 50);
         assert_eq!(out["stop_sequences"], json!(["END"]));
@@ -993,12 +1437,20 @@ mod tests {
         assert_eq!(m[1]["content"][0]["input"], json!({"a": 1}));
         // Both tool results in one user message.
         assert_eq!(m[2]["content"].as_array().map(Vec::len), Some(2));
-        let err = request(
+        let err = translated(
             Direction::ChatToMessages,
             &json!({"model": "m", "messages": [], "seed": 1}),
         )
         .expect_err("no counterpart");
         assert!(err.contains("`seed`"), "{err}");
+        // Text passes as written, escapes and all; the usage request is noticed.
+        let req = json!({"model": "c", "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "say \"hi\"\n\u{e9}"}]});
+        let out = request(Direction::ChatToMessages, req.to_string().as_bytes()).expect("ok");
+        assert!(out.include_usage);
+        let v: Value = serde_json::from_slice(&out.body).expect("json");
+        assert_eq!(v["messages"][0]["content"][0]["text"], "say \"hi\"\n\u{e9}");
+        assert_eq!(v["max_tokens"], 4096);
     }
 
     #[test]
@@ -1014,7 +1466,7 @@ mod tests {
                     {"type": "text", "text": "and?"}]}
             ]
         });
-        let out = request(Direction::MessagesToChat, &req).expect("translated");
+        let out = translated(Direction::MessagesToChat, &req).expect("translated");
         let m = out["messages"].as_array().expect("messages");
         assert_eq!(m[0], json!({"role": "system", "content": "sys"}));
         assert_eq!(m[2]["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
@@ -1026,7 +1478,7 @@ mod tests {
         assert_eq!(out["stream_options"]["include_usage"], true);
         assert_eq!(out["max_completion_tokens"], 20);
         assert_eq!(out["tool_choice"]["function"]["name"], "f");
-        let err = request(
+        let err = translated(
             Direction::MessagesToChat,
             &json!({"model": "m", "messages": [], "top_k": 1}),
         )
