@@ -5,7 +5,7 @@
 //! A line in the file is `<RFC 3339 UTC, µs> <stream> <text>`, where stream is `out`,
 //! `err` or `stack` (the supervisor's own notes: restarts and their reasons).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -64,13 +64,10 @@ impl LogFile {
     /// Creates (truncates) the log file at `path`.
     pub(crate) fn create(path: &Path, notify: Arc<Notify>) -> io::Result<LogFile> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            crate::state::private_dir(dir)?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(path)?;
+        // A service's output may print its tokens: the log is its owner's only.
+        let file = crate::state::open_private(path, false)?;
         Ok(LogFile {
             inner: Arc::new(Mutex::new(BufWriter::with_capacity(256 * 1024, file))),
             path: path.to_path_buf(),

@@ -166,15 +166,82 @@ impl State {
     }
 }
 
-/// Writes `value` as JSON to `path` through a temporary file and a rename.
+/// Writes `value` as JSON to `path` (under `.stack/`, mode 0600: a plan holds every
+/// interpolated variable) through a temporary file and a rename.
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+        private_dir(parent)?;
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let text = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
-    std::fs::write(&tmp, text)?;
+    write_private(&tmp, &text)?;
     std::fs::rename(&tmp, path)
+}
+
+// ---- private files ---------------------------------------------------------------------
+//
+// What a stack keeps under `.stack/` holds its secrets (the plan's interpolated `env:`, a
+// built-in's keys, the context store, logs that print tokens): folders are 0700 and files
+// 0600 whatever the umask, and an older, looser folder is tightened when it is next used.
+
+/// Creates `dir` (and any missing parent) mode 0700, or tightens it to 0700.
+pub(crate) fn private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Opens `path` for writing, only its owner able to read it, an existing file included;
+/// truncated, or appended to with `append`.
+pub(crate) fn open_private(path: &Path, append: bool) -> io::Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(!append)
+        .append(append)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(f)
+}
+
+/// Writes a file only its owner can read.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    open_private(path, false)?.write_all(bytes)
+}
+
+/// Refuses a project whose state another user owns, instead of reading it as "no stack":
+/// `down` by a user who cannot act must say so, not answer "is down".
+pub(crate) fn check_access(dir: &StateDir) -> Result<(), AccessDenied> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(&dir.dir) else {
+        return Ok(());
+    };
+    let denied =
+        |r: io::Result<()>| matches!(r, Err(e) if e.kind() == io::ErrorKind::PermissionDenied);
+    if denied(std::fs::read_dir(&dir.dir).map(drop))
+        || denied(File::open(dir.state_file()).map(drop))
+    {
+        return Err(AccessDenied {
+            dir: dir.dir.clone(),
+            owner: meta.uid(),
+        });
+    }
+    Ok(())
+}
+
+/// A project's state folder this user may not read.
+#[derive(Debug)]
+pub(crate) struct AccessDenied {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Its owner's uid.
+    pub owner: u32,
 }
 
 /// Ports remembered from the last run (`ports.json`): (service, port name) → host port.
@@ -223,12 +290,16 @@ pub(crate) struct ProjectLock {
 
 /// Takes the project's lock without waiting; `None` when another supervisor holds it.
 pub(crate) fn try_lock(dir: &StateDir) -> io::Result<Option<ProjectLock>> {
-    std::fs::create_dir_all(&dir.dir)?;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.lock_file())?;
+    private_dir(&dir.dir)?;
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(dir.lock_file())?
+    };
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => Ok(Some(ProjectLock { _lock: lock })),
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),

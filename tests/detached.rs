@@ -324,3 +324,121 @@ services:
     assert_eq!(p.run(&["up", "-d"], T).code, Some(0));
     assert_eq!(service(&ps(&p), "web")["ports"]["main"]["port"], port);
 }
+
+/// Runs `stack ARGS` in the project as the user `nobody`.
+fn as_nobody(p: &Project, args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(support::stack_bin())
+        .args(args)
+        .current_dir(p.path())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("setpriv")
+}
+
+/// Every folder under `.stack/` is 0700 and every file and the socket 0600, even under
+/// umask 000; another user cannot read the keys, and `down` as that user says it may not
+/// act and exits non-zero instead of "is down"; a connection from another uid is refused
+/// by the supervisor itself (SO_PEERCRED) even when the folder is opened up.
+#[test]
+fn a_stacks_files_and_socket_are_its_owners_only() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !nix::unistd::geteuid().is_root() {
+        support::skip_or_fail(
+            "a_stacks_files_and_socket_are_its_owners_only",
+            "needs root to run a second uid",
+        );
+        return;
+    }
+    let p = Project::new(
+        r#"
+services:
+  context: {builtin: context, port: auto, config: {db: .stack/data/context.db}}
+  gateway:
+    builtin: gateway
+    port: auto
+    depends_on: {context: healthy}
+    config: {keys: [sk-very-secret-1], upstreams: {default: "http://127.0.0.1:9"}, context_url: "${services.context.url}"}
+  app:
+    command: sh -c 'echo started; exec sleep 600'
+    env: {API_TOKEN: tok-very-secret-2}
+    depends_on: {gateway: healthy}
+"#,
+    );
+    // Others may read the project folder and its stack file, as in a shared checkout.
+    std::fs::set_permissions(p.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(
+        p.path().join("stack.yaml"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    let _down = Down(&p);
+    let up = Command::new("sh")
+        .args(["-c", "umask 000; exec \"$0\" up -d", support::stack_bin()])
+        .current_dir(p.path())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("up -d");
+    assert!(up.status.success(), "{up:?}");
+
+    let mut seen = 0;
+    let mut stack = vec![p.path().join(".stack")];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).expect("stat");
+        let mode = meta.mode() & 0o777;
+        if meta.is_dir() {
+            assert_eq!(mode, 0o700, "{} is {mode:o}", path.display());
+            stack.extend(
+                std::fs::read_dir(&path)
+                    .expect("read_dir")
+                    .map(|e| e.expect("entry").path()),
+            );
+        } else {
+            assert_eq!(mode, 0o600, "{} is {mode:o}", path.display());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 8, "only {seen} files under .stack/");
+    assert!(p.path().join(".stack/supervisor.sock").exists());
+    assert!(p.path().join(".stack/data/context.db").exists());
+
+    let down = as_nobody(&p, &["down"]);
+    let stderr = String::from_utf8_lossy(&down.stderr);
+    assert_eq!(down.status.code(), Some(3), "{down:?}");
+    assert!(stderr.contains("permission denied"), "{stderr}");
+    assert!(!stderr.contains("is down"), "{stderr}");
+    let ps = as_nobody(&p, &["ps"]);
+    assert_ne!(ps.status.code(), Some(0), "{ps:?}");
+
+    // Opened up by mistake: the supervisor still refuses another uid.
+    let dot = p.path().join(".stack");
+    std::fs::set_permissions(&dot, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let socket = dot.join("supervisor.sock");
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    // Perl is part of every Debian base system, reachable by any user (unlike a pyenv).
+    let probe = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            "perl",
+        ])
+        .args(["-MIO::Socket::UNIX", "-e"])
+        .arg(
+            "my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die \"connect: $!\"; \
+             print $s qq({\"cmd\":\"down\"}\\n); print scalar <$s>;",
+        )
+        .arg(&socket)
+        .output()
+        .expect("probe");
+    let answer = String::from_utf8_lossy(&probe.stdout);
+    assert!(answer.contains("permission denied"), "{probe:?}");
+    assert!(
+        p.run(&["ps"], T).stdout.contains("running"),
+        "the stack did not survive another user's down"
+    );
+}

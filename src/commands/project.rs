@@ -32,10 +32,20 @@ pub(crate) fn locate(global: &GlobalArgs) -> Result<Project> {
         sanitize_project_name(dir.file_name().and_then(|s| s.to_str()).unwrap_or("stack"))
     });
     let name = global.project_name.clone().unwrap_or_else(|| own.clone());
-    Ok(Project {
-        state: StateDir::new(&dir, &name, &own),
-        name,
-    })
+    let state = StateDir::new(&dir, &name, &own);
+    crate::state::check_access(&state).map_err(|denied| Error::Environment {
+        message: format!(
+            "permission denied: `{}` belongs to uid {}, and this user (uid {}) may not read it",
+            denied.dir.display(),
+            denied.owner,
+            nix::unistd::geteuid()
+        ),
+        hint: Some(format!(
+            "a stack's state and control socket are its owner's only: run this as uid {}",
+            denied.owner
+        )),
+    })?;
+    Ok(Project { state, name })
 }
 
 /// The `name:` of a stack file, read leniently (interpolated from the environment).

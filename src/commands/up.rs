@@ -159,7 +159,7 @@ pub(crate) fn detached(
     })?;
     let plan_file = dir.run_dir().join("plan.json");
     state::write_json(&plan_file, &*plan)?;
-    let log = std::fs::File::create(dir.supervisor_log()).map_err(|source| Error::Io {
+    let log = state::open_private(&dir.supervisor_log(), false).map_err(|source| Error::Io {
         action: "cannot create",
         path: dir.supervisor_log(),
         source,

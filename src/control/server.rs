@@ -50,7 +50,10 @@ pub(crate) fn bind(path: &Path) -> std::io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    UnixListener::bind(path)
+    let listener = UnixListener::bind(path)?;
+    // Its owner's only, whatever the umask (and each connection's uid is checked too).
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    Ok(listener)
 }
 
 /// Serves connections until `stop`.
@@ -84,7 +87,24 @@ async fn handle(
     mut events: broadcast::Receiver<Numbered>,
     stop: CancellationToken,
 ) {
+    // Only the user who runs the stack may act on it (SO_PEERCRED), whatever the socket's
+    // mode or folder allow.
+    let me = nix::unistd::geteuid().as_raw();
+    let peer = stream.peer_cred().map(|c| c.uid());
     let (read, mut write) = stream.into_split();
+    // Root may act, as it may signal the processes anyway.
+    if peer.as_ref().map_or(true, |uid| *uid != me && *uid != 0) {
+        let who = peer.map_or_else(
+            |_| "an unknown user".to_string(),
+            |uid| format!("uid {uid}"),
+        );
+        tracing::warn!(peer = %who, "control connection refused: not the stack's owner");
+        let message = format!(
+            "permission denied: this stack belongs to uid {me}, and {who} may not control it"
+        );
+        let _ = send(&mut write, &Message::Error { message }).await;
+        return;
+    }
     let mut line = String::new();
     if BufReader::new(read).read_line(&mut line).await.is_err() {
         return;

@@ -121,10 +121,10 @@ impl Runtime for Local {
         } = start;
         if let Some((path, yaml)) = &plan.builtin_config {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
+                crate::state::private_dir(dir)
                     .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
             }
-            write_private(path, yaml.as_bytes())
+            crate::state::write_private(path, yaml.as_bytes())
                 .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
         }
         match &plan.launch {
@@ -222,19 +222,4 @@ impl Service for LocalService {
             LocalService::Container(c) => c.kill().await,
         }
     }
-}
-
-/// Writes a file only its owner can read (a built-in's configuration holds its keys),
-/// whatever the umask, an existing file included.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    f.write_all(bytes)
 }

@@ -64,7 +64,7 @@ pub(crate) async fn run<R: Runtime>(
     opts: Options,
 ) -> std::io::Result<u8> {
     let dir = plan.state();
-    std::fs::create_dir_all(dir.logs_dir())?;
+    crate::state::private_dir(&dir.logs_dir())?;
     // The control socket, so `ps`, `down`, `restart`… work from any shell.
     let socket = dir.socket();
     let (requests_tx, requests) = mpsc::channel::<Incoming>(64);
@@ -126,7 +126,7 @@ pub(super) async fn supervise<R: Runtime>(
     opts: Options,
 ) -> std::io::Result<u8> {
     let dir = plan.state();
-    std::fs::create_dir_all(dir.logs_dir())?;
+    crate::state::private_dir(&dir.logs_dir())?;
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let shared = Shared {
         runtime: runtime.clone(),

@@ -33,12 +33,35 @@ pub(super) struct Db {
     _checkpoints: Checkpointer,
 }
 
+/// Makes the database file its owner's only, whatever the umask (SQLite gives its `-wal`
+/// and `-shm` files the database's mode): conversations are private.
+fn private_file(path: &Path) {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if path.as_os_str() == ":memory:" {
+        return;
+    }
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path);
+    if let Ok(f) = created {
+        let _ = f.set_permissions(std::fs::Permissions::from_mode(0o600));
+    }
+}
+
 impl Db {
     /// Opens (creating) the database at `path`.
     pub(super) fn open(path: &Path, durability: Durability) -> rusqlite::Result<Db> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = std::fs::create_dir_all(dir);
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir);
         }
+        private_file(path);
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         let sync = match durability {
