@@ -931,3 +931,82 @@ async fn fallback_across_providers_is_translated() {
         "{v}"
     );
 }
+
+/// DNS rebinding: a page whose name was rebound to 127.0.0.1 reaches the services with its
+/// own name in `Host`, and a foreign page posts with its `Origin`. All three services
+/// refuse both on every route (health included) with a JSON 403 naming the fix, serve
+/// loopback names and addresses, and serve a name once it is in `allowed_hosts:`.
+#[tokio::test]
+async fn every_service_refuses_rebound_hosts_and_foreign_origins() {
+    let ctx_dir = tempfile::tempdir().expect("tmp");
+    let ctx = Served::start_in(
+        "context",
+        Some(&format!("db: {}\n", ctx_dir.path().join("c.db").display())),
+        ctx_dir,
+    );
+    let model = Served::start("model", Some("allowed_hosts: [\"*.corp.example\"]\n"));
+    let gw = gateway(&format!(
+        "upstreams: {{default: \"{}\"}}\ncontext_url: \"{}\"\n",
+        model.url, ctx.url
+    ));
+    let c = client();
+    let port = |url: &str| url.rsplit(':').next().unwrap_or_default().to_string();
+    let cases = [
+        (&ctx.url, "GET", "/v1/sessions"),
+        (&ctx.url, "GET", "/health"),
+        (&ctx.url, "POST", "/mcp"),
+        (&model.url, "GET", "/v1/models"),
+        (&model.url, "GET", "/health"),
+        (&gw.url, "POST", "/v1/chat/completions"),
+        (&gw.url, "GET", "/v1/sessions"),
+        (&gw.url, "GET", "/health"),
+    ];
+    for (url, method, path) in cases {
+        let send = |host: String, origin: Option<&str>| {
+            let mut r = c
+                .request(method.parse().expect("method"), format!("{url}{path}"))
+                .header("host", host);
+            if method == "POST" {
+                r = r
+                    .header("content-type", "application/json")
+                    .header("accept", "application/json, text/event-stream")
+                    .body(serde_json::to_vec(&chat("hi")).expect("json"));
+            }
+            if let Some(o) = origin {
+                r = r.header("origin", o);
+            }
+            r.send()
+        };
+        let p = port(url);
+        let r = send(format!("evil.example:{p}"), None).await.expect("send");
+        assert_eq!(r.status(), 403, "{method} {url}{path} with a rebound host");
+        let v: Value = r.json().await.expect("a JSON refusal");
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("evil.example") && message.contains("allowed_hosts"),
+            "{v}"
+        );
+        let r = send(format!("localhost:{p}"), Some("https://evil.example"))
+            .await
+            .expect("send");
+        assert_eq!(
+            r.status(),
+            403,
+            "{method} {url}{path} with a foreign origin"
+        );
+        for host in [format!("localhost:{p}"), format!("127.0.0.1:{p}")] {
+            let r = send(host.clone(), Some("http://localhost:3000"))
+                .await
+                .expect("send");
+            assert_ne!(r.status(), 403, "{method} {url}{path} refused {host}");
+        }
+    }
+    // A name of one's own, once allowed.
+    let r = c
+        .get(format!("{}/v1/models", model.url))
+        .header("host", "dev.corp.example")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+}

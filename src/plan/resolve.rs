@@ -308,7 +308,11 @@ impl Resolving<'_> {
         let mut interp = |s: &str| self.interp(s);
         Ok(match &svc.kind {
             ServiceKind::Builtin { builtin, config } => {
-                let config = interp_json(config, &mut interp)?;
+                let mut config = interp_json(config, &mut interp)?;
+                if svc.runtime == RuntimeKind::Container {
+                    // The stack's other containers reach it by its name.
+                    allow_host(&mut config, &svc.name);
+                }
                 let yaml = serde_yaml::to_string(&config)
                     .map_err(|e| self.err(format!("cannot write the configuration: {e}")))?;
                 let file = builtin_config_path(state_dir, &svc.name);
@@ -424,6 +428,23 @@ fn container_image(image: &Image) -> ContainerImage {
 }
 
 /// Pass-two interpolation of every string in a JSON value.
+/// Adds `name` to a built-in configuration's `allowed_hosts:`.
+fn allow_host(config: &mut serde_json::Value, name: &str) {
+    use serde_json::Value as J;
+    if config.is_null() {
+        *config = J::Object(serde_json::Map::new());
+    }
+    let J::Object(map) = config else { return };
+    let hosts = map
+        .entry("allowed_hosts")
+        .or_insert_with(|| J::Array(Vec::new()));
+    if let J::Array(list) = hosts
+        && !list.iter().any(|h| h.as_str() == Some(name))
+    {
+        list.push(J::String(name.to_string()));
+    }
+}
+
 fn interp_json(
     v: &serde_json::Value,
     interp: &mut dyn FnMut(&str) -> Result<String, ResolveError>,

@@ -8,6 +8,7 @@ pub(crate) mod api_error;
 pub(crate) mod config;
 pub(crate) mod context;
 pub(crate) mod gateway;
+pub(crate) mod hosts;
 pub(crate) mod http;
 pub(crate) mod metrics;
 pub(crate) mod model;

@@ -19,6 +19,10 @@ pub(crate) struct Config {
     /// Browser origins allowed to call the server (`http://localhost:*` style). Requests
     /// with another `Origin` are refused with 403; requests without one pass.
     pub allowed_origins: Vec<String>,
+    /// Names besides the loopback ones that requests may carry in `Host` (and browsers in
+    /// `Origin`): `api.internal`, `*.corp.example`, `*` for any. Others are refused (DNS
+    /// rebinding).
+    pub allowed_hosts: Vec<String>,
     /// The budget of `retrieve_context` when the caller gives none.
     pub default_max_tokens: u32,
     /// Largest entry content, in bytes (413 beyond).
@@ -44,6 +48,7 @@ impl Default for Config {
         Config {
             db: PathBuf::from(".stack/data/context.db"),
             token: None,
+            allowed_hosts: Vec::new(),
             allowed_origins: vec![
                 "http://localhost:*".into(),
                 "http://127.0.0.1:*".into(),

@@ -63,6 +63,8 @@ pub(crate) fn router(config: Config, shutdown: CancellationToken) -> Result<Rout
     let mcp_config = StreamableHttpServerConfig::default()
         .with_allowed_origins(ctx.config.allowed_origins.clone())
         .enforce_origin_validation()
+        // The Host check is the guard's, for every route alike.
+        .disable_allowed_hosts()
         .with_max_request_body_bytes(ctx.config.max_content_bytes + 64 * 1024)
         .with_cancellation_token(shutdown.child_token());
     let factory_ctx = ctx.clone();
@@ -93,6 +95,10 @@ pub(crate) fn router(config: Config, shutdown: CancellationToken) -> Result<Rout
             super::metrics::track,
         ))
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            super::hosts::Hosts::new(&ctx.config.allowed_hosts),
+            super::hosts::guard,
+        ))
         .with_state(ctx))
 }
 

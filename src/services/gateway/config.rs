@@ -42,6 +42,10 @@ pub(crate) struct Config {
     pub pool_idle_timeout_ms: u64,
     /// Request bodies larger than this are refused with 413.
     pub max_body_bytes: usize,
+    /// Names besides the loopback ones that requests may carry in `Host` (and browsers in
+    /// `Origin`): `api.internal`, `*.corp.example`, `*` for any. Others are refused (DNS
+    /// rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for Config {
@@ -61,6 +65,7 @@ impl Default for Config {
             request_timeout_ms: 120_000,
             pool_idle_timeout_ms: 90_000,
             max_body_bytes: 16 * 1024 * 1024,
+            allowed_hosts: Vec::new(),
         }
     }
 }

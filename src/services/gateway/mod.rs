@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -302,6 +302,7 @@ pub(crate) fn router(config: Config) -> Front {
 fn front(gw: Arc<Gateway>) -> Front {
     Front {
         router: routes(gw.clone()),
+        hosts: super::hosts::Hosts::new(&gw.config.allowed_hosts),
         gw,
     }
 }
@@ -365,6 +366,7 @@ async fn metrics_text(State(gw): State<Arc<Gateway>>) -> Response {
 pub(crate) struct Front {
     gw: Arc<Gateway>,
     router: Router,
+    hosts: super::hosts::Hosts,
 }
 
 type FrontFuture = futures::future::Either<
@@ -383,12 +385,21 @@ impl tower::Service<Request> for Front {
 
     fn call(&mut self, req: Request) -> FrontFuture {
         use futures::future::{Either, FutureExt, ready};
+        if let Err(message) = self.hosts.check(req.uri(), req.headers()) {
+            let refused = super::hosts::refusal(req.uri(), req.headers(), message);
+            return Either::Left(ready(Ok(refused)).boxed());
+        }
         let Some(route) = proxy::ROUTES.iter().find(|r| r.path == req.uri().path()) else {
             return Either::Right(tower::Service::call(&mut self.router, req));
         };
         if req.method() != Method::POST {
-            let refused = (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "POST")]);
-            return Either::Left(ready(Ok(refused.into_response())).boxed());
+            let message = format!("`{} {}` is not served: use POST", req.method(), route.path);
+            let mut refused =
+                super::api_error::ApiError::new(route.api, 405, message).into_response();
+            refused
+                .headers_mut()
+                .insert(header::ALLOW, axum::http::HeaderValue::from_static("POST"));
+            return Either::Left(ready(Ok(refused)).boxed());
         }
         let (gw, route) = (self.gw.clone(), *route);
         let (parts, body) = req.into_parts();

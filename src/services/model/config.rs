@@ -35,6 +35,10 @@ pub(crate) struct Config {
     /// Refuse what the real APIs refuse (unknown fields, wrong types, a message sequence
     /// they reject) with their 400s, to stand in for a provider in tests.
     pub strict: bool,
+    /// Names besides the loopback ones that requests may carry in `Host` (and browsers in
+    /// `Origin`): `api.internal`, `*.corp.example`, `*` for any. Others are refused (DNS
+    /// rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// `tls: {cert, key}`: PEM files, relative to the working folder.
@@ -60,6 +64,7 @@ impl Default for Config {
             embedding_dimensions: 1536,
             tls: None,
             strict: false,
+            allowed_hosts: Vec::new(),
         }
     }
 }

@@ -69,6 +69,10 @@ fn routes(state: Arc<AppState>) -> Router {
             super::metrics::track,
         ))
         .fallback(super::api_error::fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            super::hosts::Hosts::new(&state.config.allowed_hosts),
+            super::hosts::guard,
+        ))
         // Bodies are read with the configured limit, answering 413 in each API's shape.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
