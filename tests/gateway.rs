@@ -1010,3 +1010,145 @@ async fn every_service_refuses_rebound_hosts_and_foreign_origins() {
         .expect("send");
     assert_eq!(r.status(), 200);
 }
+
+/// An upstream that answers every request with `status` and a body by path:
+/// `/v1/messages` an OpenAI-shaped error, anything else plain text.
+fn erring_upstream(status: u16) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let (mut path, mut length) = (String::new(), 0usize);
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if path.is_empty() {
+                            path = line.split(' ').nth(1).unwrap_or_default().to_string();
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let (kind, text) = if path == "/v1/messages" {
+                        (
+                            "application/json",
+                            r#"{"error": {"message": "quota gone"}}"#,
+                        )
+                    } else {
+                        ("text/plain", "upstream says no")
+                    };
+                    let answer = format!(
+                        "HTTP/1.1 {status} Nope\r\ncontent-type: {kind}\r\ncontent-length: {}\r\n\r\n{text}",
+                        text.len()
+                    );
+                    if reader.get_mut().write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// A password in an upstream URL is sent as `Authorization: Basic` and shows nowhere:
+/// not in `/health`, not in a 502's body, not in the access log. An upstream error in
+/// another shape (plain text, or OpenAI's on an Anthropic route) reaches the caller in
+/// its own API's shape, its message kept.
+#[tokio::test]
+async fn upstream_credentials_never_show_and_errors_keep_the_callers_shape() {
+    let (up, seen) = recording_upstream("m");
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        drop(l);
+        port
+    };
+    let erring = erring_upstream(400);
+    let with_user = up.replace("http://", "http://bob:s3cret%2Dpw@");
+    let gw = Served::start_captured(
+        "gateway",
+        Some(&format!(
+            "upstreams: {{default: \"{with_user}\", dead: \"http://eve:dead-pw@127.0.0.1:{dead}\", erring: \"{erring}\"}}\nroutes: [{{model: \"dead-*\", upstream: dead}}, {{model: \"err-*\", upstream: erring}}]\nretries: 0\n"
+        )),
+    );
+    let c = client();
+    let r = c
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .json(&chat("hi"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    let head = seen.lock().expect("seen")[0].head.to_ascii_lowercase();
+    // base64("bob:s3cret-pw")
+    assert!(
+        head.contains("authorization: basic ym9ionmzy3jldc1wdw=="),
+        "{head}"
+    );
+    let r = c
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .json(&json!({"model": "dead-1", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 502);
+    let body = r.text().await.expect("body");
+    let health = c
+        .get(format!("{}/health", gw.url))
+        .send()
+        .await
+        .expect("health")
+        .text()
+        .await
+        .expect("body");
+    assert!(health.contains(&format!("127.0.0.1:{dead}")), "{health}");
+
+    let r = c
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .json(&json!({"model": "err-1", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.expect("an OpenAI error");
+    assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("upstream says no"),
+        "{v}"
+    );
+    let r = c
+        .post(format!("{}/v1/messages", gw.url))
+        .json(&json!({"model": "err-1", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.expect("an Anthropic error");
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["message"], "quota gone", "{v}");
+
+    let log = gw.output.lock().expect("log").clone();
+    for secret in ["s3cret", "dead-pw", "eve:", "bob:"] {
+        for (what, text) in [("502 body", &body), ("/health", &health), ("log", &log)] {
+            assert!(!text.contains(secret), "{secret} in the {what}: {text}");
+        }
+    }
+}

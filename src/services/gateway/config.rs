@@ -177,7 +177,7 @@ pub(crate) struct Target {
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Target")
-            .field("url", &self.url)
+            .field("url", &without_userinfo(&self.url).0)
             .field("provider", &self.provider)
             .field("api_key", &self.api_key.as_ref().map(|_| "<hidden>"))
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
@@ -261,7 +261,7 @@ impl Config {
                 let plain = t.api_key.is_none() && t.headers.is_empty();
                 let url_at = if plain { at.clone() } else { at.key("url") };
                 if !t.url.contains("${")
-                    && let Err(e) = parse_base(&t.url)
+                    && let Err(e) = parse_base(&without_userinfo(&t.url).0)
                 {
                     bad(url_at, e);
                 }
@@ -349,6 +349,33 @@ pub(super) fn parse_base(u: &str) -> Result<axum::http::Uri, String> {
         ));
     }
     Ok(uri)
+}
+
+/// `url` without its `user:password@` (shown and connected to), and the credentials it
+/// held (sent as `Authorization: Basic`, as curl and browsers do): a password in an
+/// upstream URL never reaches `/health`, an error body or a log.
+pub(super) fn without_userinfo(url: &str) -> (String, Option<(String, String)>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), None);
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return (url.to_string(), None);
+    };
+    let userinfo = &rest[..at];
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let (user, password) = match userinfo.split_once(':') {
+        Some((u, p)) => (decode(u), decode(p)),
+        None => (decode(userinfo), String::new()),
+    };
+    (
+        format!("{scheme}://{}", &rest[at + 1..]),
+        Some((user, password)),
+    )
 }
 
 /// Whether `model` matches the glob `pattern`.

@@ -211,6 +211,16 @@ async fn forward(
     };
     let asked = alias.map(|(_, _, asked)| asked);
     let Some(dir) = translated else {
+        if !status.is_success() {
+            // An error goes back only in the caller's API shape.
+            parts.headers.remove(header::CONTENT_LENGTH);
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            );
+            let body = Box::pin(error_in_shape(api, status, incoming)).await;
+            return finish_answer(gw, answer, asked, parts, body).await;
+        }
         return finish_answer(gw, answer, asked, parts, incoming).await;
     };
     // The answer comes back in the caller's API's shape; its length changes.
@@ -306,6 +316,47 @@ fn outgoing(
         },
         include_usage,
     })
+}
+
+/// An untranslated upstream's error as the caller's API shapes it: as it came when it is
+/// that shape already, else wrapped (its message kept, or the start of its text).
+async fn error_in_shape(
+    api: crate::services::api_error::Api,
+    status: StatusCode,
+    incoming: super::pool::PooledBody,
+) -> Body {
+    use crate::services::api_error::Api;
+    let bytes = incoming
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .unwrap_or_default();
+    let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let shaped = match api {
+        Api::OpenAi => v["error"]["message"].is_string(),
+        Api::Anthropic => v["type"] == "error" && v["error"]["type"].is_string(),
+    };
+    if shaped {
+        return Body::from(bytes);
+    }
+    let message = v["error"]["message"]
+        .as_str()
+        .or_else(|| v["message"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(&bytes);
+            let text: String = text.trim().chars().take(200).collect();
+            if text.is_empty() {
+                format!("the upstream answered {status}")
+            } else {
+                format!("the upstream answered {status}: {text}")
+            }
+        });
+    Body::from(
+        ApiError::new(api, status.as_u16(), message)
+            .body()
+            .to_string(),
+    )
 }
 
 /// A translated upstream's answer in the caller's shape: an error document, an event

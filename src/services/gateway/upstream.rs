@@ -13,7 +13,7 @@ use axum::http::{
 };
 use bytes::Bytes;
 
-use super::config::{Config, Provider, Route, Target, glob, parse_base};
+use super::config::{Config, Provider, Route, Target, glob, parse_base, without_userinfo};
 use super::pool::{Endpoint, PooledBody};
 use super::translate::{self, Direction};
 
@@ -49,8 +49,17 @@ pub(super) struct Hop {
 const ANTHROPIC_VERSION: HeaderValue = HeaderValue::from_static("2023-06-01");
 
 impl Hop {
-    fn new(t: &Target, endpoint: Arc<Endpoint>) -> Hop {
+    fn new(t: &Target, endpoint: Arc<Endpoint>, userinfo: Option<(String, String)>) -> Hop {
         let mut added = HeaderMap::new();
+        if let Some((user, password)) = userinfo {
+            use base64::Engine;
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            if let Ok(mut value) = HeaderValue::try_from(format!("Basic {basic}")) {
+                value.set_sensitive(true);
+                added.insert(header::AUTHORIZATION, value);
+            }
+        }
         for (k, v) in &t.headers {
             if let (Ok(k), Ok(v)) = (
                 HeaderName::try_from(k.as_str()),
@@ -146,9 +155,10 @@ impl Upstreams {
                     .0
                     .iter()
                     .filter_map(|t| {
-                        let uri = parse_base(&t.url).ok()?;
+                        let (url, userinfo) = without_userinfo(&t.url);
+                        let uri = parse_base(&url).ok()?;
                         let endpoint = Endpoint::start(uri, connect_timeout, idle_timeout, tls);
-                        Some(Hop::new(t, endpoint))
+                        Some(Hop::new(t, endpoint, userinfo))
                     })
                     .collect();
                 (Arc::from(name.as_str()), list)
