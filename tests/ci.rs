@@ -399,3 +399,29 @@ fn env_and_run_give_the_sdks_their_variables() {
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert!(run.stdout.contains("answered True"), "{}", run.stdout);
 }
+
+/// An unreachable Docker engine is a ✘ with the fix when a service needs it, and a neutral
+/// note (exit 0) when none does; its message is said once.
+#[test]
+fn doctor_on_an_unreachable_engine() {
+    for (yaml, code, mark) in [
+        ("services:\n  a: {command: sleep 600}\n", 0, "·"),
+        ("services:\n  a: {image: alpine}\n", 1, "✘"),
+    ] {
+        let p = Project::new(yaml);
+        let out = p
+            .command(&["doctor"])
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .output()
+            .expect("doctor");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{text}");
+        let line = text
+            .lines()
+            .find(|l| l.contains("Docker engine"))
+            .unwrap_or_else(|| panic!("no Docker finding: {text}"));
+        assert!(line.trim_start().starts_with(mark), "{line}");
+        assert_eq!(line.matches("not reachable").count(), 1, "{line}");
+        assert_eq!(text.contains("`dockerd &`"), code == 1, "{text}");
+    }
+}

@@ -383,3 +383,118 @@ async fn the_budget_holds_over_rest() {
         );
     }
 }
+
+/// Every client error of all three services is JSON in the route's shape: `/mcp`'s
+/// refusals JSON-RPC errors (a malformed body a -32700 parse error, HTTP 400), unknown
+/// routes and wrong methods the service's own error document.
+#[tokio::test]
+async fn every_client_error_is_json_in_the_routes_shape() {
+    let ctx = served();
+    let model = Served::start("model", None);
+    let gw = Served::start(
+        "gateway",
+        Some(&format!(
+            "upstreams: {{default: \"{}\"}}\ncontext_url: \"{}\"\n",
+            model.url, ctx.url
+        )),
+    );
+    let c = http().await;
+    let mcp = |url: &str, body: &'static str| {
+        c.post(format!("{url}/mcp"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body)
+            .send()
+    };
+    for url in [&ctx.url, &gw.url] {
+        for body in ["{nope", "[]", r#"{"jsonrpc":"2.0"}"#] {
+            let r = mcp(url, body).await.expect("post");
+            assert_eq!(r.status(), 400, "{url}/mcp {body}");
+            let v: Value = r.json().await.expect("a JSON-RPC error");
+            assert_eq!(v["jsonrpc"], "2.0", "{v}");
+            assert_eq!(v["error"]["code"], -32700, "{v}");
+        }
+    }
+    let r = c.get(format!("{}/mcp", ctx.url)).send().await.expect("get");
+    assert_eq!(r.status(), 406);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["code"], -32600, "{v}");
+
+    let cases = [
+        (
+            &ctx.url,
+            "PUT",
+            "/health",
+            405,
+            "/error/type",
+            "method_not_allowed",
+        ),
+        (
+            &ctx.url,
+            "GET",
+            "/v2/nothing",
+            404,
+            "/error/type",
+            "not_found",
+        ),
+        (
+            &ctx.url,
+            "PUT",
+            "/v1/sessions",
+            405,
+            "/error/type",
+            "method_not_allowed",
+        ),
+        (
+            &model.url,
+            "GET",
+            "/v1/chat/completions",
+            405,
+            "/error/type",
+            "invalid_request_error",
+        ),
+        (&model.url, "DELETE", "/v1/messages", 405, "/type", "error"),
+        (
+            &gw.url,
+            "GET",
+            "/v1/chat/completions",
+            405,
+            "/error/type",
+            "invalid_request_error",
+        ),
+        (&gw.url, "GET", "/v1/messages", 405, "/type", "error"),
+        (
+            &gw.url,
+            "POST",
+            "/v1/models",
+            405,
+            "/error/type",
+            "invalid_request_error",
+        ),
+        (
+            &gw.url,
+            "GET",
+            "/nothing",
+            404,
+            "/error/type",
+            "invalid_request_error",
+        ),
+    ];
+    for (url, method, path, status, pointer, kind) in cases {
+        let r = c
+            .request(method.parse().expect("method"), format!("{url}{path}"))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), status, "{method} {url}{path}");
+        let v: Value = r
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        assert_eq!(
+            v.pointer(pointer).and_then(Value::as_str),
+            Some(kind),
+            "{method} {path}: {v}"
+        );
+    }
+}

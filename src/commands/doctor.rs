@@ -27,6 +27,8 @@ use crate::ui::{out, outln};
 pub(super) enum Level {
     /// All good.
     Ok,
+    /// Neither good nor bad: worth knowing (Docker is down, and no service needs it).
+    Note,
     /// Worth a look.
     Warning,
     /// The likely cause of trouble.
@@ -314,23 +316,7 @@ fn check_health(
 /// Errors in the last lines of its log.
 fn check_log(r: &mut Report, name: &str, log: &std::path::Path) {
     let tail = logs::tail(name, log, 50);
-    let bad: Vec<&logs::Line> = tail
-        .iter()
-        .filter(|l| {
-            let t = l.text.to_ascii_lowercase();
-            [
-                "error",
-                "panic",
-                "exception",
-                "fatal",
-                "traceback",
-                "refused",
-                "address already in use",
-            ]
-            .iter()
-            .any(|w| t.contains(w))
-        })
-        .collect();
+    let bad: Vec<&logs::Line> = tail.iter().filter(|l| is_error_line(&l.text)).collect();
     if let Some(last) = bad.last() {
         r.add(
             Some(name),
@@ -343,6 +329,55 @@ fn check_log(r: &mut Report, name: &str, log: &std::path::Path) {
             Some(format!("`stack logs -n 50 {name}`")),
         );
     }
+}
+
+/// Whether a log line reports an error: by its level when it has one (a JSON line's
+/// `level`/`severity`, or a level word among its first tokens: `INFO`, `[warn]`,
+/// `level=error`…), so an `INFO` access-log line that mentions "error" is not one; by the
+/// words of trouble (`panic`, `Traceback`, `address already in use`…) when it has none.
+fn is_error_line(text: &str) -> bool {
+    let level = |word: &str| -> Option<bool> {
+        // `level=error`, `lvl:warn`, `[INFO]`, `ERROR:`
+        let word = word
+            .rsplit(['=', ':'])
+            .find(|w| !w.is_empty())
+            .unwrap_or(word);
+        let word = word
+            .trim_matches(|c: char| !c.is_ascii_alphabetic())
+            .to_ascii_lowercase();
+        match word.as_str() {
+            "trace" | "debug" | "info" | "notice" | "warn" | "warning" => Some(false),
+            "error" | "err" | "fatal" | "critical" | "crit" | "panic" | "alert" | "emerg" => {
+                Some(true)
+            }
+            _ => None,
+        }
+    };
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{')
+        && let Ok(serde_json::Value::Object(doc)) = serde_json::from_str(trimmed)
+        && let Some(l) = ["level", "severity", "levelname", "lvl"]
+            .iter()
+            .find_map(|k| doc.get(*k).and_then(serde_json::Value::as_str))
+        && let Some(is_error) = level(l)
+    {
+        return is_error;
+    }
+    if let Some(is_error) = trimmed.split_whitespace().take(4).find_map(level) {
+        return is_error;
+    }
+    let t = text.to_ascii_lowercase();
+    [
+        "error",
+        "panic",
+        "exception",
+        "fatal",
+        "traceback",
+        "refused",
+        "address already in use",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
 }
 
 /// Whether the holder of a running service's port is that service, on a reachable address.
@@ -422,19 +457,26 @@ fn check_docker(r: &mut Report, stack: Option<&Stack>, rt: &tokio::runtime::Runt
             format!("the Docker engine answers (version {v})"),
             None,
         ),
+        // The error says what it is ("the Docker engine is not reachable: …").
+        Ok(Err(e)) if needs => r.add(
+            None,
+            Level::Error,
+            e,
+            Some(
+                "start it (`sudo systemctl start docker`, or `dockerd &`), or set DOCKER_HOST"
+                    .into(),
+            ),
+        ),
         Ok(Err(e)) => r.add(
             None,
-            if needs { Level::Error } else { Level::Ok },
-            format!("the Docker engine is not reachable: {e}"),
-            needs.then(|| {
-                "start it (`sudo systemctl start docker`, or `dockerd &`), or set DOCKER_HOST"
-                    .to_string()
-            }),
+            Level::Note,
+            format!("{e} (no service needs it)"),
+            None,
         ),
         Err(_) => r.add(
             None,
-            if needs { Level::Error } else { Level::Warning },
-            "the Docker engine does not answer within 3 s",
+            if needs { Level::Error } else { Level::Note },
+            "the Docker engine does not answer within 4 s",
             Some("check that dockerd runs and DOCKER_HOST points at it".into()),
         ),
     }
@@ -455,6 +497,7 @@ fn render(findings: &[Finding], color: bool) -> String {
         }
         let (mark, style) = match f.level {
             Level::Ok => ("✔", Style::new().fg_color(Some(AnsiColor::Green.into()))),
+            Level::Note => ("·", Style::new().dimmed()),
             Level::Warning => ("!", Style::new().fg_color(Some(AnsiColor::Yellow.into()))),
             Level::Error => ("✘", Style::new().fg_color(Some(AnsiColor::Red.into()))),
         };
@@ -464,4 +507,32 @@ fn render(findings: &[Finding], color: bool) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_error_line;
+
+    #[test]
+    fn log_lines_are_judged_by_their_level_first() {
+        for line in [
+            r#"{"level":"INFO","message":"request","path":"/v1/errors","status":200}"#,
+            "2026-12-01T10:00:00Z  INFO gateway: retrying after upstream error",
+            "[info] error budget at 3%",
+            "level=debug msg=\"no error\"",
+            "WARN connection refused, retrying",
+        ] {
+            assert!(!is_error_line(line), "{line}");
+        }
+        for line in [
+            r#"{"level":"error","message":"db down"}"#,
+            "2026-12-01T10:00:00Z ERROR api: boom",
+            "[FATAL] cannot bind",
+            "Traceback (most recent call last):",
+            "thread 'main' panicked at src/main.rs:3:5",
+            "OSError: [Errno 98] Address already in use",
+        ] {
+            assert!(is_error_line(line), "{line}");
+        }
+    }
 }

@@ -167,6 +167,22 @@ pub(crate) fn unknown_route(
     ApiError::new(api, 404, format!("no route `{method} {path}`{hint}")).into_response()
 }
 
+/// `method_not_allowed_fallback` handler: a JSON 405 in the route's API shape.
+pub(crate) async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let path = uri.path();
+    let api = if headers.contains_key("anthropic-version") || path.contains("messages") {
+        Api::Anthropic
+    } else {
+        Api::OpenAi
+    };
+    let message = format!("`{path}` does not take {method}");
+    ApiError::new(api, 405, message).into_response()
+}
+
 /// `fallback` handler: [`unknown_route`].
 pub(crate) async fn fallback(
     method: axum::http::Method,

@@ -43,7 +43,9 @@ impl Hosts {
             .authority()
             .map(|a| a.as_str())
             .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()));
-        if let Some(host) = host {
+        if let Some(host) = host
+            && !is_plain_loopback(host)
+        {
             let name = name_of(host);
             if !(is_loopback_name(&name)
                 || name.parse::<IpAddr>().is_ok()
@@ -83,6 +85,19 @@ impl Hosts {
                 })
         })
     }
+}
+
+/// `127.0.0.1[:port]` or `localhost[:port]`, as nearly every request says: answered without
+/// parsing (this runs on every request of the gateway's hot path).
+fn is_plain_loopback(authority: &str) -> bool {
+    ["127.0.0.1", "localhost"].iter().any(|name| {
+        authority.strip_prefix(name).is_some_and(|rest| {
+            rest.is_empty()
+                || rest
+                    .strip_prefix(':')
+                    .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        })
+    })
 }
 
 /// The host name of `host[:port]` (or `[v6]:port`), lowercased, without a trailing dot.

@@ -428,3 +428,45 @@ fn not_found(uri: &str, why: &str) -> ErrorData {
         Some(json!({"uri": uri})),
     )
 }
+
+/// `/mcp`'s refusals as JSON-RPC errors: rmcp answers a body it cannot read, or a request
+/// it will not take, in plain text; a client gets `{jsonrpc, id: null, error: {code,
+/// message}}` instead — a parse error (-32700, HTTP 400) for a body that is not a JSON-RPC
+/// message, an invalid request (-32600) otherwise, the status kept.
+pub(super) async fn jsonrpc_refusal(resp: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, StatusCode, header};
+    use axum::response::IntoResponse;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json") || c.starts_with("text/event-stream"));
+    if !status.is_client_error() || is_json {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let unreadable = text.starts_with("fail to deserialize");
+    let (status, code) = if unreadable {
+        (StatusCode::BAD_REQUEST, -32700)
+    } else {
+        (status, -32600)
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("refused").to_string()
+    } else {
+        text
+    };
+    parts.status = status;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    (parts, axum::Json(body)).into_response()
+}

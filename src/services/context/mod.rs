@@ -84,7 +84,11 @@ pub(crate) fn router(config: Config, shutdown: CancellationToken) -> Result<Rout
         )
         .route("/v1/sessions/{id}/context", get(rest::context))
         .route("/v1/sessions/{id}/prune", post(rest::prune))
-        .route_service("/mcp", mcp)
+        .merge(
+            Router::new()
+                .route_service("/mcp", mcp)
+                .layer(axum::middleware::map_response(mcp::jsonrpc_refusal)),
+        )
         .layer(axum::middleware::from_fn_with_state(ctx.clone(), guard));
     Ok(Router::new()
         .route("/health", get(health))
@@ -94,6 +98,8 @@ pub(crate) fn router(config: Config, shutdown: CancellationToken) -> Result<Rout
             metrics,
             super::metrics::track,
         ))
+        .fallback(rest::unknown_route)
+        .method_not_allowed_fallback(rest::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
             super::hosts::Hosts::new(&ctx.config.allowed_hosts),

@@ -23,6 +23,7 @@ impl IntoResponse for RestError {
             401 => "unauthorized",
             403 => "forbidden",
             404 => "not_found",
+            405 => "method_not_allowed",
             413 => "too_large",
             _ => "internal",
         };
@@ -32,6 +33,30 @@ impl IntoResponse for RestError {
         )
             .into_response()
     }
+}
+
+/// An unknown route: a JSON 404 naming it.
+pub(super) async fn unknown_route(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    RestError(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no route `{method} {}`: the REST API is under /v1/sessions, MCP at /mcp",
+            uri.path()
+        ),
+    )
+    .into_response()
+}
+
+/// A known route asked with the wrong method: a JSON 405.
+pub(super) async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    RestError(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("`{}` does not take {method}", uri.path()),
+    )
+    .into_response()
 }
 
 impl From<OpError> for RestError {

@@ -323,6 +323,7 @@ fn routes(gw: Arc<Gateway>) -> Router {
             super::metrics::track,
         ))
         .fallback(super::api_error::fallback)
+        .method_not_allowed_fallback(super::api_error::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(gw)
 }

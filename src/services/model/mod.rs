@@ -69,6 +69,7 @@ fn routes(state: Arc<AppState>) -> Router {
             super::metrics::track,
         ))
         .fallback(super::api_error::fallback)
+        .method_not_allowed_fallback(super::api_error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             super::hosts::Hosts::new(&state.config.allowed_hosts),
             super::hosts::guard,
