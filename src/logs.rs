@@ -6,7 +6,7 @@
 //! `err` or `stack` (the supervisor's own notes: restarts and their reasons).
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -61,10 +61,16 @@ pub(crate) struct LogFile {
 }
 
 impl LogFile {
-    /// Creates (truncates) the log file at `path`.
+    /// Creates the log file at `path` for a new run; the previous run's is kept as
+    /// `<path>.1`.
     pub(crate) fn create(path: &Path, notify: Arc<Notify>) -> io::Result<LogFile> {
         if let Some(dir) = path.parent() {
             crate::state::private_dir(dir)?;
+        }
+        if path.exists() {
+            let mut previous = path.as_os_str().to_owned();
+            previous.push(".1");
+            std::fs::rename(path, previous)?;
         }
         // A service's output may print its tokens: the log is its owner's only.
         let file = crate::state::open_private(path, false)?;
@@ -165,25 +171,42 @@ impl Lines {
         self.pending.drain(..start);
     }
 
-    /// Writes what is left (a last line without a newline).
-    fn finish(self, stream: Stream, log: &LogFile) {
+    /// Writes what is left (a line without its newline yet) as a line of its own.
+    fn flush(&mut self, stream: Stream, log: &LogFile) {
         if !self.pending.is_empty() {
             log.write_lines(stream, &[&self.pending]);
+            self.pending.clear();
         }
     }
 }
+
+/// How long a partial line (a prompt, a progress message without its newline) waits for
+/// the rest before it is shown as it is.
+const PARTIAL_LINE_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Copies `reader` (a child's stdout or stderr) into `log`, line by line, until EOF.
 pub(crate) async fn capture<R: AsyncRead + Unpin>(mut reader: R, stream: Stream, log: LogFile) {
     let mut buf = vec![0u8; 64 * 1024];
     let mut lines = Lines::default();
     loop {
-        match reader.read(&mut buf).await {
+        let read = reader.read(&mut buf);
+        let read = if lines.pending.is_empty() {
+            read.await
+        } else {
+            match tokio::time::timeout(PARTIAL_LINE_WAIT, read).await {
+                Ok(r) => r,
+                Err(_) => {
+                    lines.flush(stream, &log);
+                    continue;
+                }
+            }
+        };
+        match read {
             Ok(0) | Err(_) => break,
             Ok(n) => lines.feed(&buf[..n], stream, &log),
         }
     }
-    lines.finish(stream, &log);
+    lines.flush(stream, &log);
 }
 
 /// Copies chunks of a container's output (already split by stream) into `log`.
@@ -194,14 +217,28 @@ where
     use futures::StreamExt;
     let mut out = Lines::default();
     let mut err = Lines::default();
-    while let Some((stream, bytes)) = chunks.next().await {
-        match stream {
-            Stream::Err => err.feed(&bytes, stream, &log),
-            _ => out.feed(&bytes, Stream::Out, &log),
+    loop {
+        let next = chunks.next();
+        let next = if out.pending.is_empty() && err.pending.is_empty() {
+            next.await
+        } else {
+            match tokio::time::timeout(PARTIAL_LINE_WAIT, next).await {
+                Ok(n) => n,
+                Err(_) => {
+                    out.flush(Stream::Out, &log);
+                    err.flush(Stream::Err, &log);
+                    continue;
+                }
+            }
+        };
+        match next {
+            Some((Stream::Err, bytes)) => err.feed(&bytes, Stream::Err, &log),
+            Some((_, bytes)) => out.feed(&bytes, Stream::Out, &log),
+            None => break,
         }
     }
-    out.finish(Stream::Out, &log);
-    err.finish(Stream::Err, &log);
+    out.flush(Stream::Out, &log);
+    err.flush(Stream::Err, &log);
 }
 
 /// Writes one line of `stream` (a build's output, say).
@@ -284,10 +321,11 @@ impl Follower {
         }
         let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         self.offset += complete as u64;
-        BufReader::new(&bytes[..complete])
-            .lines()
-            .map_while(Result::ok)
-            .filter_map(|l| parse_line(&self.service, &l))
+        // A service may write any bytes: a line that is not UTF-8 is shown lossily (U+FFFD),
+        // never the end of the log (the file keeps the bytes as they came).
+        bytes[..complete]
+            .split(|b| *b == b'\n')
+            .filter_map(|l| parse_line(&self.service, &String::from_utf8_lossy(l)))
             .collect()
     }
 }
@@ -352,5 +390,58 @@ mod tests {
             lines.iter().map(|l| l.text.len()).sum::<usize>(),
             input.len()
         );
+    }
+
+    #[tokio::test]
+    async fn odd_bytes_are_shown_lossily_and_the_log_goes_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("api.log");
+        let log = LogFile::create(&path, Arc::new(Notify::new())).expect("create");
+        let input: &[u8] = b"before\nbad \xff byte\nafter\n";
+        capture(input, Stream::Out, log).await;
+        assert!(
+            std::fs::read(&path)
+                .expect("read")
+                .windows(1)
+                .any(|w| w == b"\xff")
+        );
+        let mut f = Follower::new("api", &path, 0);
+        let texts: Vec<String> = f.read_new().into_iter().map(|l| l.text).collect();
+        assert_eq!(texts, ["before", "bad \u{fffd} byte", "after"]);
+        let texts: Vec<String> = tail("api", &path, 5).into_iter().map(|l| l.text).collect();
+        assert_eq!(texts, ["before", "bad \u{fffd} byte", "after"]);
+    }
+
+    #[tokio::test]
+    async fn a_partial_line_is_shown_after_a_moment_of_quiet() {
+        use tokio::io::AsyncWriteExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("api.log");
+        let log = LogFile::create(&path, Arc::new(Notify::new())).expect("create");
+        let (mut writer, reader) = tokio::io::duplex(1024);
+        let task = tokio::spawn(capture(reader, Stream::Out, log));
+        writer.write_all(b"Password: ").await.expect("write");
+        tokio::time::sleep(PARTIAL_LINE_WAIT * 3).await;
+        let texts: Vec<String> = tail("api", &path, 5).into_iter().map(|l| l.text).collect();
+        assert_eq!(texts, ["Password: "], "held back until exit");
+        writer.write_all(b"ok\n").await.expect("write");
+        drop(writer);
+        task.await.expect("capture");
+        let texts: Vec<String> = tail("api", &path, 5).into_iter().map(|l| l.text).collect();
+        assert_eq!(texts, ["Password: ", "ok"]);
+    }
+
+    #[test]
+    fn a_new_run_keeps_the_previous_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("api.log");
+        let first = LogFile::create(&path, Arc::new(Notify::new())).expect("create");
+        first.note("first run");
+        let second = LogFile::create(&path, Arc::new(Notify::new())).expect("create");
+        second.note("second run");
+        let texts =
+            |p: &Path| -> Vec<String> { tail("api", p, 5).into_iter().map(|l| l.text).collect() };
+        assert_eq!(texts(&path), ["second run"]);
+        assert_eq!(texts(&dir.path().join("api.log.1")), ["first run"]);
     }
 }

@@ -429,7 +429,7 @@ services:
         ])
         .args(["-MIO::Socket::UNIX", "-e"])
         .arg(
-            "my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die \"connect: $!\"; \
+            "$SIG{PIPE} = 'IGNORE'; my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die \"connect: $!\"; \
              print $s qq({\"cmd\":\"down\"}\\n); print scalar <$s>;",
         )
         .arg(&socket)
