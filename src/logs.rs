@@ -46,6 +46,9 @@ impl Stream {
     }
 }
 
+/// How a start is noted in the file (`started (pid 42)`).
+const STARTED_NOTE: &str = "started";
+
 /// Lines longer than this are split.
 const MAX_LINE: usize = 64 * 1024;
 
@@ -93,6 +96,14 @@ impl LogFile {
     pub(crate) fn reset_match(&self) {
         if let Some((_, tx)) = &self.matched {
             tx.send_replace(false);
+        }
+    }
+
+    /// Notes that the service started, with its pid or container (`started (pid 42)`).
+    pub(crate) fn note_started(&self, what: Option<&str>) {
+        match what {
+            Some(what) => self.note(&format!("{STARTED_NOTE} ({what})")),
+            None => self.note(STARTED_NOTE),
         }
     }
 
@@ -264,6 +275,18 @@ pub(crate) struct Line {
     pub stream: Stream,
     /// The text.
     pub text: String,
+}
+
+impl Line {
+    /// Whether it is `stack`'s note of a start, which the live display leaves out: the
+    /// progress already says `running (pid N)`.
+    pub(crate) fn is_start_note(&self) -> bool {
+        self.stream == Stream::Stack
+            && self
+                .text
+                .strip_prefix(STARTED_NOTE)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(" ("))
+    }
 }
 
 /// Parses one line of a log file.

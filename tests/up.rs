@@ -332,3 +332,57 @@ fn finds_the_stack_file_upward_and_with_f() {
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("no stack.yaml in"));
 }
+
+/// On a terminal (a pty from `script`), one line per fact, in order: each service's last
+/// spinner state comes before the URL table and is not drawn again after it; a built-in
+/// says "listening on" once; the supervisor's "started (pid N)" note does not repeat the
+/// progress's "running (pid N)".
+#[test]
+fn terminal_output_says_each_fact_once_in_order() {
+    let p = Project::new(&format!(
+        "services:\n  model: {{builtin: model, port: auto}}\n  web:\n    command: {HTTP}\n    port: auto\n    health: {{http: /}}\n    depends_on: {{model: healthy}}\n"
+    ));
+    let line = format!("timeout -s INT 4 '{}' up", support::stack_bin());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(p.path())
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux)");
+    let raw = String::from_utf8_lossy(&out.stdout);
+    // The screen as lines: escape sequences out, `\r` redraws as line breaks.
+    let ansi = regex::Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]").expect("regex");
+    let text = ansi.replace_all(&raw, "");
+    let lines: Vec<&str> = text
+        .split(['\r', '\n'])
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let table = lines
+        .iter()
+        .position(|l| l.starts_with("SERVICE"))
+        .unwrap_or_else(|| panic!("no table:\n{}", lines.join("\n")));
+    let after: Vec<&&str> = lines[table..]
+        .iter()
+        .take_while(|l| !l.contains("stopping"))
+        .filter(|l| l.contains("healthy after"))
+        .collect();
+    assert!(
+        after.is_empty(),
+        "spinners drawn after the table: {after:?}\n{}",
+        lines.join("\n")
+    );
+    for name in ["model", "web"] {
+        assert!(
+            lines[..table]
+                .iter()
+                .any(|l| l.contains(name) && l.contains("healthy after")),
+            "{name}'s last state is not above the table:\n{}",
+            lines.join("\n")
+        );
+    }
+    let listening = lines.iter().filter(|l| l.contains("listening")).count();
+    assert_eq!(listening, 1, "{}", lines.join("\n"));
+    assert!(!text.contains("[stack] started"), "{}", lines.join("\n"));
+}

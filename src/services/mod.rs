@@ -98,8 +98,8 @@ pub(crate) async fn run(
     };
     let listener = http::bind(SocketAddr::new(opts.host, opts.port)).await?;
     let addr = listener.local_addr()?;
+    // One line, on stdout (the readiness line); no tracing event repeating it.
     println!("listening on http://{addr}");
-    tracing::info!(service = %kind, %addr, version = env!("CARGO_PKG_VERSION"), "listening");
     match service {
         Loaded::Context(c) => context::serve(listener, c, shutdown).await,
         Loaded::Model(c) => model::serve(listener, c, shutdown).await,

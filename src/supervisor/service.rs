@@ -466,11 +466,11 @@ impl<R: Runtime> Actor<R> {
             }
         });
         match (id.pid, &id.container_id) {
-            (Some(pid), _) => self.log.note(&format!("started (pid {pid})")),
+            (Some(pid), _) => self.log.note_started(Some(&format!("pid {pid}"))),
             (None, Some(c)) => self
                 .log
-                .note(&format!("started (container {})", &c[..c.len().min(12)])),
-            _ => self.log.note("started"),
+                .note_started(Some(&format!("container {}", &c[..c.len().min(12)]))),
+            _ => self.log.note_started(None),
         }
         self.emit(EventKind::Started {
             pid: id.pid,

@@ -29,7 +29,7 @@ pub(crate) async fn run(
         loop {
             let mut text = String::new();
             for f in &mut followers {
-                for line in f.read_new() {
+                for line in f.read_new().into_iter().filter(|l| !l.is_start_note()) {
                     text.push_str(&format_line(&console, &line, width));
                 }
             }

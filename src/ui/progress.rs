@@ -86,6 +86,27 @@ impl Progress {
         self.console.err(&format!("{name}  {message}\n"));
     }
 
+    /// Takes the spinners off the screen for good, leaving each one's last state as a plain
+    /// line, in the plan's order: what follows (the URL table, an error) comes after them,
+    /// and no spinner is drawn again below it.
+    fn settle(&mut self, mark: impl Fn(&str) -> &'static str) {
+        let mut lines = String::new();
+        for s in &self.plan.services {
+            if let Some(bar) = self.bars.remove(&s.name) {
+                lines.push_str(&format!(
+                    "{} {} {}\n",
+                    mark(&s.name),
+                    bar.prefix(),
+                    bar.message()
+                ));
+                bar.finish_and_clear();
+            }
+        }
+        if !lines.is_empty() && !self.console.quiet() {
+            self.console.err(&lines);
+        }
+    }
+
     /// The log file of a service.
     fn log_path(&self, service: &str) -> PathBuf {
         logs::path(&self.plan.state_dir(), service)
@@ -122,11 +143,7 @@ impl Observer for Progress {
 
     fn ready(&mut self, doc: &PsDocument) {
         self.up = true;
-        for bar in self.bars.values() {
-            if !bar.is_finished() {
-                bar.finish();
-            }
-        }
+        self.settle(|_| "✔");
         if self.json {
             match serde_json::to_string_pretty(doc) {
                 Ok(j) => self.console.out(&format!("{j}\n")),
@@ -144,11 +161,7 @@ impl Observer for Progress {
     }
 
     fn failed(&mut self, service: Option<&str>, message: &str, _code: u8) {
-        for bar in self.bars.values() {
-            if !bar.is_finished() {
-                bar.abandon();
-            }
-        }
+        self.settle(|s| if Some(s) == service { "✘" } else { "·" });
         self.up = true;
         let mut text = format!("{} {message}\n", error_label(self.console.err_color()));
         if let Some(s) = service {
