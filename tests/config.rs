@@ -417,3 +417,32 @@ fn config_masks_secrets_unless_asked() {
         );
     }
 }
+
+/// Every file of the corpus `tests/fixtures/bad/` is refused with exit 2, its message
+/// snapshot-tested: bad tags, a second document, nesting, a file that is not UTF-8, a
+/// health check that can never pass, durations without units, an over-long project name,
+/// malformed or misspelt commands (without a cascaded "nothing to run"), serde's jargon in
+/// plain words, long lines cut, and at most 50 errors shown.
+#[test]
+fn the_bad_file_corpus_is_refused_and_located() {
+    let dir = support::repo_root().join("tests/fixtures/bad");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/fixtures/bad")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15, "{files:?}");
+    for file in files {
+        let name = file.file_name().and_then(|n| n.to_str()).expect("name");
+        let out = std::process::Command::new(support::stack_bin())
+            .args(["-f", name, "validate"])
+            .current_dir(&dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("validate");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        insta::assert_snapshot!(format!("bad__{}", name.trim_end_matches(".yaml")), stderr);
+    }
+}

@@ -386,3 +386,34 @@ fn terminal_output_says_each_fact_once_in_order() {
     assert_eq!(listening, 1, "{}", lines.join("\n"));
     assert!(!text.contains("[stack] started"), "{}", lines.join("\n"));
 }
+
+/// A dependency whose profiles are all off is refused (exit 2) naming it and the fix, as
+/// docker compose does, unless it is named on the command line or its profile is active.
+#[test]
+fn a_dependency_whose_profile_is_off_is_refused() {
+    let p = Project::new(
+        r#"
+services:
+  db:
+    command: sh -c 'echo db ran'
+    profiles: [data]
+  api:
+    command: sh -c 'echo api ran'
+    depends_on: {db: completed}
+"#,
+    );
+    let run = p.run(&["up"], T);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`services.api.depends_on.db`")
+            && run.stderr.contains("profile `data`")
+            && run.stderr.contains("--profile data"),
+        "{}",
+        run.stderr
+    );
+    for args in [&["up", "--profile", "data"][..], &["up", "api", "db"][..]] {
+        let run = p.run(args, T);
+        assert_eq!(run.code, Some(0), "{args:?}: {}", run.stderr);
+        assert!(run.stdout.contains("api ran"), "{}", run.stdout);
+    }
+}

@@ -21,12 +21,14 @@ pub(crate) fn stack(global: &GlobalArgs, runtime: Option<RuntimeKind>) -> Result
             Some("pass the stack file with `-f FILE`, or create one with `stack new minimal`"),
         )
     })?;
-    let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+    let bytes = std::fs::read(&file).map_err(|source| Error::Io {
         action: "cannot read",
         path: file.clone(),
         source,
     })?;
     let display = display_path(&file, &cwd);
+    let text =
+        String::from_utf8(bytes).map_err(|e| not_utf8(&display, e.as_bytes(), e.utf8_error()))?;
     let env = |name: &str| std::env::var(name).ok();
     let loaded = config::parse(
         &file,
@@ -50,6 +52,22 @@ pub(crate) fn stack(global: &GlobalArgs, runtime: Option<RuntimeKind>) -> Result
         }
     }
     Ok(loaded)
+}
+
+/// A stack file that is not UTF-8, refused (exit 2) at its first bad byte's line and column.
+fn not_utf8(display: &Path, bytes: &[u8], e: std::str::Utf8Error) -> Error {
+    let good = &bytes[..e.valid_up_to()];
+    let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+    let byte = bytes.get(e.valid_up_to()).copied().unwrap_or_default();
+    Error::input(
+        format!(
+            "{}:{line}:{column}: the stack file is not UTF-8 (byte 0x{byte:02x})",
+            display.display()
+        ),
+        Some("save it as UTF-8"),
+    )
 }
 
 /// `file` relative to `cwd` when inside it, for shorter messages.

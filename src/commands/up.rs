@@ -69,7 +69,7 @@ pub(crate) fn prepare(global: &GlobalArgs, args: &UpArgs) -> Result<Plan> {
     let loaded = super::load::stack(global, args.runtime)?;
     let stack = &loaded.stack;
     let selected = plan::select(stack, &args.services, &args.profiles)
-        .map_err(|e| Error::input(e.to_string(), Some("`stack config` lists the services")))?;
+        .map_err(|e| Error::input(e.to_string(), Some(&e.hint())))?;
     let dir = plan::state_dir(stack);
     if state::is_locked(&dir) {
         return Err(already_up(&dir, &stack.name));

@@ -88,9 +88,10 @@ impl Diagnostic {
                 if let Some(line) = text.lines().nth(loc.line.saturating_sub(1)) {
                     let n = loc.line.to_string();
                     let pad = " ".repeat(n.len());
+                    let (line, column) = snippet(line, loc.column);
                     let caret_pad: String = line
                         .chars()
-                        .take(loc.column.saturating_sub(1))
+                        .take(column.saturating_sub(1))
                         .map(|c| if c == '\t' { '\t' } else { ' ' })
                         .collect();
                     out.push_str(&format!("{pad} |\n{n} | {line}\n{pad} | {caret_pad}^\n"));
@@ -104,6 +105,35 @@ impl Diagnostic {
         out
     }
 }
+
+/// The widest snippet of a line shown under a diagnostic, in characters.
+const SNIPPET_WIDTH: usize = 120;
+
+/// At most [`SNIPPET_WIDTH`] characters of `line` around `column` (cuts marked `…`), and
+/// the column within them.
+fn snippet(line: &str, column: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= SNIPPET_WIDTH {
+        return (line.to_string(), column);
+    }
+    let at = column.saturating_sub(1).min(chars.len());
+    let start = at
+        .saturating_sub(SNIPPET_WIDTH / 2)
+        .min(chars.len() - SNIPPET_WIDTH);
+    let end = start + SNIPPET_WIDTH;
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    out.extend(&chars[start..end]);
+    if end < chars.len() {
+        out.push('…');
+    }
+    (out, at - start + 1 + usize::from(start > 0))
+}
+
+/// How many diagnostics are shown; the rest are counted.
+const MAX_SHOWN: usize = 50;
 
 /// Every problem of one stack file.
 #[derive(Debug, Clone)]
@@ -128,8 +158,11 @@ impl ConfigErrors {
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for d in &self.diagnostics {
+        for d in self.diagnostics.iter().take(MAX_SHOWN) {
             writeln!(f, "{}", d.render(&self.file, &self.text))?;
+        }
+        if self.diagnostics.len() > MAX_SHOWN {
+            writeln!(f, "… and {} more\n", self.diagnostics.len() - MAX_SHOWN)?;
         }
         let n = self.error_count();
         write!(

@@ -482,7 +482,8 @@ impl JsonSchema for RawEnv {
     }
 }
 
-/// A duration: `500ms`, `2s`, `1m30s`, or a number of seconds.
+/// A duration with its unit: `500ms`, `2s`, `1m30s` (a bare `0` too). A bare number
+/// is refused: `5` could be seconds or milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RawDuration(pub Duration);
 
@@ -502,6 +503,12 @@ pub(crate) fn parse_duration(v: &str) -> Result<Duration, String> {
 impl<'de> Deserialize<'de> for RawDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = Scalar::deserialize(d)?;
+        let t = s.0.trim();
+        if t != "0" && t.parse::<f64>().is_ok_and(|n| n >= 0.0) {
+            return Err(de::Error::custom(format!(
+                "`{t}` has no unit: write `{t}s` (or `{t}ms`)"
+            )));
+        }
         parse_duration(&s.0)
             .map(RawDuration)
             .map_err(de::Error::custom)
@@ -514,8 +521,8 @@ impl JsonSchema for RawDuration {
     }
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
-            "description": "A duration such as `500ms`, `2s`, `1m30s`, or a number of seconds",
-            "oneOf": [{"type": "string"}, {"type": "number", "minimum": 0}]
+            "description": "A duration with its unit, such as `500ms`, `2s` or `1m30s`",
+            "oneOf": [{"type": "string", "pattern": "^\\s*(0|[0-9.]+\\s*[a-zA-Zµ]+.*)\\s*$"}, {"const": 0}]
         })
     }
 }

@@ -97,14 +97,26 @@ impl fmt::Display for FieldPath {
 pub(crate) struct Positions {
     keys: HashMap<FieldPath, Location>,
     values: HashMap<FieldPath, Location>,
+    /// What the document may not hold, wherever it is: a tag beyond YAML's core ones, a
+    /// second document, nesting deeper than [`MAX_DEPTH`]. Each with its hint.
+    pub refusals: Vec<(String, Location, &'static str)>,
 }
+
+/// How deeply a stack file may nest: far beyond any real one, and refused before a
+/// document tree is built, so a hostile file cannot cost memory.
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// YAML's core schema tags (`!!str`…): anything else (`!!binary`, `!custom`) is refused, so
+/// no value is read other than as it is written.
+const CORE_TAGS: &[&str] = &["str", "int", "float", "bool", "null", "seq", "map"];
 
 impl Positions {
     /// Reads the positions of `text`; a syntax error is returned with its location.
     pub(crate) fn parse(text: &str) -> Result<Positions, (String, Location)> {
         let mut recv = Receiver::default();
         let mut parser = Parser::new_from_str(text);
-        parser.load(&mut recv, false).map_err(|e| {
+        // Every document, so a second one is found and refused.
+        parser.load(&mut recv, true).map_err(|e| {
             let m = e.marker();
             (e.info().to_string(), location(m))
         })?;
@@ -163,6 +175,31 @@ enum Frame {
 struct Receiver {
     stack: Vec<Frame>,
     positions: Positions,
+    documents: usize,
+    /// Nesting beyond [`MAX_DEPTH`] was met (reported once; nothing deeper is recorded).
+    too_deep: bool,
+}
+
+impl Receiver {
+    /// Refuses a tag that is not one of YAML's core ones.
+    fn check_tag(&mut self, tag: Option<&yaml_rust2::parser::Tag>, loc: Location) {
+        let Some(tag) = tag else { return };
+        let full = format!("{}{}", tag.handle, tag.suffix);
+        let full = match full.strip_prefix("tag:yaml.org,2002:") {
+            Some(name) => format!("!!{name}"),
+            None => full,
+        };
+        let core = full
+            .strip_prefix("!!")
+            .is_some_and(|name| CORE_TAGS.contains(&name));
+        if !core {
+            self.positions.refusals.push((
+                format!("the YAML tag `{full}` is not supported"),
+                loc,
+                "write the value as plain text: a stack file uses YAML's core types only (no `!!binary`, no custom tags)",
+            ));
+        }
+    }
 }
 
 impl Receiver {
@@ -183,6 +220,36 @@ impl Receiver {
 impl MarkedEventReceiver for Receiver {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         let loc = location(&mark);
+        if self.too_deep {
+            return;
+        }
+        match &ev {
+            Event::Scalar(_, _, _, tag)
+            | Event::SequenceStart(_, tag)
+            | Event::MappingStart(_, tag) => self.check_tag(tag.as_ref(), loc),
+            Event::DocumentStart => {
+                self.documents += 1;
+                if self.documents == 2 {
+                    self.positions.refusals.push((
+                        "a second YAML document starts here".into(),
+                        loc,
+                        "a stack file is one document: remove the `---` line and what follows, or merge it into the first",
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if matches!(ev, Event::MappingStart(..) | Event::SequenceStart(..))
+            && self.stack.len() >= MAX_DEPTH
+        {
+            self.too_deep = true;
+            self.positions.refusals.push((
+                format!("the document nests deeper than {MAX_DEPTH} levels here"),
+                loc,
+                "a stack file needs a few levels: flatten this value",
+            ));
+            return;
+        }
         match ev {
             Event::Scalar(value, ..) => match self.next_path() {
                 Some(path) => {

@@ -59,6 +59,38 @@ pub(crate) enum SelectError {
         /// A suggestion.
         hint: Option<String>,
     },
+    /// A selected service depends on one whose profiles are all off.
+    #[error(
+        "`services.{service}.depends_on.{dependency}`: `{dependency}` is only started with the profile{} {}, which {} not active",
+        if profiles.len() == 1 { "" } else { "s" },
+        profiles.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "),
+        if profiles.len() == 1 { "is" } else { "are" }
+    )]
+    DisabledDependency {
+        /// The service that depends.
+        service: String,
+        /// What it depends on.
+        dependency: String,
+        /// The dependency's profiles.
+        profiles: Vec<String>,
+    },
+}
+
+impl SelectError {
+    /// How to fix it.
+    pub(crate) fn hint(&self) -> String {
+        match self {
+            SelectError::UnknownService { .. } => "`stack config` lists the services".into(),
+            SelectError::DisabledDependency {
+                dependency,
+                profiles,
+                ..
+            } => format!(
+                "activate it with `--profile {}`, or name `{dependency}` on the command line",
+                profiles.first().map_or("", String::as_str)
+            ),
+        }
+    }
 }
 
 /// The services to run: those named (all when none), enabled by the active profiles, plus
@@ -92,13 +124,26 @@ pub(crate) fn select<'a>(
     } else {
         names.iter().map(String::as_str).collect()
     };
-    // Dependencies come along, whatever their profiles.
+    // Dependencies come along, unless their profiles are off and they were not named
+    // (then the stack as asked cannot run: refused, as docker compose does).
     let mut chosen: HashSet<&str> = HashSet::new();
     while let Some(n) = wanted.pop() {
         if chosen.insert(n)
             && let Some(s) = stack.service(n)
         {
-            wanted.extend(s.depends_on.iter().map(|d| d.service.as_str()));
+            for d in &s.depends_on {
+                if let Some(dep) = stack.service(&d.service)
+                    && !enabled(dep)
+                    && !names.contains(&dep.name)
+                {
+                    return Err(SelectError::DisabledDependency {
+                        service: s.name.clone(),
+                        dependency: dep.name.clone(),
+                        profiles: dep.profiles.clone(),
+                    });
+                }
+                wanted.push(d.service.as_str());
+            }
         }
     }
     let selected: Vec<&Service> = stack

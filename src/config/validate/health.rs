@@ -51,6 +51,16 @@ pub(super) fn health(
     } else {
         log_probe(cx, &hpath.key("log"), h.log.clone().unwrap_or_default())?
     };
+    for (name, d) in [("interval", h.interval), ("timeout", h.timeout)] {
+        if d.is_some_and(|d| d.0.is_zero()) {
+            cx.error(
+                hpath.key(name),
+                format!("a health check `{name}` of 0 means the check can never pass"),
+            )
+            .hint = Some(format!("give it a length, e.g. `{name}: 1s`"));
+            return None;
+        }
+    }
     Some(HealthCheck {
         probe,
         interval: h.interval.map_or(HealthCheck::DEFAULT_INTERVAL, |d| d.0),

@@ -14,7 +14,7 @@ use super::fields::field_names;
 use super::interpolate::{Reference, expand_env};
 use super::model::*;
 use super::raw::*;
-use super::source::{FieldPath, Positions};
+use super::source::{FieldPath, Positions, Segment};
 
 mod health;
 mod names;
@@ -106,6 +106,29 @@ impl Cx {
         self.push(Diagnostic::error(path, message).at(at))
     }
 
+    /// Whether an error about what service `path` runs was reported: a malformed
+    /// `command`, `builtin`, `image` or `build`, or an unknown key that is a misspelling
+    /// of one.
+    fn reported_what_runs(&self, path: &FieldPath) -> bool {
+        const WHAT_RUNS: [&str; 4] = ["command", "builtin", "image", "build"];
+        self.diagnostics.iter().any(|d| {
+            d.severity == Severity::Error
+                && d.path.0.starts_with(&path.0)
+                && match d.path.0.get(path.0.len()) {
+                    Some(Segment::Key(k)) if WHAT_RUNS.contains(&k.as_str()) => true,
+                    Some(Segment::Key(_)) => {
+                        d.message.starts_with("unknown field")
+                            && d.hint.as_deref().is_some_and(|h| {
+                                WHAT_RUNS
+                                    .iter()
+                                    .any(|w| h == format!("did you mean `{w}`?"))
+                            })
+                    }
+                    _ => false,
+                }
+        })
+    }
+
     /// The errors reported so far.
     fn error_count(&self) -> usize {
         self.diagnostics
@@ -180,7 +203,39 @@ fn humanize(message: &str) -> (String, Option<String>) {
             .unwrap_or_else(|| format!("write one of: {}", candidates.join(", ")));
         return (format!("`{word}` is not allowed here"), Some(hint));
     }
-    (message, None)
+    (plain_words(&message), None)
+}
+
+/// serde's type names in words a user reads (`expected u32` → "a whole number, 0 or
+/// more"; `invalid type: map` → "a mapping").
+fn plain_words(message: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        ("expected a Value::Tagged enum", "expected one of its words"),
+        ("expected usize", "expected a whole number, 0 or more"),
+        ("expected u64", "expected a whole number, 0 or more"),
+        ("expected u32", "expected a whole number, 0 or more"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("invalid type: map", "invalid type: a mapping"),
+        ("invalid type: sequence", "invalid type: a list"),
+        ("invalid type: integer", "invalid type: the number"),
+        ("invalid type: floating point", "invalid type: the number"),
+        ("invalid type: string", "invalid type: the text"),
+        ("invalid type: boolean", "invalid type: the boolean"),
+        ("invalid type: unit value", "invalid type: an empty value"),
+        ("invalid value: integer", "invalid value: the number"),
+        ("invalid type:", "not allowed here:"),
+        ("invalid value:", "not allowed here:"),
+    ];
+    let mut out = message.to_string();
+    for (serde, plain) in WORDS {
+        out = out.replace(serde, plain);
+    }
+    out
 }
 
 const TOP_FIELDS: &[&str] = &["name", "runtime", "env_file", "services"];
@@ -240,7 +295,20 @@ fn build(cx: &mut Cx, file: &Path, dir: &Path, text: &str, opts: &LoadOptions) -
 /// it is not YAML or not a mapping.
 fn read_document(cx: &mut Cx, text: &str) -> Option<Mapping> {
     match Positions::parse(text) {
-        Ok(p) => cx.positions = p,
+        Ok(mut p) => {
+            let refusals = std::mem::take(&mut p.refusals);
+            cx.positions = p;
+            if !refusals.is_empty() {
+                for (message, at, hint) in refusals {
+                    cx.push(
+                        Diagnostic::error(FieldPath::root(), format!("invalid YAML: {message}"))
+                            .at(Some(at))
+                            .hint(hint),
+                    );
+                }
+                return None;
+            }
+        }
         Err((message, at)) => {
             cx.push(
                 Diagnostic::error(FieldPath::root(), format!("invalid YAML: {message}"))

@@ -10,7 +10,16 @@ use crate::config::source::FieldPath;
 /// The project's own name: `name:`, else the folder's name, sanitised.
 pub(super) fn default_project_name(cx: &mut Cx, dir: &Path, raw: Option<String>) -> String {
     if let Some(n) = raw {
-        if !valid_project_name(&n) {
+        if n.len() > MAX_PROJECT_NAME {
+            cx.error(
+                FieldPath::root().key("name"),
+                format!(
+                    "the project name is {} characters; at most {MAX_PROJECT_NAME} fit in the container and network names it becomes",
+                    n.len()
+                ),
+            )
+            .hint = Some(format!("shorten it, e.g. `{}`", sanitize_project_name(&n)));
+        } else if !valid_project_name(&n) {
             cx.error(
                 FieldPath::root().key("name"),
                 format!("`{n}` is not a valid project name"),
@@ -28,7 +37,18 @@ pub(super) fn default_project_name(cx: &mut Cx, dir: &Path, raw: Option<String>)
 
 /// Checks a name given with `-p/--project-name`.
 pub(super) fn check_explicit_name(cx: &mut Cx, n: &str) {
-    if !valid_project_name(n) {
+    if n.len() > MAX_PROJECT_NAME {
+        cx.push(
+            Diagnostic::error(
+                FieldPath::root(),
+                format!(
+                    "the project name from -p/--project-name is {} characters; at most {MAX_PROJECT_NAME} fit",
+                    n.len()
+                ),
+            )
+            .hint("shorten it"),
+        );
+    } else if !valid_project_name(n) {
         cx.push(
             Diagnostic::error(
                 FieldPath::root(),
@@ -38,6 +58,10 @@ pub(super) fn check_explicit_name(cx: &mut Cx, n: &str) {
         );
     }
 }
+
+/// The longest project name: it becomes part of DNS labels (a network, a container's
+/// name), which hold 63 characters.
+const MAX_PROJECT_NAME: usize = 63;
 
 /// Whether `n` may name a project: `[a-z0-9][a-z0-9_-]*`.
 fn valid_project_name(n: &str) -> bool {
@@ -61,7 +85,11 @@ pub(crate) fn sanitize_project_name(n: &str) -> String {
             }
         })
         .collect();
-    let s = s.trim_start_matches(['-', '_']).to_string();
+    let s: String = s
+        .trim_start_matches(['-', '_'])
+        .chars()
+        .take(MAX_PROJECT_NAME)
+        .collect();
     if s.is_empty() { "stack".to_string() } else { s }
 }
 

@@ -108,6 +108,9 @@ fn kind(
             image,
         }),
         (None, Some(image)) => Some(ServiceKind::Image { image }),
+        // A `command`, `builtin`, `image` or `build` that was written but is malformed, or
+        // misspelt (`comand`), has been reported already: "nothing to run" would repeat it.
+        (None, None) if cx.reported_what_runs(path) => None,
         (None, None) => {
             cx.key_error(path.clone(), format!("service `{name}` has nothing to run"))
                 .hint = Some(
