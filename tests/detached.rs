@@ -442,3 +442,34 @@ services:
         "the stack did not survive another user's down"
     );
 }
+
+/// `up -d` never fails silently: a stack that must time out exits 4 (SPEC §2) and says
+/// why, every time (a trial of 20), whether the failure reaches it as an event or only as
+/// the supervisor's exit; so does a service that exits non-zero at once.
+#[test]
+fn up_detached_failures_always_say_what_happened() {
+    let p = Project::new(
+        "services:\n  slow:\n    command: sleep 600\n    health: {exec: \"false\", interval: 10ms}\n",
+    );
+    let _down = Down(&p);
+    let mut silent = 0;
+    for _ in 0..20 {
+        let run = p.run(&["up", "-d", "--timeout", "150ms"], T);
+        assert_eq!(run.code, Some(4), "{}", run.stderr);
+        if !run.stderr.contains("slow") || run.stderr.trim().is_empty() {
+            silent += 1;
+        }
+    }
+    assert_eq!(
+        silent, 0,
+        "{silent} of 20 timeouts did not say what happened"
+    );
+    let q =
+        Project::new("services:\n  bad:\n    command: sh -c 'echo broken config >&2; exit 3'\n");
+    let _down_q = Down(&q);
+    let run = q.run(&["up", "-d"], T);
+    if run.code != Some(0) {
+        assert_eq!(run.code, Some(1), "{}", run.stderr);
+        assert!(run.stderr.contains("bad"), "{}", run.stderr);
+    }
+}

@@ -185,21 +185,26 @@ pub(crate) fn detached(
     if owned {
         progress = progress.table_on_stderr();
     }
-    rt.block_on(follow(&dir.socket(), &mut child, &mut progress))
+    rt.block_on(follow(
+        &dir.socket(),
+        &dir.supervisor_log(),
+        &mut child,
+        &mut progress,
+    ))
 }
 
 /// Follows a starting supervisor: progress until ready or failed. On failure the
 /// supervisor stops the stack itself; this waits for that, so nothing is left running.
 async fn follow(
     socket: &Path,
+    log: &Path,
     child: &mut std::process::Child,
     progress: &mut Progress,
 ) -> Result<(u8, Option<PsDocument>)> {
     // The socket appears once the supervisor has started its services.
     let mut conn = loop {
         if let Ok(Some(status)) = child.try_wait() {
-            let log = socket.with_file_name("supervisor.log");
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let text = std::fs::read_to_string(log).unwrap_or_default();
             let code = status
                 .code()
                 .and_then(|c| u8::try_from(c).ok())
@@ -251,8 +256,31 @@ async fn follow(
         }
     }
     // Wait for the supervisor itself to exit, so nothing it started outlives this command.
-    let _ = tokio::task::block_in_place(|| child.wait());
-    Ok((failure.unwrap_or(exit::SERVICE_FAILED), None))
+    let status = tokio::task::block_in_place(|| child.wait());
+    if let Some(code) = failure {
+        return Ok((code, None));
+    }
+    // Gone without saying why (it failed before this subscribed, or it died): its exit
+    // code is the one SPEC §2 gives, and its own log says what happened.
+    let code = status
+        .ok()
+        .and_then(|s| s.code())
+        .and_then(|c| u8::try_from(c).ok())
+        .filter(|c| *c != exit::OK)
+        .unwrap_or(exit::SERVICE_FAILED);
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(crate::ui::progress::TAIL_LINES)..].join("\n  ");
+    let message = if tail.trim().is_empty() {
+        format!("the supervisor stopped before the stack was ready (exit code {code})")
+    } else {
+        format!(
+            "the supervisor stopped before the stack was ready (exit code {code}); the last lines of {}:\n  {tail}",
+            log.display()
+        )
+    };
+    progress.failed(None, &message, code);
+    Ok((code, None))
 }
 
 /// `stack __supervise`: the detached supervisor (hidden).
