@@ -59,7 +59,7 @@ http {
       proxy_pass http://model;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-      proxy_set_header Host $http_host;  # the model answers loopback names only (rebinding)
+      proxy_set_header Host \$http_host;  # the model answers loopback names only (rebinding)
       proxy_buffering off;
     }
   }

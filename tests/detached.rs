@@ -399,9 +399,17 @@ services:
         } else {
             assert_eq!(mode, 0o600, "{} is {mode:o}", path.display());
             seen += 1;
+            // The gateway's key is in its own config file only, not in the plan, the
+            // state or a log.
+            let own_config = path.ends_with("run/gateway.yaml");
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            let holds_key = String::from_utf8_lossy(&bytes).contains("sk-very-secret-1");
+            assert_eq!(holds_key, own_config, "{}", path.display());
         }
     }
     assert!(seen >= 8, "only {seen} files under .stack/");
+    let ps = p.run(&["ps", "--json"], T);
+    assert!(!ps.stdout.contains("very-secret"), "{}", ps.stdout);
     assert!(p.path().join(".stack/supervisor.sock").exists());
     assert!(p.path().join(".stack/data/context.db").exists());
 

@@ -26,6 +26,12 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// A loopback port nothing listens on (bound, then let go).
+fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
 fn chat(text: &str) -> Value {
     json!({"model": "mock-gpt", "messages": [{"role": "user", "content": text}]})
 }
@@ -894,12 +900,7 @@ fn official_sdks_through_translation() {
 #[tokio::test]
 async fn fallback_across_providers_is_translated() {
     let model = Served::start("model", None);
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", l.local_addr().expect("addr"));
-        drop(l);
-        url
-    };
+    let dead = format!("http://127.0.0.1:{}", dead_port());
     let gw = gateway(&format!(
         "upstreams:\n  claude:\n    - {{url: \"{dead}\", provider: anthropic, api_key: sk-a}}\n    - {{url: \"{}\", provider: openai, api_key: sk-o}}\n  only_claude: {{url: \"{dead}\", provider: anthropic}}\nroutes: [{{model: \"claude-*\", upstream: claude}}, {{model: \"embed-*\", upstream: only_claude}}]\nretries: 0\n",
         model.url
@@ -1072,12 +1073,7 @@ fn erring_upstream(status: u16) -> String {
 #[tokio::test]
 async fn upstream_credentials_never_show_and_errors_keep_the_callers_shape() {
     let (up, seen) = recording_upstream("m");
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = l.local_addr().expect("addr").port();
-        drop(l);
-        port
-    };
+    let dead = dead_port();
     let erring = erring_upstream(400);
     let with_user = up.replace("http://", "http://bob:s3cret%2Dpw@");
     let gw = Served::start_captured(

@@ -157,6 +157,19 @@ pub(crate) fn detached(
         let docker = docker_for(&plan).await?;
         pull_images(console, &plan, docker.as_ref()).await
     })?;
+    // The built-ins' configurations (their keys) go to their own files now: the plan
+    // the supervisor reads does not carry them.
+    for config in plan
+        .services
+        .iter()
+        .filter_map(|s| s.builtin_config.as_ref())
+    {
+        config.write().map_err(|source| Error::Io {
+            action: "cannot write",
+            path: config.path.clone(),
+            source,
+        })?;
+    }
     let plan_file = dir.run_dir().join("plan.json");
     state::write_json(&plan_file, &*plan)?;
     let log = state::open_private(&dir.supervisor_log(), false).map_err(|source| Error::Io {

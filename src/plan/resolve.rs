@@ -27,6 +27,31 @@ pub(crate) struct ResolvedPort {
     pub container: u16,
 }
 
+/// A built-in's configuration file. Its text holds the built-in's keys, so it is written
+/// only to that file (mode 0600) and never into `plan.json`: a detached supervisor finds
+/// the file its `up` wrote.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct BuiltinConfig {
+    /// The file.
+    pub path: PathBuf,
+    /// The YAML, while the plan is in the memory of the `up` that made it.
+    #[serde(skip)]
+    pub yaml: Option<String>,
+}
+
+impl BuiltinConfig {
+    /// Writes the file (its folder 0700, itself 0600), when the text is at hand.
+    pub(crate) fn write(&self) -> std::io::Result<()> {
+        let Some(yaml) = &self.yaml else {
+            return Ok(());
+        };
+        if let Some(dir) = self.path.parent() {
+            crate::state::private_dir(dir)?;
+        }
+        crate::state::write_private(&self.path, yaml.as_bytes())
+    }
+}
+
 /// How a service is started.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Launch {
@@ -107,9 +132,8 @@ pub(crate) struct ServicePlan {
     pub launch: Launch,
     /// Which built-in, if any.
     pub builtin: Option<BuiltinKind>,
-    /// A built-in's configuration (YAML) and the file it is written to before each start
-    /// (under the project's `run/` folder).
-    pub builtin_config: Option<(PathBuf, String)>,
+    /// A built-in's configuration and the file it is written to (under `run/`).
+    pub builtin_config: Option<BuiltinConfig>,
     /// The full environment to add (injected variables, then the service's own).
     pub env: Vec<(String, String)>,
     /// The working folder.
@@ -206,7 +230,7 @@ pub(crate) fn service_plan(
 }
 
 /// How a launch is made: the process, or the container (with a built-in's config file).
-type Launched = (Launch, Option<BuiltinKind>, Option<(PathBuf, String)>);
+type Launched = (Launch, Option<BuiltinKind>, Option<BuiltinConfig>);
 
 /// One service being planned, among the others.
 struct Resolving<'a> {
@@ -339,7 +363,11 @@ impl Resolving<'_> {
                         command: Some(serve(Vec::new(), "0.0.0.0")),
                     },
                 };
-                (launch, Some(*builtin), Some((file, yaml)))
+                let config = BuiltinConfig {
+                    path: file,
+                    yaml: Some(yaml),
+                };
+                (launch, Some(*builtin), Some(config))
             }
             ServiceKind::Command { command, image } => {
                 let command = command.try_map(&mut interp)?;

@@ -119,13 +119,10 @@ impl Runtime for Local {
             note,
             prepared,
         } = start;
-        if let Some((path, yaml)) = &plan.builtin_config {
-            if let Some(dir) = path.parent() {
-                crate::state::private_dir(dir)
-                    .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
-            }
-            crate::state::write_private(path, yaml.as_bytes())
-                .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+        if let Some(config) = &plan.builtin_config {
+            config
+                .write()
+                .map_err(|e| format!("cannot write `{}`: {e}", config.path.display()))?;
         }
         match &plan.launch {
             Launch::Process { argv } => self

@@ -304,7 +304,8 @@ impl Spot {
 struct Problem {
     spot: Spot,
     message: String,
-    code: &'static str,
+    /// OpenAI's `code` (`invalid_type`…); none for a message sequence it rejects.
+    code: Option<&'static str>,
 }
 
 impl Problem {
@@ -316,7 +317,7 @@ impl Problem {
         Problem {
             spot: spot.clone(),
             message,
-            code,
+            code: Some(code),
         }
     }
 
@@ -390,7 +391,7 @@ impl Problem {
         Problem {
             spot: spot.clone(),
             message,
-            code: "invalid_request_error",
+            code: None,
         }
     }
 
@@ -398,7 +399,7 @@ impl Problem {
         let mut e = ApiError::bad_request(self.spot.api, self.message);
         if self.spot.api == Api::OpenAi {
             e.param = (!self.spot.path.is_empty()).then_some(self.spot.path);
-            e.code = (self.code != "invalid_request_error").then_some(self.code);
+            e.code = self.code;
         }
         e
     }
