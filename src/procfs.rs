@@ -177,6 +177,25 @@ pub(crate) fn group_members(pgid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Live processes whose environment holds `key=value` (only those this user may read).
+pub(crate) fn with_env(key: &str, value: &std::ffi::OsStr) -> Vec<u32> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut needle = key.as_bytes().to_vec();
+    needle.push(b'=');
+    needle.extend_from_slice(value.as_bytes());
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .filter(|&pid| {
+            fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_slice()))
+                && is_alive(pid, None)
+        })
+        .collect()
+}
+
 /// The process group of `pid`.
 pub(crate) fn pgid(pid: u32) -> Option<u32> {
     stat_fields(pid)?.get(2)?.parse().ok()

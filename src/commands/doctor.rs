@@ -187,7 +187,7 @@ fn check_service(
     check_ports(r, name, svc, running);
     let up = running.is_some_and(|p| p.state == State::Running);
     if let (true, Some(svc), Some(p)) = (up, svc, running) {
-        check_health(r, name, svc, p, &log, rt);
+        check_health(r, name, svc, p, &state.dir, &log, rt);
     }
     check_log(r, name, &log);
 }
@@ -269,6 +269,7 @@ fn check_health(
     name: &str,
     svc: &Service,
     p: &PsService,
+    state_dir: &std::path::Path,
     log: &std::path::Path,
     rt: &tokio::runtime::Runtime,
 ) {
@@ -295,14 +296,19 @@ fn check_health(
     let matched = matches!(&probe, ResolvedProbe::Log { pattern } if log_has(log, pattern));
     let (tx, rx) = tokio::sync::watch::channel(matched);
     drop(tx);
-    let cx = crate::runtime::health::ProbeContext {
-        http: crate::runtime::health::http_client(),
-        env: Vec::new(),
-        cwd: svc.cwd.clone(),
-        log_matched: Some(rx),
-        container: None,
-    };
-    match rt.block_on(crate::runtime::health::probe(&probe, h.timeout, &cx)) {
+    let outcome = rt.block_on(async {
+        let cx = crate::runtime::health::ProbeContext {
+            http: crate::runtime::health::http_client(),
+            env: Vec::new(),
+            cwd: svc.cwd.clone(),
+            log_matched: Some(rx),
+            container: None,
+            launcher: crate::runtime::process::Launcher::new(state_dir)
+                .map_err(|e| format!("cannot start the probe: {e}"))?,
+        };
+        crate::runtime::health::probe(&probe, h.timeout, &cx).await
+    });
+    match outcome {
         Ok(()) => r.add(Some(name), Level::Ok, "its health check passes", None),
         Err(e) => r.add(
             Some(name),

@@ -9,7 +9,7 @@ use crate::cli::{DownArgs, GlobalArgs};
 use crate::control::{self, Message, Request};
 use crate::error::{Error, Result};
 use crate::procfs;
-use crate::runtime::unix;
+use crate::runtime::{process, unix};
 use crate::state::{ProcessId, State};
 use crate::ui::{Console, errln};
 
@@ -37,15 +37,17 @@ pub(crate) fn run(global: &GlobalArgs, args: DownArgs) -> Result<ExitCode> {
         Ok(Message::Error { message }) => return Err(Error::input(message, None)),
         _ => {}
     }
+    let grace = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
     // Whatever is still recorded (a SIGKILLed or hung supervisor) is reaped by hand.
     if let Some(s) = State::read(dir) {
-        let grace = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
         stopped_something |= reap(&s, grace);
         let _ = std::fs::remove_file(dir.state_file());
     }
+    // …and by the marker every service process carries: what a killed supervisor started
+    // but had not recorded yet, and processes that left their service's group.
+    stopped_something |= stop_groups(&process::strays(&dir.dir), grace);
     let _ = std::fs::remove_file(dir.socket());
     // Containers and the network, by label: no state needed.
-    let grace = args.timeout.unwrap_or(DEFAULT_TIMEOUT);
     let removed = rt.block_on(async {
         match crate::runtime::docker::Docker::connect().await {
             Ok(docker) => docker
@@ -94,29 +96,33 @@ fn reap(state: &State, grace: Duration) -> bool {
     }
     // Only a leader that is still the very process we started (same pid, same start time)
     // proves the group is ours; anything else may be a stranger that reused the pid.
-    let ours: Vec<ProcessId> = state
+    let ours: Vec<u32> = state
         .services
         .values()
         .filter_map(|s| s.process)
         .filter(|p| p.start_time.is_some() && p.alive())
+        .map(|p| p.pid)
         .collect();
-    for p in &ours {
-        let _ = unix::signal_group(p.pid, libc::SIGTERM);
+    stop_groups(&ours, grace) | supervisor.is_some()
+}
+
+/// SIGTERMs process groups, waits up to `grace` for them to end, then SIGKILLs what is
+/// left; returns whether there were any.
+fn stop_groups(groups: &[u32], grace: Duration) -> bool {
+    for &g in groups {
+        let _ = unix::signal_group(g, libc::SIGTERM);
     }
     let deadline = Instant::now() + grace;
-    while Instant::now() < deadline
-        && ours
-            .iter()
-            .any(|p| !procfs::group_members(p.pid).is_empty())
+    while Instant::now() < deadline && groups.iter().any(|&g| !procfs::group_members(g).is_empty())
     {
         std::thread::sleep(Duration::from_millis(10));
     }
-    for p in &ours {
-        if !procfs::group_members(p.pid).is_empty() {
-            let _ = unix::signal_group(p.pid, libc::SIGKILL);
+    for &g in groups {
+        if !procfs::group_members(g).is_empty() {
+            let _ = unix::signal_group(g, libc::SIGKILL);
         }
     }
-    supervisor.is_some() || !ours.is_empty()
+    !groups.is_empty()
 }
 
 /// Waits until `p` has exited (at most `timeout`).

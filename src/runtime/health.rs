@@ -3,12 +3,12 @@
 //! the supervisor's decision; this module only runs one.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::container::ContainerHandle;
+use super::process::Launcher;
 use super::{ContainerHealth, Prober};
 use crate::plan::ResolvedProbe;
 
@@ -25,6 +25,8 @@ pub(crate) struct ProbeContext {
     pub log_matched: Option<watch::Receiver<bool>>,
     /// For containers: exec probes run inside this container.
     pub container: Option<ContainerHandle>,
+    /// Runs exec probes on this machine, each its own process group.
+    pub launcher: Launcher,
 }
 
 impl Prober for ProbeContext {
@@ -103,29 +105,22 @@ async fn probe_inner(p: &ResolvedProbe, cx: &ProbeContext) -> Result<(), String>
             }
         }
         ResolvedProbe::Exec { argv } => {
-            let Some((program, args)) = argv.split_first() else {
+            let Some(program) = argv.first() else {
                 return Err("empty command".into());
             };
-            let out = tokio::process::Command::new(program)
-                .args(args)
-                .envs(cx.env.iter().map(|(k, v)| (k, v)))
-                .current_dir(&cx.cwd)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true)
-                .output()
+            let (status, stderr) = cx
+                .launcher
+                .output(argv, &cx.env, &cx.cwd)
                 .await
                 .map_err(|e| format!("cannot run `{program}`: {e}"))?;
-            if out.status.success() {
+            if status.success() {
                 Ok(())
             } else {
-                let err = String::from_utf8_lossy(&out.stderr);
+                let err = String::from_utf8_lossy(&stderr);
                 let last = err.lines().last().unwrap_or_default();
                 Err(format!(
-                    "`{}` exited with {}{}",
+                    "`{}` exited with {status}{}",
                     argv.join(" "),
-                    out.status,
                     if last.is_empty() {
                         String::new()
                     } else {

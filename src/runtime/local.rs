@@ -9,8 +9,7 @@ use tokio::sync::watch;
 use super::container::{self, ContainerContext, RunningContainer};
 use super::docker::{Docker, Gated};
 use super::health::{self, ProbeContext};
-use super::process::{self, RunningProcess};
-use super::unix::Spawner;
+use super::process::{self, Launcher, RunningProcess};
 use super::{Exit, Identity, Runtime, Service, Start};
 use crate::config::{RuntimeKind, StopSignal};
 use crate::logs::LogFile;
@@ -19,9 +18,8 @@ use crate::plan::{ContainerImage, Launch, Plan, ServicePlan};
 /// Processes and, when the plan has containers, the Docker engine.
 #[derive(Debug, Clone)]
 pub(crate) struct Local {
-    spawner: Spawner,
-    /// The `stack` executable (the process-group shim).
-    exe: PathBuf,
+    /// Starts processes and exec probes under the shim.
+    launcher: Launcher,
     docker: Option<Docker>,
     project: String,
     /// The stack file's folder.
@@ -35,8 +33,7 @@ impl Local {
     /// when the plan has containers.
     pub(crate) fn new(plan: &Plan, docker: Option<Docker>) -> std::io::Result<Local> {
         Ok(Local {
-            spawner: Spawner::start()?,
-            exe: std::env::current_exe()?,
+            launcher: Launcher::new(&plan.state_dir())?,
             docker,
             project: plan.project.clone(),
             stack_dir: plan.dir.clone(),
@@ -70,7 +67,7 @@ impl Local {
         argv: &[String],
         log: &LogFile,
     ) -> Result<RunningProcess, String> {
-        process::start(&self.spawner, &self.exe, argv, &plan.env, &plan.cwd, log)
+        process::start(&self.launcher, argv, &plan.env, &plan.cwd, log)
             .await
             .map_err(|e| {
                 let program = argv.first().map_or("", String::as_str);
@@ -152,6 +149,7 @@ impl Runtime for Local {
             env: plan.env.clone(),
             cwd: plan.cwd.clone(),
             log_matched,
+            launcher: self.launcher.clone(),
             container: match service {
                 LocalService::Process(_) => None,
                 LocalService::Container(c) => Some(c.handle()),

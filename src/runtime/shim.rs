@@ -78,6 +78,10 @@ pub(crate) fn run(argv: &[OsString]) -> i32 {
         }
     };
     let pid = Pid::from_raw(child.id() as i32);
+    // The supervisor may have died while we spawned: its signal is then already handled.
+    if orphaned() {
+        let _ = killpg(Pid::from_raw(0), Signal::SIGKILL);
+    }
     // The parent-death signal is not enough alone: it comes when the *thread* that forked
     // us exits (which may be long before its process does), and a dying parent can still
     // be our parent when it comes. So also look for being orphaned every 100 ms.
