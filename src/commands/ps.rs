@@ -84,6 +84,7 @@ fn from_state(project: &str, state: Option<State>) -> PsDocument {
                     .collect(),
                 restarts: 0,
                 started_at: None,
+                exit_code: None,
             }
         })
         .collect();

@@ -50,6 +50,7 @@ pub(crate) fn run(global: &GlobalArgs, args: UpArgs) -> Result<ExitCode> {
         let options = Options {
             timeout: args.timeout,
             owner: None,
+            keep_failed: false,
         };
         let docker = docker_for(&plan).await?;
         pull_images(&console, &plan, docker.as_ref()).await?;
@@ -318,6 +319,8 @@ pub(crate) fn supervise(args: SuperviseArgs) -> Result<ExitCode> {
                 pid,
                 start_time: crate::procfs::start_time(pid),
             }),
+            // Detached, nobody watches the stack fail: it stays for `ps` and `logs`.
+            keep_failed: true,
         };
         let runtime = Local::new(&plan, docker_for(&plan).await?)?;
         let code = supervisor::run(

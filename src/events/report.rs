@@ -44,6 +44,9 @@ pub(crate) struct PsService {
     pub restarts: u32,
     /// When the current run started.
     pub started_at: Option<Timestamp>,
+    /// The exit code of its last run, once it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
 }
 
 /// A port of [`PsService`].
@@ -94,6 +97,9 @@ impl PsDocument {
                         .collect(),
                     restarts: status.restarts,
                     started_at: status.started_at,
+                    exit_code: status
+                        .exit_code
+                        .filter(|_| matches!(status.state, State::Exited | State::Failed)),
                 }
             })
             .collect();

@@ -45,6 +45,9 @@ pub(crate) struct Options {
     pub timeout: Option<Duration>,
     /// Stop everything when this process exits (`stack run`'s supervisor).
     pub owner: Option<ProcessId>,
+    /// Keep a stack whose services all ended, some of them failed, until `down`, so that
+    /// `ps` shows what failed and how (the detached supervisor).
+    pub keep_failed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +143,7 @@ pub(super) async fn supervise<R: Runtime>(
         broadcast,
     } = inputs;
     let mut d = Dispatcher::new(plan, handles, broadcast);
+    d.keep_failed = opts.keep_failed;
     d.write_state();
     for h in &d.handles {
         let _ = h.tx.send(Control::Start);
@@ -246,6 +250,8 @@ struct Dispatcher {
     down_waiters: Vec<oneshot::Sender<Answer>>,
     /// `stop SERVICE…` requests, answered once those are down.
     stop_waiters: Vec<(Vec<String>, oneshot::Sender<Answer>)>,
+    /// See [`Options::keep_failed`].
+    keep_failed: bool,
 }
 
 /// Messages kept for late subscribers.
@@ -277,6 +283,7 @@ impl Dispatcher {
             seq: 0,
             down_waiters: Vec::new(),
             stop_waiters: Vec::new(),
+            keep_failed: false,
         }
     }
 
@@ -355,13 +362,14 @@ impl Dispatcher {
         }
         if self.phase == Phase::Up {
             // Every service ended on its own (one-shot jobs): the run is over. Services
-            // stopped with `stack stop` keep the supervisor, for `stack start`.
+            // stopped with `stack stop` keep the supervisor, for `stack start`; so do
+            // failures, when asked to.
             let statuses = self.statuses();
             let ended = statuses
                 .iter()
                 .all(|(_, s)| s.is_down() && s.state != State::Stopped);
-            if ended {
-                let failed = statuses.iter().any(|(_, s)| s.state == State::Failed);
+            let failed = statuses.iter().any(|(_, s)| s.state == State::Failed);
+            if ended && !(failed && self.keep_failed) {
                 self.code = Some(if failed {
                     exit::SERVICE_FAILED
                 } else {

@@ -441,6 +441,7 @@ async fn supervise_with<F: Future<Output = ()>>(
     let options = Options {
         timeout,
         owner: None,
+        keep_failed: false,
     };
     let (code, ()) = tokio::join!(
         supervise(

@@ -26,9 +26,16 @@ pub(crate) fn render(doc: &PsDocument, color: bool) -> String {
             (None, Some(c)) => c.chars().take(12).collect(),
             _ => "-".into(),
         };
+        let state = match (s.state, s.exit_code) {
+            (State::Running, _) if doc.supervisor_pid.is_none() => "running, no supervisor".into(),
+            (State::Exited | State::Failed, Some(code)) => {
+                format!("{} ({code})", state_name(s.state))
+            }
+            (state, _) => state_name(state).to_string(),
+        };
         rows.push([
             s.name.clone(),
-            state_name(s.state).into(),
+            state,
             health_name(s.health).into(),
             url,
             id,
