@@ -33,6 +33,7 @@ pub fn main() -> ExitCode {
     let early: Option<fn(&[std::ffi::OsString]) -> i32> = match args.get(1).and_then(|a| a.to_str())
     {
         Some(runtime::shim::ARG) => Some(runtime::shim::run),
+        Some(runtime::reaper::ARG) => Some(runtime::reaper::run),
         Some(runtime::inside::GATE) => Some(runtime::inside::gate),
         Some(runtime::inside::PROBE) => Some(runtime::inside::probe),
         _ => None,

@@ -6,7 +6,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::{Project, alive, eventually, pids_with_env};
+use support::{Moments, Project, alive, eventually, pids_with_env};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -503,36 +503,6 @@ fn up_detached_failures_always_say_what_happened() {
         assert_eq!(down.code, Some(0), "{}", down.stderr);
     }
     eprintln!("failing service: up -d refused {refused}, ps kept it failed {kept}");
-}
-
-/// A small deterministic generator for the trials' random moments (seeded from the clock;
-/// the seed is printed so a failure can be replayed).
-struct Moments(u64);
-
-impl Moments {
-    fn new(test: &str) -> Moments {
-        let seed = std::env::var("STACK_TRIAL_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
-            });
-        eprintln!("{test}: STACK_TRIAL_SEED={seed}");
-        Moments(seed)
-    }
-
-    /// A moment in `0..max`.
-    fn next(&mut self, max: Duration) -> Duration {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        max.mul_f64((z >> 11) as f64 / (1u64 << 53) as f64)
-    }
 }
 
 /// A supervisor SIGKILLed at a random moment of its first 100 ms — before, while and after

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use support::{Project, Sdk, eventually, run_python, skip_or_fail};
+use support::{Moments, Project, Sdk, eventually, run_python, skip_or_fail};
 
 const T: Duration = Duration::from_secs(180);
 
@@ -586,4 +586,135 @@ fn the_gate_inside_the_builtin_image() {
         assert_eq!(closed.status.code(), Some(75), "{closed:?}");
         assert!(closed.stdout.is_empty());
     }
+}
+
+/// The processes whose command line starts with `stack __reaper <project>`.
+fn reapers(project: &str) -> Vec<u32> {
+    let needle = format!("__reaper\0{project}\0");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        })
+        .collect()
+}
+
+/// A SIGKILLed supervisor's containers do not outlive it: its reaper removes them within
+/// 2 s, whether the kill comes once the stack is up (`up -d`) or at a random moment of a
+/// foreground `up`'s start (a container's creation may be under way); 16 trials.
+#[test]
+fn a_killed_supervisors_containers_are_reaped_within_2s() {
+    if !engine("containers_are_reaped") {
+        return;
+    }
+    let Some(image) = busybox_image("containers_are_reaped") else {
+        return;
+    };
+    let p = Project::new(&format!(
+        "services:\n  web:\n    image: {image}\n    ports: {{http: {{host: auto, container: 8080}}}}\n    health: {{tcp: http}}\n  job:\n    command: sleep 600\n"
+    ));
+    let _down = Down(&p);
+    let label = format!("label=dev.stack.project={}", p.name());
+    let count = || docker(&["ps", "-aq", "--filter", &label]).lines().count();
+    let mut moments = Moments::new("a_killed_supervisors_containers_are_reaped_within_2s");
+    let trials = 16;
+    let mut left = Vec::new();
+    let mut slowest = Duration::ZERO;
+    for i in 0..trials {
+        let killed_at = if i % 2 == 0 {
+            let run = p.run(&["up", "-d"], T);
+            assert_eq!(run.code, Some(0), "{}", run.stderr);
+            assert_eq!(count(), 1);
+            let sup = ps(&p)["supervisor_pid"].as_u64().expect("pid");
+            let _ = Command::new("kill").args(["-9", &sup.to_string()]).status();
+            std::time::Instant::now()
+        } else {
+            let mut up = p
+                .command(&["up"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("up");
+            std::thread::sleep(moments.next(Duration::from_millis(1500)));
+            let _ = up.kill();
+            let _ = up.wait();
+            std::time::Instant::now()
+        };
+        let gone = eventually(Duration::from_secs(2), || count() == 0);
+        slowest = slowest.max(killed_at.elapsed());
+        if !gone {
+            left.push((i, killed_at.elapsed(), count()));
+        }
+        let run = p.run(&["down", "--timeout", "2s"], T);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert_nothing_left(&p);
+    }
+    assert!(
+        left.is_empty(),
+        "{} of {trials} kills left containers after 2 s: {left:?}",
+        left.len()
+    );
+    eprintln!("{trials} kills, every container gone within {slowest:?}");
+    // Each reaper ends after a few quiet passes.
+    assert!(
+        eventually(Duration::from_secs(5), || reapers(&p.name()).is_empty()),
+        "reapers left running: {:?}",
+        reapers(&p.name())
+    );
+    let log = p.read(".stack/reaper.log");
+    assert!(log.contains("ended without a goodbye"), "{log}");
+}
+
+/// With its reaper gone too, a killed supervisor's container keeps running: `ps` says so
+/// ("running, no supervisor"), told apart from one that exited; `down` removes it.
+#[test]
+fn ps_tells_a_container_running_without_supervisor_from_an_exited_one() {
+    if !engine("running_no_supervisor") {
+        return;
+    }
+    let Some(image) = busybox_image("running_no_supervisor") else {
+        return;
+    };
+    let p = Project::new(&format!(
+        "services:\n  web:\n    image: {image}\n    ports: {{http: {{host: auto, container: 8080}}}}\n    health: {{tcp: http}}\n  once:\n    command: sleep 600\n"
+    ));
+    let _down = Down(&p);
+    let run = p.run(&["up", "-d"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let sup = ps(&p)["supervisor_pid"].as_u64().expect("pid");
+    let reaper = reapers(&p.name());
+    assert_eq!(reaper.len(), 1, "{reaper:?}");
+    let _ = Command::new("kill")
+        .args(["-9", &reaper[0].to_string()])
+        .status();
+    let _ = Command::new("kill").args(["-9", &sup.to_string()]).status();
+    assert!(eventually(Duration::from_secs(5), || {
+        p.run(&["ps"], T).stderr.contains("supervisor")
+    }));
+    let table = p.run(&["ps"], T).stdout;
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(row("web").contains("running, no supervisor"), "{table}");
+    assert!(row("once").contains("exited"), "{table}");
+    assert_eq!(service_state(&ps(&p), "web"), "running");
+    let run = p.run(&["down", "--timeout", "2s"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_nothing_left(&p);
+}
+
+fn service_state(doc: &serde_json::Value, name: &str) -> String {
+    doc["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == name))
+        .map(|s| s["state"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default()
 }

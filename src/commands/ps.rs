@@ -19,7 +19,9 @@ pub(crate) fn run(global: &GlobalArgs, args: PsArgs) -> Result<ExitCode> {
         Ok(Message::Ps(doc)) => doc,
         Ok(Message::Error { message }) => return Err(Error::input(message, None)),
         _ => {
-            let doc = from_state(&project.name, State::read(&project.state));
+            let state = State::read(&project.state);
+            let running = rt.block_on(running_containers(&project.name, state.as_ref()));
+            let doc = from_state(&project.name, state, &running);
             if !global.quiet {
                 match &doc.supervisor_pid {
                     None if doc.services.is_empty() => {
@@ -46,9 +48,30 @@ pub(crate) fn run(global: &GlobalArgs, args: PsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The ids of the project's running containers, when the state names any container.
+async fn running_containers(project: &str, state: Option<&State>) -> Vec<String> {
+    if !state.is_some_and(|s| s.services.values().any(|s| s.container_id.is_some())) {
+        return Vec::new();
+    }
+    let Ok(docker) = crate::runtime::docker::Docker::connect().await else {
+        return Vec::new();
+    };
+    docker
+        .containers(project)
+        .await
+        .map(|list| {
+            list.into_iter()
+                .filter(|c| c.running)
+                .map(|c| c.id)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The `ps` document of a stack whose supervisor is gone: services whose recorded process
-/// still runs (same pid and start time) are `running`, the others `exited`.
-fn from_state(project: &str, state: Option<State>) -> PsDocument {
+/// (same pid and start time) or container (among `running`) still runs are `running`, the
+/// others `exited`.
+fn from_state(project: &str, state: Option<State>, running: &[String]) -> PsDocument {
     let Some(state) = state else {
         return PsDocument {
             project: project.to_string(),
@@ -60,7 +83,10 @@ fn from_state(project: &str, state: Option<State>) -> PsDocument {
         .services
         .into_iter()
         .map(|(name, s)| {
-            let alive = s.process.is_some_and(|p| p.alive());
+            let alive = s.process.is_some_and(|p| p.alive())
+                || s.container_id
+                    .as_ref()
+                    .is_some_and(|id| running.iter().any(|r| r.starts_with(id.as_str())));
             PsService {
                 name,
                 runtime: s.runtime.unwrap_or_default(),

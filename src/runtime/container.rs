@@ -145,6 +145,8 @@ pub(crate) struct ContainerContext<'a> {
     pub docker: &'a Docker,
     /// The project.
     pub project: &'a str,
+    /// The supervisor run.
+    pub run: &'a str,
     /// The stack file's folder (mounted into built-in containers at the same path).
     pub stack_dir: &'a PathBuf,
     /// Progress of image preparation.
@@ -254,6 +256,7 @@ async fn container_spec(
     let dir = cx.stack_dir.display().to_string();
     let spec = ContainerSpec {
         project: cx.project.to_string(),
+        run: cx.run.to_string(),
         service: plan.name.clone(),
         image: reference,
         command,

@@ -10,6 +10,7 @@ use super::container::{self, ContainerContext, RunningContainer};
 use super::docker::{Docker, Gated};
 use super::health::{self, ProbeContext};
 use super::process::{self, Launcher, RunningProcess};
+use super::reaper::Reaper;
 use super::{Exit, Identity, Runtime, Service, Start};
 use crate::config::{RuntimeKind, StopSignal};
 use crate::logs::LogFile;
@@ -21,7 +22,11 @@ pub(crate) struct Local {
     /// Starts processes and exec probes under the shim.
     launcher: Launcher,
     docker: Option<Docker>,
+    /// Removes this run's containers if the supervisor dies (with `docker`).
+    reaper: Option<Arc<Reaper>>,
     project: String,
+    /// This supervisor run (`<pid>-<start time>`), on its containers.
+    run: String,
     /// The stack file's folder.
     stack_dir: PathBuf,
     /// Probes' HTTP client.
@@ -32,9 +37,20 @@ impl Local {
     /// The runtime for `plan`, inside the current tokio runtime; `docker` is connected
     /// when the plan has containers.
     pub(crate) fn new(plan: &Plan, docker: Option<Docker>) -> std::io::Result<Local> {
+        let me = crate::state::ProcessId::current();
+        let run = format!("{}-{}", me.pid, me.start_time.unwrap_or_default());
+        let reaper = match &docker {
+            Some(_) => {
+                let log = plan.state_dir().join("reaper.log");
+                Some(Arc::new(Reaper::start(&plan.project, &run, &log)?))
+            }
+            None => None,
+        };
         Ok(Local {
             launcher: Launcher::new(&plan.state_dir())?,
             docker,
+            reaper,
+            run,
             project: plan.project.clone(),
             stack_dir: plan.dir.clone(),
             http: health::http_client(),
@@ -56,6 +72,7 @@ impl Local {
         ContainerContext {
             docker,
             project: &self.project,
+            run: &self.run,
             stack_dir: &self.stack_dir,
             note,
         }
@@ -169,6 +186,9 @@ impl Runtime for Local {
             .await
         {
             tracing::warn!(%err, "cannot remove the project's containers and network");
+        }
+        if let Some(reaper) = &self.reaper {
+            reaper.goodbye().await;
         }
     }
 }

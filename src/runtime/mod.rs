@@ -20,6 +20,7 @@ pub(crate) mod health;
 pub(crate) mod inside;
 pub(crate) mod local;
 pub(crate) mod process;
+pub(crate) mod reaper;
 pub(crate) mod shim;
 pub(crate) mod unix;
 

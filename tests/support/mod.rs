@@ -673,3 +673,33 @@ pub(crate) fn private_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     std::fs::write(&paths.2, key.serialize_pem()).expect("write key");
     paths
 }
+
+/// A small deterministic generator for the trials' random moments (seeded from the clock;
+/// the seed is printed so a failure can be replayed).
+pub(crate) struct Moments(u64);
+
+impl Moments {
+    pub(crate) fn new(test: &str) -> Moments {
+        let seed = std::env::var("STACK_TRIAL_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+            });
+        eprintln!("{test}: STACK_TRIAL_SEED={seed}");
+        Moments(seed)
+    }
+
+    /// A moment in `0..max`.
+    pub(crate) fn next(&mut self, max: Duration) -> Duration {
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        max.mul_f64((z >> 11) as f64 / (1u64 << 53) as f64)
+    }
+}

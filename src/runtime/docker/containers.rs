@@ -15,13 +15,17 @@ use bollard::query_parameters::{
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
-use super::{Docker, DockerError, HASH_LABEL, PROJECT_LABEL, SERVICE_LABEL, api, tolerating};
+use super::{
+    Docker, DockerError, HASH_LABEL, PROJECT_LABEL, RUN_LABEL, SERVICE_LABEL, api, tolerating,
+};
 
 /// One container to run.
 #[derive(Debug, Clone)]
 pub(crate) struct ContainerSpec {
     /// The project.
     pub project: String,
+    /// The supervisor run (a container of another run is never reused).
+    pub run: String,
     /// The service.
     pub service: String,
     /// The image reference.
@@ -234,6 +238,7 @@ impl Docker {
         let labels = HashMap::from([
             (PROJECT_LABEL.to_string(), spec.project.clone()),
             (SERVICE_LABEL.to_string(), spec.service.clone()),
+            (RUN_LABEL.to_string(), spec.run.clone()),
             (HASH_LABEL.to_string(), hash),
         ]);
         let mut port_bindings = HashMap::new();
@@ -378,7 +383,11 @@ impl Docker {
     /// Removes the container (forcefully).
     pub(crate) async fn remove(&self, id: &str) -> Result<(), DockerError> {
         let options = RemoveContainerOptionsBuilder::default().force(true).build();
-        tolerating(self.api.remove_container(id, Some(options)).await, &[404])
+        // Gone, or already being removed (the reaper and `down` may race).
+        tolerating(
+            self.api.remove_container(id, Some(options)).await,
+            &[404, 409],
+        )
     }
 
     /// Runs `argv` inside the container; its exit code.

@@ -9,7 +9,8 @@
 //!   sent to the engine, its output in the service's log).
 //! - Every project gets a bridge network `stack_<project>` where each service's name is a
 //!   DNS alias; containers are labelled `dev.stack.project` / `dev.stack.service` /
-//!   `dev.stack.config-hash` (a changed service is recreated) and publish their ports on
+//!   `dev.stack.run` (the supervisor run, for the reaper) / `dev.stack.config-hash` (a
+//!   changed service is recreated) and publish their ports on
 //!   127.0.0.1 only; they reach host processes as `host.docker.internal`.
 //! - `down` finds everything by label, so it needs no state and survives a killed supervisor.
 
@@ -19,6 +20,8 @@ use std::time::Duration;
 pub(crate) const PROJECT_LABEL: &str = "dev.stack.project";
 /// The service a container runs.
 pub(crate) const SERVICE_LABEL: &str = "dev.stack.service";
+/// The supervisor run that created a container (see [`crate::runtime::reaper`]).
+pub(crate) const RUN_LABEL: &str = "dev.stack.run";
 /// A hash of the container's configuration: a different one means "recreate".
 pub(crate) const HASH_LABEL: &str = "dev.stack.config-hash";
 /// The repository of the built-in image.
@@ -103,6 +106,8 @@ pub(crate) struct Docker {
 pub(crate) struct Summary {
     /// Its id.
     pub id: String,
+    /// Whether it runs.
+    pub running: bool,
 }
 
 impl Docker {
