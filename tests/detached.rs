@@ -566,13 +566,22 @@ fn down_finds_processes_that_state_does_not_name() {
     let _down = Down(&p);
     assert_eq!(p.run(&["up", "-d"], T).code, Some(0));
     let sup = ps(&p)["supervisor_pid"].as_u64().expect("pid") as u32;
-    // The shim, sh and both sleeps.
-    assert!(eventually(Duration::from_secs(5), || pids_with_env(
-        "STACK_PROJECT",
-        &p.name()
-    )
-    .len()
-        == 4));
+    // Both sleeps run (one of them in its own session).
+    let cmdlines = || -> Vec<String> {
+        pids_with_env("STACK_PROJECT", &p.name())
+            .iter()
+            .map(|pid| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+            .collect()
+    };
+    let started = eventually(Duration::from_secs(5), || {
+        cmdlines()
+            .iter()
+            .filter(|c| c.starts_with("sleep\0"))
+            .count()
+            == 2
+    });
+    let cmdlines = cmdlines();
+    assert!(started, "{cmdlines:?}");
     let _ = Command::new("kill").args(["-9", &sup.to_string()]).status();
     // The shim takes its group down; the process that left it stays.
     assert!(eventually(Duration::from_secs(5), || pids_with_env(
