@@ -1,6 +1,7 @@
 //! Command-line declarations (clap derive). Doc comments are the help text; one module
 //! per subcommand; no behaviour here beyond parsing.
 
+mod cassettes;
 mod config;
 mod control;
 mod doctor;
@@ -15,6 +16,7 @@ mod up;
 
 use clap::{Parser, Subcommand};
 
+pub(crate) use cassettes::{CassettesAction, CassettesArgs};
 pub(crate) use config::{ConfigArgs, Format, SchemaArgs, ValidateArgs};
 pub(crate) use control::ServicesArgs;
 pub(crate) use doctor::DoctorArgs;
@@ -68,6 +70,8 @@ pub(crate) enum Command {
     New(NewArgs),
     /// Diagnose "cannot connect": processes, ports and their holders, health, logs, Docker
     Doctor(DoctorArgs),
+    /// List, check and prune the recorded model exchanges (`--llm record|replay`)
+    Cassettes(CassettesArgs),
     /// Print a shell completion script (bash, zsh, fish, …)
     Completions(CompletionsArgs),
     /// Check the stack file; exit 0 when valid, 2 with every problem otherwise

@@ -23,6 +23,17 @@ pub(crate) struct RunArgs {
         value_delimiter = ','
     )]
     pub profiles: Vec<String>,
+    /// Where model calls go: mock (the default with a built-in model), live, record or
+    /// replay
+    #[arg(long, value_enum, env = "STACK_LLM", value_name = "MODE")]
+    pub llm: Option<crate::services::cassette::Mode>,
+    /// Seed the run's (otherwise empty) context store with these sessions: JSON lines, each
+    /// as `GET /v1/sessions/{id}` answers
+    #[arg(long, value_name = "FILE")]
+    pub context_snapshot: Option<std::path::PathBuf>,
+    /// With `--llm replay`, keep CMD's exit code when requests had no recording
+    #[arg(long)]
+    pub allow_misses: bool,
     /// The command and its arguments (after `--` when it has options of its own)
     #[arg(
         required = true,

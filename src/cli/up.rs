@@ -33,6 +33,13 @@ pub(crate) struct UpArgs {
     /// Print the `ps --json` document instead of the table once healthy
     #[arg(long)]
     pub json: bool,
+    /// Where model calls go: mock (the default with a built-in model), live, record or
+    /// replay
+    #[arg(long, value_enum, env = "STACK_LLM", value_name = "MODE")]
+    pub llm: Option<crate::services::cassette::Mode>,
+    /// `stack run`'s context store of its own
+    #[arg(skip)]
+    pub hermetic: Option<crate::plan::llm::Hermetic>,
 }
 
 /// Parses `500ms`, `2s`, `1m30s` or a number of seconds.

@@ -1,5 +1,6 @@
 //! One `run` per subcommand: each turns parsed arguments into work and an exit code.
 
+mod cassettes;
 mod config;
 mod control;
 mod doctor;
@@ -36,6 +37,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Completions(args) => run::completions(args),
         Command::New(args) => new::run(&cli.global, args),
         Command::Doctor(args) => doctor::run(&cli.global, args),
+        Command::Cassettes(args) => cassettes::run(&cli.global, args),
         Command::Validate(args) => config::validate(&cli.global, args),
         Command::Config(args) => config::config(&cli.global, args),
         Command::Schema(args) => config::schema(&cli.global, args),

@@ -77,6 +77,7 @@ fn from_state(project: &str, state: Option<State>, running: &[String]) -> PsDocu
             project: project.to_string(),
             supervisor_pid: None,
             services: Vec::new(),
+            llm: None,
         };
     };
     let services = state
@@ -118,5 +119,6 @@ fn from_state(project: &str, state: Option<State>, running: &[String]) -> PsDocu
         project: state.project,
         supervisor_pid: state.supervisor.alive().then_some(state.supervisor.pid),
         services,
+        llm: None,
     }
 }

@@ -18,6 +18,14 @@ use crate::ui::{err, out};
 /// stack does not come up, on SIGINT/SIGTERM; and if this process is SIGKILLed, the
 /// supervisor notices its owner is gone and stops everything itself.
 pub(crate) fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode> {
+    if let Some(f) = &args.context_snapshot
+        && !f.is_file()
+    {
+        return Err(Error::input(
+            format!("--context-snapshot: `{}` is not a file", f.display()),
+            Some("write one session per line, as `GET /v1/sessions/{id}` answers"),
+        ));
+    }
     let up = UpArgs {
         services: Vec::new(),
         detach: true,
@@ -26,6 +34,13 @@ pub(crate) fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode> {
         runtime: args.runtime,
         profiles: args.profiles.clone(),
         json: false,
+        llm: args.llm,
+        hermetic: Some(crate::plan::llm::Hermetic {
+            snapshot: args
+                .context_snapshot
+                .as_ref()
+                .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone())),
+        }),
     };
     let plan = Arc::new(super::up::prepare(global, &up)?);
     let socket = plan.state().socket();
@@ -44,6 +59,12 @@ pub(crate) fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode> {
         let _ = control::client::call(&socket, &Request::Down { timeout_ms: None }).await;
         code
     });
+    let code = match (code, plan.llm) {
+        (Ok(code), Some(crate::services::cassette::Mode::Replay)) => {
+            Ok(replay_summary(&console, &plan, code, args.allow_misses))
+        }
+        (code, _) => code,
+    };
     // Wait until the supervisor is gone, so nothing outlives `stack run`.
     if let Some(supervisor) = supervisor {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -52,6 +73,47 @@ pub(crate) fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(code?))
+}
+
+/// `llm replay: 41 answered from cassettes, 0 missing`, each miss with its nearest
+/// recording and how it differs; the exit code: CMD's, or 1 when it succeeded but requests
+/// had no recording (unless `allow_misses`).
+fn replay_summary(console: &Console, plan: &crate::plan::Plan, code: u8, allow_misses: bool) -> u8 {
+    use crate::services::cassette::{self, Note};
+    let notes = cassette::read_notes(&crate::plan::llm::notes_file(&plan.state_dir));
+    let hits = notes.iter().filter(|n| matches!(n, Note::Hit(_))).count();
+    let misses: Vec<&Note> = notes
+        .iter()
+        .filter(|n| matches!(n, Note::Miss { .. }))
+        .collect();
+    err!(
+        console,
+        "llm replay: {hits} answered from cassettes, {} missing\n",
+        misses.len()
+    );
+    for m in &misses {
+        if let Note::Miss {
+            route,
+            nearest,
+            diff,
+        } = m
+        {
+            let nearest = nearest
+                .as_deref()
+                .map_or("no recording on this route".to_string(), |n| {
+                    format!("nearest {n}")
+                });
+            err!(console, "  {route}: {nearest}\n");
+            for d in diff {
+                err!(console, "    {d}\n");
+            }
+        }
+    }
+    if code == 0 && !misses.is_empty() && !allow_misses {
+        exit::SERVICE_FAILED
+    } else {
+        code
+    }
 }
 
 /// Runs CMD, passing SIGINT/SIGTERM on; its exit code (128+signal if killed).

@@ -18,6 +18,9 @@ pub(crate) struct PsDocument {
     pub supervisor_pid: Option<u32>,
     /// Every service, in start order.
     pub services: Vec<PsService>,
+    /// Where model calls go (SPEC §4.4), when the stack has a gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm: Option<crate::services::cassette::Mode>,
 }
 
 /// One service of [`PsDocument`].
@@ -107,6 +110,7 @@ impl PsDocument {
             project: plan.project.clone(),
             supervisor_pid,
             services,
+            llm: plan.llm,
         }
     }
 }

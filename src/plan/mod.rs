@@ -2,6 +2,7 @@
 //! Selection and ordering are pure; port assignment probes sockets (see [`ports`]).
 
 pub(crate) mod graph;
+pub(crate) mod llm;
 pub(crate) mod ports;
 pub(crate) mod resolve;
 
@@ -27,6 +28,9 @@ pub(crate) struct Plan {
     pub services: Vec<ServicePlan>,
     /// Where the project's state lives (`.stack/`, or `.stack/projects/<name>/`).
     pub state_dir: PathBuf,
+    /// Where model calls go (SPEC §4.4), when the stack has a gateway.
+    #[serde(default)]
+    pub llm: Option<crate::services::cassette::Mode>,
 }
 
 impl Plan {
@@ -160,13 +164,25 @@ pub(crate) fn build(
     selected: &[&Service],
     ports: &PortTable,
     exe: &Path,
+    overrides: &llm::Overrides,
 ) -> Result<Plan, ResolveError> {
     let state = state_dir(stack);
     let services = selected
         .iter()
-        .map(|s| resolve::service_plan(&stack.name, &state.dir, s, selected, ports, exe))
+        .map(|s| resolve::service_plan(&stack.name, &state.dir, s, selected, ports, exe, overrides))
         .collect::<Result<_, _>>()?;
     Ok(Plan {
+        llm: overrides.llm.filter(|_| {
+            selected.iter().any(|s| {
+                matches!(
+                    &s.kind,
+                    crate::config::ServiceKind::Builtin {
+                        builtin: crate::config::BuiltinKind::Gateway,
+                        ..
+                    }
+                )
+            })
+        }),
         project: stack.name.clone(),
         dir: stack.dir.clone(),
         file: stack.file.clone(),

@@ -195,6 +195,7 @@ pub(crate) fn service_plan(
     planned: &[&Service],
     ports: &PortTable,
     exe: &Path,
+    overrides: &super::llm::Overrides,
 ) -> Result<ServicePlan, ResolveError> {
     let own_ports = ports.get(&svc.name).cloned().unwrap_or_default();
     let r = Resolving {
@@ -204,7 +205,7 @@ pub(crate) fn service_plan(
         own_ports: &own_ports,
     };
     let env = r.env(project)?;
-    let (launch, builtin, builtin_config) = r.launch(state_dir, exe)?;
+    let (launch, builtin, builtin_config) = r.launch(state_dir, exe, overrides)?;
     let health = r.health()?;
     Ok(ServicePlan {
         name: svc.name.clone(),
@@ -327,12 +328,47 @@ impl Resolving<'_> {
 
     /// What to start: a built-in as `stack serve` (with its config file), a command, or
     /// an image.
-    fn launch(&self, state_dir: &Path, exe: &Path) -> Result<Launched, ResolveError> {
+    fn launch(
+        &self,
+        state_dir: &Path,
+        exe: &Path,
+        overrides: &super::llm::Overrides,
+    ) -> Result<Launched, ResolveError> {
         let svc = self.svc;
         let mut interp = |s: &str| self.interp(s);
         Ok(match &svc.kind {
             ServiceKind::Builtin { builtin, config } => {
                 let mut config = interp_json(config, &mut interp)?;
+                let mock_url = self
+                    .planned
+                    .iter()
+                    .find(|s| {
+                        matches!(
+                            &s.kind,
+                            ServiceKind::Builtin {
+                                builtin: BuiltinKind::Model,
+                                ..
+                            }
+                        )
+                    })
+                    .and_then(|m| {
+                        self.reference(&Reference::Service {
+                            service: m.name.clone(),
+                            field: ServiceField::Url,
+                        })
+                        .ok()
+                    });
+                super::llm::apply(
+                    *builtin,
+                    &mut config,
+                    &super::llm::Context {
+                        overrides,
+                        mock_url,
+                        cwd: &svc.cwd,
+                        state_dir,
+                        services: self.planned,
+                    },
+                );
                 if svc.runtime == RuntimeKind::Container {
                     // The stack's other containers reach it by its name.
                     allow_host(&mut config, &svc.name);

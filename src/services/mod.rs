@@ -5,6 +5,7 @@
 //! orchestrator and is testable in-process.
 
 pub(crate) mod api_error;
+pub(crate) mod cassette;
 pub(crate) mod config;
 pub(crate) mod context;
 pub(crate) mod gateway;

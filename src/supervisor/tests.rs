@@ -419,6 +419,7 @@ async fn supervise_with<F: Future<Output = ()>>(
         file: state.path().join("stack.yaml"),
         services,
         state_dir: state.path().to_path_buf(),
+        llm: None,
     });
     let fake = Arc::new(Fake::new(runs));
     let journal = fake.journal.clone();

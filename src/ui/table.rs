@@ -77,7 +77,21 @@ pub(crate) fn render(doc: &PsDocument, color: bool) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
+    if let Some(mode) = doc.llm {
+        out.push_str(&format!("llm: {mode} ({})\n", mode_note(mode)));
+    }
     out
+}
+
+/// What a mode means, in the table.
+fn mode_note(mode: crate::services::cassette::Mode) -> &'static str {
+    use crate::services::cassette::Mode;
+    match mode {
+        Mode::Mock => "every model call answered by the built-in mock",
+        Mode::Live => "model calls go to the configured providers",
+        Mode::Record => "model calls go to the providers and are recorded",
+        Mode::Replay => "model calls answered from the cassettes",
+    }
 }
 
 /// The name of a state as in `ps`.

@@ -30,6 +30,9 @@ pub(crate) struct Config {
     /// `normal` (the default: an acknowledged write survives the process being killed,
     /// kill -9 included) or `full` (every commit fsynced: it also survives a power cut).
     pub durability: Durability,
+    /// Sessions to load at start, each as `GET /v1/sessions/{id}` answers (JSON lines);
+    /// a session the store has already is left as it is.
+    pub snapshot: Option<PathBuf>,
 }
 
 /// How hard a write is pushed to disk before it is acknowledged.
@@ -57,6 +60,7 @@ impl Default for Config {
             default_max_tokens: 4000,
             max_content_bytes: 1024 * 1024,
             durability: Durability::Normal,
+            snapshot: None,
         }
     }
 }

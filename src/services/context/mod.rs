@@ -43,6 +43,45 @@ pub(crate) struct Ctx {
     subscribers: subscribers::Subscribers,
 }
 
+/// One line of a snapshot: a session as `GET /v1/sessions/{id}` answers it.
+#[derive(Debug, serde::Deserialize)]
+struct SnapshotLine {
+    session_id: String,
+    entries: Vec<SnapshotEntry>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SnapshotEntry {
+    role: String,
+    content: String,
+    #[serde(default)]
+    metadata: Option<serde_json::Value>,
+}
+
+/// Loads the sessions of `file` the store does not have yet.
+fn seed(store: &store::Store, file: &std::path::Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read the snapshot `{}`: {e}", file.display()))?;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("{}:{}", file.display(), i + 1);
+        let s: SnapshotLine = serde_json::from_str(line)
+            .map_err(|e| format!("{}: not a session (`{{\"session_id\", \"entries\": [{{\"role\", \"content\"}}…]}}`): {e}", at()))?;
+        ops::check_session(&s.session_id).map_err(|e| format!("{}: {e}", at()))?;
+        if store.session(&s.session_id).is_some() {
+            continue;
+        }
+        for e in s.entries {
+            store
+                .append(&s.session_id, &e.role, &e.content, e.metadata)
+                .map_err(|e| format!("{}: {e}", at()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Opens the store and builds the routes; `shutdown` ends open MCP sessions.
 pub(crate) fn router(config: Config, shutdown: CancellationToken) -> Result<Router, ServeError> {
     // Build the tokenizer off the request path.
@@ -53,6 +92,9 @@ pub(crate) fn router(config: Config, shutdown: CancellationToken) -> Result<Rout
             config.db.display()
         ))
     })?;
+    if let Some(file) = &config.snapshot {
+        seed(&store, file).map_err(ServeError::Other)?;
+    }
     let ctx = Arc::new(Ctx {
         store: Arc::new(store),
         metrics: Arc::new(HttpMetrics::new("stack_context")),
@@ -76,7 +118,10 @@ pub(crate) fn router(config: Config, shutdown: CancellationToken) -> Result<Rout
     let metrics = ctx.metrics.clone();
     let api = Router::new()
         .route("/v1/sessions", get(rest::list))
-        .route("/v1/sessions/{id}", axum::routing::delete(rest::delete))
+        .route(
+            "/v1/sessions/{id}",
+            axum::routing::delete(rest::delete).get(rest::session),
+        )
         .route("/v1/sessions/{id}/entries", post(rest::add))
         .route(
             "/v1/sessions/{id}/entries/{entry_id}",

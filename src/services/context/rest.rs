@@ -161,6 +161,37 @@ pub(super) async fn prune(
     Ok(axum::Json(r).into_response())
 }
 
+/// `GET /v1/sessions/{id}`: every entry, oldest first (a line of a `--context-snapshot`).
+pub(super) async fn session(
+    State(ctx): State<Arc<Ctx>>,
+    Path(session): Path<String>,
+) -> Result<Response, RestError> {
+    let Some(s) = ctx.store.session(&session) else {
+        return Err(RestError(
+            StatusCode::NOT_FOUND,
+            format!("no session `{session}`"),
+        ));
+    };
+    let s = super::store::read(&s);
+    let entries: Vec<Value> = s
+        .entries
+        .iter()
+        .map(|e| {
+            let mut v = json!({"id": e.id, "role": e.role, "content": e.content,
+                               "tokens": e.tokens, "created_at": e.created_at});
+            if let Some(m) = &e.metadata {
+                v["metadata"] = m.clone();
+            }
+            v
+        })
+        .collect();
+    let tokens: u64 = s.entries.iter().map(|e| u64::from(e.tokens)).sum();
+    Ok(
+        axum::Json(json!({"session_id": session, "entries": entries, "tokens": tokens}))
+            .into_response(),
+    )
+}
+
 /// `GET /v1/sessions`.
 pub(super) async fn list(State(ctx): State<Arc<Ctx>>) -> Response {
     axum::Json(json!({"sessions": ctx.store.list()})).into_response()

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::config::BuiltinProblem as Problem;
 use crate::config::raw::{ShortForm, StringOr};
 use crate::config::source::FieldPath;
+use crate::services::cassette::Mode;
 use crate::services::config::{ConfigError, located, parse_yaml};
 
 /// `stack serve gateway --config FILE`.
@@ -46,6 +47,17 @@ pub(crate) struct Config {
     /// `Origin`): `api.internal`, `*.corp.example`, `*` for any. Others are refused (DNS
     /// rebinding).
     pub allowed_hosts: Vec<String>,
+    /// Where model requests go (SPEC §4.4): `mock`, `live`, `record` or `replay`; unset,
+    /// `STACK_LLM` decides, else `live`.
+    pub llm: Option<Mode>,
+    /// The mock model's URL, where `mock` and `replay` send every model request (in a
+    /// stack, the built-in model's).
+    pub mock: Option<String>,
+    /// The cassette folder `record` writes (relative to the current folder).
+    pub cassettes: PathBuf,
+    /// How fast `replay` plays recorded streams back: 1 as recorded, 2 twice as fast, 0
+    /// without waiting (read by the mock that replays).
+    pub replay_speed: f64,
 }
 
 impl Default for Config {
@@ -66,9 +78,16 @@ impl Default for Config {
             pool_idle_timeout_ms: 90_000,
             max_body_bytes: 16 * 1024 * 1024,
             allowed_hosts: Vec::new(),
+            llm: None,
+            mock: None,
+            cassettes: PathBuf::from("cassettes"),
+            replay_speed: 1.0,
         }
     }
 }
+
+/// The environment variable that sets the mode when the configuration does not.
+pub(crate) const LLM_ENV: &str = "STACK_LLM";
 
 /// A client key with its limits.
 #[derive(Debug, Clone, Deserialize)]
@@ -237,11 +256,78 @@ impl Config {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|err| ConfigError::new(path, format!("cannot read: {err}")))?;
-        let config: Config = parse_yaml(path, &text)?;
-        match config.problems(Path::new(".")).into_iter().next() {
+        let mut config: Config = parse_yaml(path, &text)?;
+        let mode = config.mode().map_err(|e| ConfigError::new(path, e))?;
+        config.llm = Some(mode);
+        let mut problems = config.problems(Path::new("."));
+        problems.extend(config.mode_problems(mode));
+        match problems.into_iter().next() {
             Some(p) => Err(located(path, &text, p)),
             None => Ok(config),
         }
+    }
+
+    /// The mode in force: `llm:`, else `STACK_LLM`, else `live`.
+    pub(crate) fn mode(&self) -> Result<Mode, String> {
+        if let Some(m) = self.llm {
+            return Ok(m);
+        }
+        match std::env::var(LLM_ENV) {
+            Ok(v) if !v.is_empty() => <Mode as clap::ValueEnum>::from_str(&v, true).map_err(|_| {
+                format!("{LLM_ENV}=`{v}` is not a mode: use mock, live, record or replay")
+            }),
+            _ => Ok(Mode::Live),
+        }
+    }
+
+    /// What `mode` needs of the configuration: a mock to send to, or the providers' keys.
+    pub(crate) fn mode_problems(&self, mode: Mode) -> Vec<Problem> {
+        let root = FieldPath::root();
+        let mut out = Vec::new();
+        if mode.to_mock() && self.mock.is_none() {
+            out.push(Problem {
+                field: root.key("mock"),
+                message: format!(
+                    "`llm: {mode}` sends every model request to the mock model: set `mock:` to its URL"
+                ),
+            });
+        }
+        if let (Mode::Replay, Some(url)) = (mode, &self.mock)
+            && !on_this_machine(url)
+        {
+            out.push(Problem {
+                field: root.key("mock"),
+                message: format!(
+                    "`llm: replay` never leaves the machine, and `mock:` ({}) is not on it",
+                    without_userinfo(url).0
+                ),
+            });
+        }
+        if !mode.to_mock() {
+            out.extend(self.empty_keys().into_iter().map(|(field, _)| Problem {
+                field,
+                message: "`api_key` is empty: is its variable set?".into(),
+            }));
+        }
+        out
+    }
+
+    /// The upstream targets whose `api_key` is empty (an unset variable), with their
+    /// upstream's name.
+    pub(crate) fn empty_keys(&self) -> Vec<(FieldPath, String)> {
+        let root = FieldPath::root();
+        let mut out = Vec::new();
+        for (name, upstream) in &self.upstreams {
+            let at = root.key("upstreams").key(name.clone());
+            let many = upstream.0.len() > 1;
+            for (i, t) in upstream.0.iter().enumerate() {
+                if t.api_key.as_deref() == Some("") {
+                    let at = if many { at.index(i) } else { at.clone() };
+                    out.push((at.key("api_key"), name.clone()));
+                }
+            }
+        }
+        out
     }
 
     /// What serde cannot see, each at its field; files resolve against `dir`. URLs that
@@ -264,12 +350,6 @@ impl Config {
                     && let Err(e) = parse_base(&without_userinfo(&t.url).0)
                 {
                     bad(url_at, e);
-                }
-                if t.api_key.as_deref() == Some("") {
-                    bad(
-                        at.key("api_key"),
-                        "`api_key` is empty: is its variable set?".into(),
-                    );
                 }
                 for (h, v) in &t.headers {
                     if axum::http::HeaderName::try_from(h.as_str()).is_err()
@@ -322,6 +402,18 @@ impl Config {
         {
             bad(root.key("context_url"), e);
         }
+        if !(self.replay_speed >= 0.0 && self.replay_speed.is_finite()) {
+            bad(
+                root.key("replay_speed"),
+                "`replay_speed` is a factor of 0 or more (1 = as recorded, 0 = no waiting)".into(),
+            );
+        }
+        if let Some(u) = &self.mock
+            && !u.contains("${")
+            && let Err(e) = parse_base(u)
+        {
+            bad(root.key("mock"), e);
+        }
         let mut seen = std::collections::HashSet::new();
         for (i, k) in self.keys.iter().enumerate() {
             let at = root.key("keys").index(i);
@@ -337,6 +429,23 @@ impl Config {
             }
         }
         out
+    }
+}
+
+/// Whether `url`'s host is this machine's loopback or a name on the stack's own network
+/// (a container's service name: one label).
+fn on_this_machine(url: &str) -> bool {
+    let Ok(uri) = without_userinfo(url).0.parse::<axum::http::Uri>() else {
+        return false;
+    };
+    let host = uri
+        .host()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host == "localhost" || host.ends_with(".localhost") || !host.contains('.'),
     }
 }
 

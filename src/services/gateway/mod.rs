@@ -8,6 +8,7 @@ mod keys;
 mod passthrough;
 mod pool;
 mod proxy;
+mod record;
 mod reply;
 mod translate;
 mod upstream;
@@ -34,6 +35,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::services::cassette::Mode;
+use config::Upstream;
 pub(crate) use config::{Config, check_value};
 
 use super::ServeError;
@@ -168,10 +171,26 @@ pub(crate) struct Gateway {
     hot: Vec<RouteHandles>,
     tasks: TaskTracker,
     uptime: Uptime,
+    /// `llm: record`: where exchanges are written.
+    recorder: Option<record::Recorder>,
 }
 
 impl Gateway {
-    fn new(config: Config) -> Gateway {
+    fn new(mut config: Config) -> Gateway {
+        let mode = config.llm.unwrap_or_default();
+        if let (true, Some(mock)) = (mode.to_mock(), config.mock.clone()) {
+            // Every upstream is the mock, whatever it was: routes and aliases still name
+            // them, and nothing reaches a provider.
+            let mock = Upstream(vec![
+                <config::Target as crate::config::raw::ShortForm>::from_short(&mock),
+            ]);
+            for u in config.upstreams.values_mut() {
+                *u = mock.clone();
+            }
+            config.upstreams.entry("default".into()).or_insert(mock);
+        }
+        let recorder =
+            (mode == Mode::Record).then(|| record::Recorder::new(config.cassettes.clone()));
         let tls = tls_config(&config);
         let upstreams = upstream::Upstreams::new(&config, tls.as_ref());
         let context = config
@@ -234,6 +253,7 @@ impl Gateway {
             hot,
             tasks: TaskTracker::new(),
             uptime: Uptime::start("gateway"),
+            recorder,
             config,
         }
     }

@@ -170,6 +170,7 @@ async fn forward(
     body: Body,
     log: &mut Access,
 ) -> Result<Response<Body>, ApiError> {
+    let started = Instant::now();
     let api = route.api;
     let bytes = read_body(gw, api, body).await?;
     let peek: Peek = serde_json::from_slice(&bytes).map_err(|e| {
@@ -193,6 +194,10 @@ async fn forward(
     let mut enriched = enrich(gw, route, headers, bytes).await?;
     log.context_entries = enriched.prepended.entries;
     let outgoing = outgoing(gw, route, &upstream, std::mem::take(&mut enriched.body))?;
+    let recording = gw
+        .recorder
+        .as_ref()
+        .and_then(|r| r.begin(route.path, &outgoing.body.plain, started));
 
     let sent = send_upstream(gw, route, headers, &upstream, &outgoing.body, log).await;
     drop(outgoing.body);
@@ -208,6 +213,7 @@ async fn forward(
         streamed: stream && is_sse,
         upstream,
         enriched,
+        recording,
     };
     let asked = alias.map(|(_, _, asked)| asked);
     let Some(dir) = translated else {
@@ -250,8 +256,37 @@ fn content_is_sse(headers: &HeaderMap) -> bool {
         .is_some_and(|c| c.starts_with("text/event-stream"))
 }
 
-/// The answer renamed to the alias asked for, if one was, then delivered.
+/// The answer recorded (`llm: record`), renamed to the alias asked for (if one was), then
+/// delivered.
 async fn finish_answer<B>(
+    gw: &Arc<Gateway>,
+    mut answer: Answer,
+    asked: Option<Arc<str>>,
+    parts: axum::http::response::Parts,
+    incoming: B,
+) -> Result<Response<Body>, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: Into<axum::BoxError> + std::fmt::Display,
+{
+    // What the caller gets, before the alias's name goes in: a replay asks the mock for
+    // the model behind the alias, and is renamed the same way.
+    if let Some(pending) = answer.recording.take() {
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json")
+            .to_string();
+        let recorded =
+            super::record::Recording::new(incoming, pending, parts.status.as_u16(), &content_type);
+        return renamed(gw, answer, asked, parts, recorded).await;
+    }
+    renamed(gw, answer, asked, parts, incoming).await
+}
+
+/// The answer renamed to the alias asked for, if one was, then delivered.
+async fn renamed<B>(
     gw: &Arc<Gateway>,
     answer: Answer,
     asked: Option<Arc<str>>,
@@ -453,6 +488,8 @@ struct Answer {
     streamed: bool,
     upstream: Arc<str>,
     enriched: Enriched,
+    /// `llm: record`: the exchange being recorded.
+    recording: Option<super::record::Pending>,
 }
 
 /// Passes the upstream's answer on: as it arrives when there is nothing to store (its
@@ -475,6 +512,7 @@ where
         streamed,
         upstream,
         enriched,
+        recording: _,
     } = answer;
     let needs_store = enriched.session.is_some() && gw.context.is_some();
     if !needs_store && !streamed {

@@ -39,6 +39,26 @@ pub(crate) struct Config {
     /// `Origin`): `api.internal`, `*.corp.example`, `*` for any. Others are refused (DNS
     /// rebinding).
     pub allowed_hosts: Vec<String>,
+    /// Answer from recorded exchanges instead (SPEC §4.4, `--llm replay`).
+    pub replay: Option<ReplayConfig>,
+}
+
+/// `replay: {cassettes, speed, notes}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReplayConfig {
+    /// The cassette folder (relative to the working folder).
+    pub cassettes: PathBuf,
+    /// 1 plays streams at their recorded pace, 2 twice as fast, 0 without waiting.
+    #[serde(default = "one")]
+    pub speed: f64,
+    /// A file to append a line to for every answer (hit or miss), for `stack run`.
+    #[serde(default)]
+    pub notes: Option<PathBuf>,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// `tls: {cert, key}`: PEM files, relative to the working folder.
@@ -58,6 +78,7 @@ impl Default for Config {
             keys: Vec::new(),
             latency: Latency::default(),
             faults: Vec::new(),
+            replay: None,
             seed: 42,
             fixtures: None,
             max_body_bytes: 4 * 1024 * 1024,
@@ -285,6 +306,14 @@ impl Config {
     pub(crate) fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
         let mut bad = |field: FieldPath, message: String| out.push(Problem { field, message });
+        if let Some(r) = &self.replay
+            && !(r.speed >= 0.0 && r.speed.is_finite())
+        {
+            bad(
+                FieldPath::root().key("replay").key("speed"),
+                "`speed` is a factor of 0 or more (1 = as recorded, 0 = no waiting)".into(),
+            );
+        }
         let key_faults = self.keys.iter().enumerate().flat_map(|(k, spec)| {
             spec.faults().iter().enumerate().map(move |(i, f)| {
                 (

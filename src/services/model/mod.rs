@@ -10,6 +10,7 @@ mod memo;
 
 mod openai;
 mod pattern;
+mod replay;
 mod responses;
 mod schema;
 mod state;
@@ -64,6 +65,10 @@ fn routes(state: Arc<AppState>) -> Router {
         .route("/v1/messages/count_tokens", post(anthropic::count))
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            replay::intercept,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             metrics,
             super::metrics::track,

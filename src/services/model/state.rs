@@ -61,6 +61,8 @@ pub(super) struct AppState {
     pub samples: Samples,
     /// Schemas parsed, documents made.
     pub memo: Memo,
+    /// `replay:`: the cassettes answer instead.
+    pub replay: Option<super::replay::Replay>,
 }
 
 #[derive(Debug)]
@@ -115,6 +117,18 @@ impl AppState {
             "Tokens generated, by route",
             tokens_out.clone(),
         );
+        let replay = match &config.replay {
+            Some(r) => {
+                let replay = super::replay::Replay::load(r)?;
+                metrics.registry.register(
+                    "replay_answers",
+                    "Replayed answers by result (hit: from a cassette; miss: no recording) and route",
+                    replay.answers.clone(),
+                );
+                Some(replay)
+            }
+            None => None,
+        };
         Ok(AppState {
             config,
             fixtures,
@@ -125,6 +139,7 @@ impl AppState {
             uptime: Uptime::start("model"),
             samples: Samples::default(),
             memo: Memo::default(),
+            replay,
         })
     }
 
