@@ -237,3 +237,131 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `--llm live` with a provider key whose variable is unset is refused before anything
+/// starts, naming the variable; `--llm mock` needs no key (it is the default with a
+/// built-in model) and `ps` shows it; `--llm mock` without a model to mock is refused.
+#[test]
+fn each_mode_is_refused_where_it_cannot_run_and_shown_where_it_runs() {
+    let p = Project::new(
+        r#"services:
+  model: {builtin: model}
+  gateway:
+    builtin: gateway
+    config:
+      upstreams:
+        openai: {url: "https://api.openai.com", provider: openai, api_key: "${STACK_TEST_NO_SUCH_KEY}"}
+      routes: [{model: "gpt-*", upstream: openai}]
+"#,
+    );
+    let run = p.run(&["up", "-d", "--llm", "live"], T);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`STACK_TEST_NO_SUCH_KEY` is not set"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("upstream `openai`"), "{}", run.stderr);
+    assert!(!p.path().join(".stack/state.json").exists());
+
+    // The default here is mock: no key needed, and every call answered by the mock.
+    let run = p.run(&["up", "-d"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("llm: mock"), "{}", run.stdout);
+    let ps = p.run(&["ps", "--json"], T);
+    let doc: Value = serde_json::from_str(&ps.stdout).expect("ps");
+    assert_eq!(doc["llm"], "mock", "{doc}");
+    let gw = doc["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "gateway"))
+        .and_then(|s| s["ports"]["main"]["url"].as_str())
+        .expect("gateway url")
+        .to_string();
+    let answer = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys,urllib.request as u; print(u.urlopen(u.Request(sys.argv[1], data=json.dumps({'model': 'gpt-4o', 'messages': [{'role': 'user', 'content': 'hi'}]}).encode(), headers={'content-type': 'application/json'})).read().decode())",
+            &format!("{gw}/v1/chat/completions"),
+        ])
+        .output()
+        .expect("python3");
+    let v: Value = serde_json::from_slice(&answer.stdout).expect("json");
+    assert_eq!(v["system_fingerprint"], "fp_stack_mock", "{v}");
+    assert!(p.run(&["ps"], T).stdout.contains("llm: mock"));
+    assert_eq!(p.run(&["down"], T).code, Some(0));
+
+    let q = Project::new(
+        "services:\n  gateway:\n    builtin: gateway\n    config: {upstreams: {default: \"http://127.0.0.1:9\"}}\n",
+    );
+    let run = q.run(&["up", "-d", "--llm", "mock"], T);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no `builtin: model` service"),
+        "{}",
+        run.stderr
+    );
+    let run = q.run(&["up", "-d", "--llm", "fake"], T);
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+}
+
+/// Every `stack run` starts from an empty context store (the second run does not see the
+/// first's entries, and the project's own store is untouched), seeded from
+/// `--context-snapshot` when given: a line as `GET /v1/sessions/{id}` answers.
+#[test]
+fn each_stack_run_has_a_context_store_of_its_own() {
+    let p = Project::new("services:\n  context: {builtin: context}\n");
+    let script = r#"
+import json, os, sys, urllib.request
+base = os.environ["STACK_CONTEXT_URL"]
+def call(method, path, body=None):
+    req = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body else None,
+                                 headers={"content-type": "application/json"})
+    return json.load(urllib.request.urlopen(req))
+print("sessions:", sorted(s["id"] for s in call("GET", "/v1/sessions")["sessions"]))
+call("POST", "/v1/sessions/run-" + sys.argv[1] + "/entries", {"role": "user", "content": "hello " + sys.argv[1]})
+if len(sys.argv) > 2:
+    print("dump:", json.dumps(call("GET", "/v1/sessions/" + sys.argv[2])))
+"#;
+    let first = p.run(&["run", "--", "python3", "-c", script, "one", "run-one"], T);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    assert!(first.stdout.contains("sessions: []"), "{}", first.stdout);
+    let dump = first
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("dump: "))
+        .expect("dump")
+        .to_string();
+    let second = p.run(&["run", "--", "python3", "-c", script, "two"], T);
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    assert!(second.stdout.contains("sessions: []"), "{}", second.stdout);
+    // The snapshot seeds it.
+    p.write("snapshot.jsonl", &format!("{dump}\n"));
+    let third = p.run(
+        &[
+            "run",
+            "--context-snapshot",
+            "snapshot.jsonl",
+            "--",
+            "python3",
+            "-c",
+            script,
+            "three",
+            "run-one",
+        ],
+        T,
+    );
+    assert_eq!(third.code, Some(0), "{}", third.stderr);
+    assert!(
+        third.stdout.contains("sessions: ['run-one']"),
+        "{}",
+        third.stdout
+    );
+    assert!(third.stdout.contains("hello one"), "{}", third.stdout);
+    let run = p.run(
+        &["run", "--context-snapshot", "missing.jsonl", "--", "true"],
+        T,
+    );
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    // `up` keeps using the project's own store.
+    assert!(!p.path().join(".stack/data/context.db").exists());
+}

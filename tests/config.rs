@@ -340,10 +340,6 @@ fn built_in_gateway_and_context_configs_are_checked_at_their_lines() {
     );
     for (line, what) in [
         (5, "`token` is empty"),
-        (
-            11,
-            "`api_key` is empty: is its variable set? (`STACK_TEST_UNSET_KEY` is not set)",
-        ),
         (12, "must be an http:// or https:// URL"),
         (14, "names upstream `nowhere`"),
         (15, "names upstream `missing`"),

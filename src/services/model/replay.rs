@@ -104,7 +104,8 @@ pub(super) async fn intercept(
     let bytes = match axum::body::to_bytes(req.into_body(), s.config.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => {
-            return ApiError::bad_request(api, format!("cannot read the body: {e}")).into_response();
+            return ApiError::bad_request(api, format!("cannot read the body: {e}"))
+                .into_response();
         }
     };
     let request = match cassette::canonical(&bytes) {
