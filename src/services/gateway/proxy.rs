@@ -280,7 +280,8 @@ where
             .to_string();
         let recorded =
             super::record::Recording::new(incoming, pending, parts.status.as_u16(), &content_type);
-        return renamed(gw, answer, asked, parts, recorded).await;
+        // Boxed: a second copy of the delivery's state would double every request's future.
+        return Box::pin(renamed(gw, answer, asked, parts, recorded)).await;
     }
     renamed(gw, answer, asked, parts, incoming).await
 }
@@ -489,7 +490,7 @@ struct Answer {
     upstream: Arc<str>,
     enriched: Enriched,
     /// `llm: record`: the exchange being recorded.
-    recording: Option<super::record::Pending>,
+    recording: Option<Box<super::record::Pending>>,
 }
 
 /// Passes the upstream's answer on: as it arrives when there is nothing to store (its

@@ -47,21 +47,22 @@ impl Recorder {
         route: &'static str,
         body: &[u8],
         started: Instant,
-    ) -> Option<Pending> {
+    ) -> Option<Box<Pending>> {
         let request = cassette::canonical(body).ok()?;
-        Some(Pending {
+        // Boxed: it rides in every request's future, which stays small.
+        Some(Box::new(Pending {
             dir: self.dir.clone(),
             route,
             request,
             started,
-        })
+        }))
     }
 }
 
 /// An answer body passed through while it is recorded.
 pub(super) struct Recording<B> {
     inner: B,
-    pending: Option<Pending>,
+    pending: Option<Box<Pending>>,
     status: u16,
     content_type: String,
     /// Stream bytes not yet ending a frame.
@@ -73,7 +74,12 @@ pub(super) struct Recording<B> {
 
 impl<B> Recording<B> {
     /// Records `inner`, an answer with `status` and `content_type`.
-    pub(super) fn new(inner: B, pending: Pending, status: u16, content_type: &str) -> Recording<B> {
+    pub(super) fn new(
+        inner: B,
+        pending: Box<Pending>,
+        status: u16,
+        content_type: &str,
+    ) -> Recording<B> {
         Recording {
             inner,
             pending: Some(pending),
@@ -131,6 +137,7 @@ impl<B> Recording<B> {
                 data: text,
             });
         }
+        let p = *p;
         let cassette = Cassette {
             request: p.request,
             response: Recorded {
