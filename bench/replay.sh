@@ -4,7 +4,9 @@
 #    answering the same request in the same run: throughput, p50, p99; goal replay p50
 #    <= 1.2x the mock's;
 #  - recording overhead on a live request to the mock over TLS: the gateway with
-#    `llm: record` next to the same gateway live; goal <= 0.2 ms p50 added.
+#    `llm: record` next to the same gateway live, every request a new prompt (so every
+#    one is recorded and written: a request asked again in a run is not recorded again);
+#    goal <= 0.2 ms p50 added.
 # The model runs on core 0 (1 worker), the gateway on core 1 (1 worker).
 #   bench/replay.sh [DURATION] [CONNECTIONS] [ROUNDS]   (default 5s, 16, 5; needs wrk:
 #                                                       apt-get install -y wrk)
@@ -17,6 +19,16 @@ rounds="${3:-5}"
 bench_setup wrk openssl curl
 chat_lua "$tmp/chat.lua"
 body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$tmp/chat.lua")
+cat >"$tmp/unique.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil,
+    '{"model":"mock-gpt","messages":[{"role":"user","content":"What is a context window? ' .. n .. '"}]}')
+end
+LUA
 
 # The plain mock, and a gateway in front of it.
 serve model taskset -c 0 -- model
@@ -51,9 +63,9 @@ serve gw_record taskset -c 1 -- gateway --config "$tmp/gw-record.yaml"
 gw_record=$url
 
 results="$tmp/results"
-run() {  # run NAME URL: one wrk run
+run() {  # run NAME URL [SCRIPT]: one wrk run
   local out
-  out=$(wrk -t1 -c"$conns" -d"$duration" --latency -s "$tmp/chat.lua" "$2/v1/chat/completions")
+  out=$(wrk -t1 -c"$conns" -d"$duration" --latency -s "${3:-$tmp/chat.lua}" "$2/v1/chat/completions")
   if grep -q "Non-2xx" <<<"$out"; then echo "warning: $1 answered errors" >&2; grep Non-2xx <<<"$out" >&2; fi
   printf '%s %s %s %s\n' "$1" \
     "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
@@ -69,8 +81,8 @@ done
 for _ in $(seq 1 "$rounds"); do
   run mock "$gw_mock"
   run replay "$gw_replay"
-  run live "$gw_live"
-  run record "$gw_record"
+  run live "$gw_live" "$tmp/unique.lua"
+  run record "$gw_record" "$tmp/unique.lua"
 done
 python3 - "$results" <<'PY'
 import statistics, sys
@@ -94,4 +106,4 @@ print(f"replay p50 / mock p50: {r[1] / m[1]:.2f}x (goal <= 1.2x); throughput {r[
 print(f"recording adds p50 {c[1] - l[1]:+.3f} ms (goal <= 0.2 ms), p99 {c[2] - l[2]:+.3f} ms;"
       f" throughput {c[0] / l[0]:.2f}x")
 PY
-echo "cassettes written while recording: $(find "$tmp/cassettes-rec" -name '*.yaml' | wc -l) (one request, rewritten)"
+echo "cassettes written while recording: $(find "$tmp/cassettes-rec" -name '*.yaml' | wc -l)"

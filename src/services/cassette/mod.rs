@@ -112,13 +112,18 @@ impl Recorded {
 /// The canonical form of a request body: parsed, the [`IGNORED`] fields left out, keys
 /// sorted at every level.
 pub(crate) fn canonical(body: &[u8]) -> Result<Value, String> {
-    let mut v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    Ok(canonical_value(v))
+}
+
+/// [`canonical`] of a parsed body.
+pub(crate) fn canonical_value(mut v: Value) -> Value {
     if let Value::Object(m) = &mut v {
         for k in IGNORED {
             m.shift_remove(k);
         }
     }
-    Ok(sorted(v))
+    sorted(v)
 }
 
 /// `v` with its objects' keys in order.
@@ -226,7 +231,9 @@ pub(crate) fn write(dir: &Path, c: &Cassette) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(parent)?;
     }
     let text = to_yaml(c).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension(format!("yaml.{}.tmp", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("yaml.{}-{n}.tmp", std::process::id()));
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, &path)?;
     Ok(path)

@@ -1,13 +1,16 @@
 //! `llm: record`: every model exchange written to the cassette folder (see
 //! [`crate::services::cassette`]) as it passes — the request after aliases and context
 //! enrichment in the caller's API, the answer as the caller gets it, a stream frame by
-//! frame with its time offsets. The answer is passed on untouched and unheld; the file is
-//! written off the request path once the answer has ended. Headers are never written, so
-//! neither are the keys they carry.
+//! frame with its time offsets. The answer is passed on untouched and unheld; once it has
+//! ended, the recording goes to a writer thread. A request asked again in the same run is
+//! not recorded again: its first answer is the one kept (a later `record` run records it
+//! anew), so a loop or a load test costs one file. Headers are never written, so neither
+//! are the keys they carry.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Mutex, mpsc};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -19,16 +22,19 @@ use crate::services::cassette::{self, Cassette, Frame, Recorded};
 /// Answers larger than this are passed on but not recorded.
 const LIMIT: usize = 32 << 20;
 
-/// Where recordings go.
+/// Where recordings go: the writer thread.
 #[derive(Debug)]
 pub(super) struct Recorder {
-    dir: Arc<Path>,
+    tx: Option<mpsc::Sender<Cassette>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    /// The exchanges recorded by this process, by route and fingerprint.
+    seen: Mutex<HashSet<(&'static str, String)>>,
 }
 
 /// An exchange being recorded: what is known before the answer.
 #[derive(Debug)]
 pub(super) struct Pending {
-    dir: Arc<Path>,
+    tx: mpsc::Sender<Cassette>,
     route: &'static str,
     request: Value,
     started: Instant,
@@ -37,21 +43,37 @@ pub(super) struct Pending {
 impl Recorder {
     /// Records into `dir`.
     pub(super) fn new(dir: PathBuf) -> Recorder {
-        Recorder { dir: dir.into() }
+        let (tx, rx) = mpsc::channel::<Cassette>();
+        let writer = std::thread::Builder::new()
+            .name("stack-recorder".into())
+            .spawn(move || write_all(&dir, &rx))
+            .map_err(|err| tracing::error!(%err, "cannot start the recorder: nothing is recorded"))
+            .ok();
+        Recorder {
+            tx: writer.is_some().then_some(tx),
+            writer,
+            seen: Mutex::new(HashSet::new()),
+        }
     }
 
-    /// Starts recording the exchange of `body` on `route`, sent at `started` (none when
-    /// the body is not JSON: it was refused before this point anyway).
+    /// Starts recording the exchange of `body` on `route`, sent at `started`; none when
+    /// this run recorded it already (or the body is not JSON: it was refused before this
+    /// point anyway).
     pub(super) fn begin(
         &self,
         route: &'static str,
         body: &[u8],
         started: Instant,
     ) -> Option<Box<Pending>> {
+        let tx = self.tx.clone()?;
         let request = cassette::canonical(body).ok()?;
+        let key = (route, cassette::fingerprint(route, &request));
+        if !self.seen.lock().map(|mut s| s.insert(key)).unwrap_or(false) {
+            return None;
+        }
         // Boxed: it rides in every request's future, which stays small.
         Some(Box::new(Pending {
-            dir: self.dir.clone(),
+            tx,
             route,
             request,
             started,
@@ -149,12 +171,26 @@ impl<B> Recording<B> {
             },
             route: p.route.to_string(),
         };
-        let dir = p.dir;
-        tokio::task::spawn_blocking(move || {
-            if let Err(err) = cassette::write(&dir, &cassette) {
-                tracing::error!(%err, dir = %dir.display(), "cannot write the recording");
-            }
-        });
+        let _ = p.tx.send(cassette);
+    }
+}
+
+impl Drop for Recorder {
+    /// Lets the writer finish what it was given, so the last answers are not lost.
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The writer thread.
+fn write_all(dir: &Path, rx: &mpsc::Receiver<Cassette>) {
+    for c in rx {
+        if let Err(err) = cassette::write(dir, &c) {
+            tracing::error!(%err, dir = %dir.display(), "cannot write the recording");
+        }
     }
 }
 

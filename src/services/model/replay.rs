@@ -69,6 +69,15 @@ impl Replay {
         })
     }
 
+    /// Waits until `started` plus the recorded `ms` at this replay's speed (not at all at
+    /// speed 0: even an elapsed timer costs a turn of the timer wheel).
+    async fn wait(&self, started: Instant, ms: u64) {
+        let at = started + self.scaled(ms);
+        if at > Instant::now() {
+            tokio::time::sleep_until(at).await;
+        }
+    }
+
     /// A recorded offset at this replay's speed.
     fn scaled(&self, ms: u64) -> Duration {
         if self.speed == 0.0 {
@@ -108,16 +117,16 @@ pub(super) async fn intercept(
                 .into_response();
         }
     };
-    let request = match cassette::canonical(&bytes) {
+    let asked: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
         Err(e) => {
             return ApiError::bad_request(api, format!("malformed JSON in the request body: {e}"))
                 .into_response();
         }
     };
-    let asked: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let stream = asked["stream"] == true;
     let include_usage = asked["stream_options"]["include_usage"] == true;
+    let request = cassette::canonical_value(asked);
     let count = |result: &'static str| {
         replay
             .answers
@@ -221,7 +230,7 @@ async fn answer(
         (true, false) => match shape::assemble(route, &rec.frames) {
             Ok(doc) => {
                 let end = rec.frames.last().map_or(0, |f| f.at_ms);
-                tokio::time::sleep_until(started + replay.scaled(end)).await;
+                replay.wait(started, end).await;
                 json(status, doc.to_string())
             }
             Err(e) => ApiError::bad_request(
@@ -231,7 +240,7 @@ async fn answer(
             .into_response(),
         },
         (false, false) => {
-            tokio::time::sleep_until(started + replay.scaled(rec.latency_ms)).await;
+            replay.wait(started, rec.latency_ms).await;
             let mut r = json(status, rec.body.clone().unwrap_or_default());
             if let Ok(v) = HeaderValue::from_str(&rec.content_type) {
                 r.headers_mut().insert(header::CONTENT_TYPE, v);
@@ -258,7 +267,9 @@ fn sse(replay: &Replay, started: Instant, frames: Vec<(u64, String)>) -> Respons
         .collect();
     let stream = futures::stream::unfold(timed.into_iter(), |mut rest| async move {
         let (at, bytes) = rest.next()?;
-        tokio::time::sleep_until(at).await;
+        if at > Instant::now() {
+            tokio::time::sleep_until(at).await;
+        }
         Some((Ok::<_, std::convert::Infallible>(bytes), rest))
     });
     (
