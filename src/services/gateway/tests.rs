@@ -172,3 +172,43 @@ fn a_model_requests_future_stays_small() {
     let size = std::mem::size_of_val(&f);
     assert!(size <= 4096, "the model route's future is {size} bytes");
 }
+
+/// `llm: replay` never leaves the machine: a `mock:` off loopback is refused, loopback and
+/// a container's service name are not; `mock` and `replay` need a `mock:` URL; `live` and
+/// `record` refuse an empty provider key, `mock` does not.
+#[test]
+fn each_mode_checks_what_it_needs() {
+    use crate::services::cassette::Mode;
+    let parse = |yaml: &str| -> Config {
+        crate::services::config::parse_yaml(std::path::Path::new("t.yaml"), yaml).expect("yaml")
+    };
+    let problems = |c: &Config, m: Mode| c.mode_problems(m);
+    let c = parse("mock: \"https://models.example.com\"\n");
+    assert!(
+        problems(&c, Mode::Replay)[0]
+            .message
+            .contains("never leaves the machine")
+    );
+    assert!(problems(&c, Mode::Mock).is_empty());
+    for ok in [
+        "http://127.0.0.1:9",
+        "http://[::1]:9",
+        "http://localhost:9",
+        "http://model:8080",
+    ] {
+        assert!(
+            problems(&parse(&format!("mock: \"{ok}\"\n")), Mode::Replay).is_empty(),
+            "{ok}"
+        );
+    }
+    assert!(
+        problems(&parse("{}\n"), Mode::Mock)[0]
+            .message
+            .contains("set `mock:`")
+    );
+    let keyless = parse(
+        "upstreams: {a: {url: \"http://x\", provider: openai, api_key: \"\"}}\nmock: \"http://127.0.0.1:9\"\n",
+    );
+    assert!(!problems(&keyless, Mode::Record).is_empty());
+    assert!(problems(&keyless, Mode::Mock).is_empty());
+}

@@ -527,3 +527,84 @@ async fn strict_refuses_what_the_real_apis_refuse() {
         assert_eq!(s, StatusCode::OK, "{path}: {v}");
     }
 }
+
+/// `replay:` answers a recorded request (whatever its `stream`, `user` or key order), in
+/// the caller's shape; a request with no recording is a 400 `no_recording` naming the
+/// nearest one and the differing field, on both APIs; `/metrics` counts hits and misses,
+/// and the notes file has a line for each.
+#[tokio::test]
+async fn replay_answers_recordings_and_names_the_nearest_on_a_miss() {
+    use crate::services::cassette::{self, Cassette, Recorded};
+    let dir = tempfile::tempdir().expect("tmp");
+    let recorded = r#"{"id":"chatcmpl-r","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"recorded answer","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}"#;
+    let c = Cassette {
+        request: cassette::canonical(CHAT.as_bytes()).expect("json"),
+        response: Recorded {
+            body: Some(recorded.into()),
+            content_type: "application/json".into(),
+            frames: Vec::new(),
+            latency_ms: 5,
+            status: 200,
+        },
+        route: "/v1/chat/completions".into(),
+    };
+    cassette::write(&dir.path().join("cassettes"), &c).expect("write");
+    let notes = dir.path().join("notes.jsonl");
+    let app = router(config(&format!(
+        "replay: {{cassettes: \"{}\", speed: 0, notes: \"{}\"}}\n",
+        dir.path().join("cassettes").display(),
+        notes.display()
+    )))
+    .expect("router");
+    let asked =
+        r#"{"messages":[{"content":"hi","role":"user"}],"user":"u-9","model":"m","stream":false}"#;
+    let (s, _, v) = call(&app, "/v1/chat/completions", None, asked).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["choices"][0]["message"]["content"], "recorded answer");
+    let other = r#"{"model":"m","messages":[{"role":"user","content":"hello"}]}"#;
+    let (s, _, v) = call(&app, "/v1/chat/completions", None, other).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["code"], "no_recording", "{v}");
+    let m = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(m.contains("nearest: chat-completions/hi-"), "{m}");
+    assert!(
+        m.contains(r#"messages[0].content: recorded "hi", asked "hello""#),
+        "{m}"
+    );
+    let (s, _, v) = call(&app, "/v1/messages", None, MSG).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["type"], "error", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no recording")),
+        "{v}"
+    );
+    let resp = app
+        .clone()
+        .oneshot(
+            Request::get("/metrics")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    let text = String::from_utf8_lossy(
+        &axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body"),
+    )
+    .into_owned();
+    assert!(
+        text.contains(
+            r#"stack_model_replay_answers_total{result="hit",route="/v1/chat/completions"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"stack_model_replay_answers_total{result="miss",route="/v1/messages"} 1"#),
+        "{text}"
+    );
+    let notes = cassette::read_notes(&notes);
+    assert_eq!(notes.len(), 3, "{notes:?}");
+}
