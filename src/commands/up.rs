@@ -84,100 +84,22 @@ pub(crate) fn prepare(global: &GlobalArgs, args: &UpArgs) -> Result<Plan> {
     let mode = args
         .llm
         .unwrap_or_else(|| plan::llm::default_mode(&selected));
-    check_llm(&loaded, &selected, mode)?;
+    plan::llm::check(&loaded, &selected, mode)
+        .map_err(|r| Error::input(r.message, Some(&r.hint)))?;
     if mode == Mode::Replay {
         // Each run's notes start empty (`stack run`'s summary, `stack cassettes prune`).
         let _ = std::fs::remove_file(plan::llm::notes_file(&dir.dir));
     }
-    let hermetic = args.hermetic.as_ref().map(|h| {
-        let db = plan::llm::run_db(&dir.dir);
-        for suffix in ["", "-wal", "-shm"] {
-            let mut file = db.clone().into_os_string();
-            file.push(suffix);
-            let _ = std::fs::remove_file(file);
-        }
-        (db, h.snapshot.clone())
-    });
     let overrides = plan::llm::Overrides {
         llm: Some(mode),
-        hermetic,
+        hermetic: args
+            .hermetic
+            .as_ref()
+            .map(|h| (plan::llm::fresh_run_db(&dir.dir), h.snapshot.clone())),
     };
     let exe = std::env::current_exe()?;
     plan::build(stack, &selected, &ports, &exe, &overrides)
         .map_err(|e| Error::input(e.to_string(), None))
-}
-
-/// Refuses a mode the stack cannot run in, before anything starts: `mock`/`replay` without
-/// a mock to send to, `live`/`record` with a provider key whose variable is unset.
-fn check_llm(
-    loaded: &crate::config::Loaded,
-    selected: &[&crate::config::Service],
-    mode: Mode,
-) -> Result<()> {
-    use crate::config::{BuiltinKind, ServiceKind, source::FieldPath};
-    let has_model = selected.iter().any(|s| {
-        matches!(
-            &s.kind,
-            ServiceKind::Builtin {
-                builtin: BuiltinKind::Model,
-                ..
-            }
-        )
-    });
-    for s in selected {
-        let ServiceKind::Builtin {
-            builtin: BuiltinKind::Gateway,
-            config,
-        } = &s.kind
-        else {
-            continue;
-        };
-        let Ok(gw) = serde_json::from_value::<crate::services::gateway::Config>(config.clone())
-        else {
-            continue;
-        };
-        if mode.to_mock() {
-            if gw.mock.is_none() && !has_model {
-                return Err(Error::input(
-                    format!(
-                        "--llm {mode} sends every model request of `{}` to the built-in mock model, and the stack has no `builtin: model` service",
-                        s.name
-                    ),
-                    Some(
-                        "add `model: {builtin: model}` to `services`, set the gateway's `mock:` URL, or use `--llm live`",
-                    ),
-                ));
-            }
-            continue;
-        }
-        if let Some((field, upstream)) = gw.empty_keys().into_iter().next() {
-            let at = FieldPath::service(&s.name).key("config");
-            let path = FieldPath(at.0.iter().chain(&field.0).cloned().collect());
-            let var = loaded.warnings.diagnostics.iter().find_map(|d| {
-                let rest = d.message.strip_prefix("variable `")?;
-                let (var, _) = rest.split_once('`')?;
-                (d.path == path).then(|| var.to_string())
-            });
-            let what = match &var {
-                Some(v) => format!("`{v}` is not set"),
-                None => "it is empty".to_string(),
-            };
-            return Err(Error::input(
-                format!(
-                    "--llm {mode} sends requests to upstream `{upstream}` of `{}`, and its key ({path}) is missing: {what}",
-                    s.name
-                ),
-                Some(&match &var {
-                    Some(v) => format!(
-                        "export {v}=…, or use `--llm mock` (the built-in mock needs no key)"
-                    ),
-                    None => "set `api_key`, or use `--llm mock` (the built-in mock needs no key)"
-                        .to_string(),
-                }),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The Docker engine, when `plan` has containers (an unreachable engine is an error

@@ -67,6 +67,14 @@ pub(crate) struct Service {
 }
 
 impl Service {
+    /// Which built-in it is, if one.
+    pub(crate) fn builtin(&self) -> Option<BuiltinKind> {
+        match &self.kind {
+            ServiceKind::Builtin { builtin, .. } => Some(*builtin),
+            _ => None,
+        }
+    }
+
     /// The main port: the one called `main`, else the first declared.
     pub(crate) fn main_port(&self) -> Option<&PortSpec> {
         self.ports

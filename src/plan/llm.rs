@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::config::{BuiltinKind, Service, ServiceKind};
+use crate::config::source::FieldPath;
+use crate::config::{BuiltinKind, Loaded, Service, ServiceKind};
 use crate::services::cassette::Mode;
+use crate::services::gateway;
 
 /// The changes, decided once per `up`.
 #[derive(Debug, Clone, Default)]
@@ -27,23 +29,94 @@ pub(crate) struct Hermetic {
     pub snapshot: Option<PathBuf>,
 }
 
-/// The context database of a hermetic run.
-pub(crate) fn run_db(state_dir: &Path) -> PathBuf {
-    state_dir.join("run").join("context.db")
+/// The context database of a hermetic run, deleted (with its WAL files) so the run starts
+/// from nothing.
+pub(crate) fn fresh_run_db(state_dir: &Path) -> PathBuf {
+    let db = state_dir.join("run").join("context.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = db.clone().into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+    db
 }
 
 /// The mode when none is given: `mock` when the stack has a built-in model (no surprise
 /// bills, no keys needed), `live` when it has none.
 pub(crate) fn default_mode(services: &[&Service]) -> Mode {
-    if services.iter().any(|s| is(s, BuiltinKind::Model)) {
+    if services
+        .iter()
+        .any(|s| s.builtin() == Some(BuiltinKind::Model))
+    {
         Mode::Mock
     } else {
         Mode::Live
     }
 }
 
-fn is(s: &Service, kind: BuiltinKind) -> bool {
-    matches!(&s.kind, ServiceKind::Builtin { builtin, .. } if *builtin == kind)
+/// Why a stack cannot run in a mode.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+}
+
+/// Refuses a mode the stack cannot run in, before anything starts: `mock`/`replay` with no
+/// mock to send to, `live`/`record` with a provider key whose variable is unset (named).
+pub(crate) fn check(loaded: &Loaded, services: &[&Service], mode: Mode) -> Result<(), Refusal> {
+    let has_model = services
+        .iter()
+        .any(|s| s.builtin() == Some(BuiltinKind::Model));
+    for s in services {
+        let ServiceKind::Builtin {
+            builtin: BuiltinKind::Gateway,
+            config,
+        } = &s.kind
+        else {
+            continue;
+        };
+        let Ok(gw) = serde_json::from_value::<gateway::Config>(config.clone()) else {
+            continue;
+        };
+        if mode.to_mock() {
+            if gw.mock.is_none() && !has_model {
+                return Err(Refusal {
+                    message: format!(
+                        "--llm {mode} sends every model request of `{}` to the built-in mock model, and the stack has no `builtin: model` service",
+                        s.name
+                    ),
+                    hint: "add `model: {builtin: model}` to `services`, set the gateway's `mock:` URL, or use `--llm live`".into(),
+                });
+            }
+            continue;
+        }
+        if let Some((field, upstream)) = gw.empty_keys().into_iter().next() {
+            let at = FieldPath::service(&s.name).key("config");
+            let path = FieldPath(at.0.iter().chain(&field.0).cloned().collect());
+            let var = loaded.unset_variable(&path);
+            let (what, hint) = match &var {
+                Some(v) => (
+                    format!("`{v}` is not set"),
+                    format!("export {v}=…, or use `--llm mock` (the built-in mock needs no key)"),
+                ),
+                None => (
+                    "it is empty".to_string(),
+                    "set `api_key`, or use `--llm mock` (the built-in mock needs no key)"
+                        .to_string(),
+                ),
+            };
+            return Err(Refusal {
+                message: format!(
+                    "--llm {mode} sends requests to upstream `{upstream}` of `{}`, and its key ({path}) is missing: {what}",
+                    s.name
+                ),
+                hint,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The first built-in gateway's cassette folder (absolute: relative to the gateway's

@@ -173,15 +173,9 @@ pub(crate) fn build(
         .collect::<Result<_, _>>()?;
     Ok(Plan {
         llm: overrides.llm.filter(|_| {
-            selected.iter().any(|s| {
-                matches!(
-                    &s.kind,
-                    crate::config::ServiceKind::Builtin {
-                        builtin: crate::config::BuiltinKind::Gateway,
-                        ..
-                    }
-                )
-            })
+            selected
+                .iter()
+                .any(|s| s.builtin() == Some(crate::config::BuiltinKind::Gateway))
         }),
         project: stack.name.clone(),
         dir: stack.dir.clone(),

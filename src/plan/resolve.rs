@@ -342,15 +342,7 @@ impl Resolving<'_> {
                 let mock_url = self
                     .planned
                     .iter()
-                    .find(|s| {
-                        matches!(
-                            &s.kind,
-                            ServiceKind::Builtin {
-                                builtin: BuiltinKind::Model,
-                                ..
-                            }
-                        )
-                    })
+                    .find(|s| s.builtin() == Some(BuiltinKind::Model))
                     .and_then(|m| {
                         self.reference(&Reference::Service {
                             service: m.name.clone(),

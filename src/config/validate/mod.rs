@@ -49,6 +49,26 @@ pub(crate) struct Loaded {
     pub warnings: ConfigErrors,
 }
 
+impl Loaded {
+    /// The variable whose being unset left `field` empty (`services.gateway.config.…`), if
+    /// loading warned of one there.
+    pub(crate) fn unset_variable(&self, field: &FieldPath) -> Option<String> {
+        unset_variable(&self.warnings.diagnostics, field)
+    }
+}
+
+/// The variable named by an "is not set" warning at `field` among `diagnostics`.
+fn unset_variable(diagnostics: &[Diagnostic], field: &FieldPath) -> Option<String> {
+    diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning && &d.path == field)
+        .find_map(|d| {
+            let rest = d.message.strip_prefix("variable `")?;
+            let (var, tail) = rest.split_once('`')?;
+            tail.starts_with(" is not set").then(|| var.to_string())
+        })
+}
+
 /// Validates `text`, read from `file` (absolute).
 pub(crate) fn parse(
     file: &Path,

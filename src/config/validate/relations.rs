@@ -10,7 +10,7 @@ use super::service::port_path;
 use super::{Cx, humanize};
 use crate::config::BuiltinKind;
 use crate::config::cycles;
-use crate::config::diagnostic::{Diagnostic, Severity, did_you_mean};
+use crate::config::diagnostic::{Diagnostic, did_you_mean};
 use crate::config::interpolate::{Reference, ServiceField};
 use crate::config::model::*;
 use crate::config::raw::{RawPort, RawService};
@@ -227,12 +227,5 @@ pub(super) fn check_builtins(
 
 /// The variable whose being unset left `field` empty, if pass one warned of one there.
 fn unset_variable_at(cx: &Cx, field: &FieldPath) -> Option<String> {
-    cx.diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Warning && &d.path == field)
-        .find_map(|d| {
-            let rest = d.message.strip_prefix("variable `")?;
-            let (var, tail) = rest.split_once('`')?;
-            tail.starts_with(" is not set").then(|| var.to_string())
-        })
+    super::unset_variable(&cx.diagnostics, field)
 }
