@@ -603,8 +603,8 @@ fn reapers(project: &str) -> Vec<u32> {
         .collect()
 }
 
-/// A SIGKILLed supervisor's containers do not outlive it: its reaper removes them within
-/// 2 s, whether the kill comes once the stack is up (`up -d`) or at a random moment of a
+/// A SIGKILLed supervisor's containers do not outlive it: its reaper removes them and the
+/// project network within 2 s, whether the kill comes once the stack is up (`up -d`) or at a random moment of a
 /// foreground `up`'s start (a container's creation may be under way); 16 trials.
 #[test]
 fn a_killed_supervisors_containers_are_reaped_within_2s() {
@@ -620,6 +620,11 @@ fn a_killed_supervisors_containers_are_reaped_within_2s() {
     let _down = Down(&p);
     let label = format!("label=dev.stack.project={}", p.name());
     let count = || docker(&["ps", "-aq", "--filter", &label]).lines().count();
+    let networks = || {
+        docker(&["network", "ls", "-q", "--filter", &label])
+            .lines()
+            .count()
+    };
     let mut moments = Moments::new("a_killed_supervisors_containers_are_reaped_within_2s");
     let trials = 16;
     let mut left = Vec::new();
@@ -644,11 +649,22 @@ fn a_killed_supervisors_containers_are_reaped_within_2s() {
             let _ = up.wait();
             std::time::Instant::now()
         };
-        let gone = eventually(Duration::from_secs(2), || count() == 0);
+        // Containers and the network, by the reaper alone.
+        let gone = eventually(Duration::from_secs(2), || count() == 0 && networks() == 0);
         slowest = slowest.max(killed_at.elapsed());
         if !gone {
-            left.push((i, killed_at.elapsed(), count()));
+            left.push((i, killed_at.elapsed(), count(), networks()));
         }
+        // The reaper's last passes catch what was still being created at the kill.
+        assert!(
+            eventually(Duration::from_secs(8), || reapers(&p.name()).is_empty()),
+            "the reaper did not end"
+        );
+        assert_eq!(
+            (count(), networks()),
+            (0, 0),
+            "trial {i}: left after the reaper"
+        );
         let run = p.run(&["down", "--timeout", "2s"], T);
         assert_eq!(run.code, Some(0), "{}", run.stderr);
         assert_nothing_left(&p);

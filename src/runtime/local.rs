@@ -37,13 +37,13 @@ impl Local {
     /// The runtime for `plan`, inside the current tokio runtime; `docker` is connected
     /// when the plan has containers.
     pub(crate) fn new(plan: &Plan, docker: Option<Docker>) -> std::io::Result<Local> {
-        let me = crate::state::ProcessId::current();
-        let run = format!("{}-{}", me.pid, me.start_time.unwrap_or_default());
+        let run = super::reaper::run_id(&crate::state::ProcessId::current());
         let reaper = match &docker {
-            Some(_) => {
-                let log = plan.state_dir().join("reaper.log");
-                Some(Arc::new(Reaper::start(&plan.project, &run, &log)?))
-            }
+            Some(_) => Some(Arc::new(Reaper::start(
+                &plan.project,
+                &run,
+                &plan.state_dir(),
+            )?)),
             None => None,
         };
         Ok(Local {
