@@ -8,6 +8,7 @@ mod doctor;
 mod down;
 mod global;
 mod logs;
+mod mcp;
 mod new;
 mod ps;
 mod run;
@@ -23,6 +24,7 @@ pub(crate) use doctor::DoctorArgs;
 pub(crate) use down::DownArgs;
 pub(crate) use global::GlobalArgs;
 pub(crate) use logs::LogsArgs;
+pub(crate) use mcp::{Agent, McpArgs, Scope};
 pub(crate) use new::NewArgs;
 pub(crate) use ps::PsArgs;
 pub(crate) use run::{CompletionsArgs, EnvArgs, EnvFormat, RunArgs};
@@ -72,6 +74,9 @@ pub(crate) enum Command {
     Doctor(DoctorArgs),
     /// List, check and prune the recorded model exchanges (`--llm record|replay`)
     Cassettes(CassettesArgs),
+    /// MCP server on stdio for coding agents to operate the stack (`--config AGENT`:
+    /// the snippet that registers it)
+    Mcp(McpArgs),
     /// Print a shell completion script (bash, zsh, fish, …)
     Completions(CompletionsArgs),
     /// Check the stack file; exit 0 when valid, 2 with every problem otherwise

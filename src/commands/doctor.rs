@@ -142,6 +142,9 @@ pub(crate) fn run(global: &GlobalArgs, args: DoctorArgs) -> Result<ExitCode> {
         check_service(&mut r, &project.state, name, svc, running, &rt);
     }
     check_docker(&mut r, stack.as_ref(), &rt);
+    if let (Some(doc), Some(dir)) = (&doc, project.file.parent()) {
+        check_agent_files(&mut r, dir, doc);
+    }
 
     let errors = r
         .findings
@@ -168,6 +171,46 @@ pub(crate) fn run(global: &GlobalArgs, args: DoctorArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(exit::SERVICE_FAILED)
     })
+}
+
+/// The agent files `stack mcp --config … --write` wrote: does each URL still point at a
+/// port of the running stack? (Auto ports change from one `up` to the next.)
+fn check_agent_files(
+    r: &mut Report,
+    dir: &std::path::Path,
+    doc: &crate::events::report::PsDocument,
+) {
+    for e in super::mcp::agents::registered(dir) {
+        let owner = doc
+            .services
+            .iter()
+            .find(|s| s.ports.values().any(|p| p.port == e.port));
+        if owner.is_some() {
+            continue;
+        }
+        let now = e
+            .name
+            .strip_prefix(super::mcp::agents::ENTRY_PREFIX)
+            .and_then(|n| n.strip_prefix('-'))
+            .and_then(|svc| doc.services.iter().find(|s| s.name == svc))
+            .and_then(|s| s.ports.values().next())
+            .map(|p| format!(" (it is at {} now)", p.url))
+            .unwrap_or_default();
+        r.add(
+            None,
+            Level::Warning,
+            format!(
+                "{}: server `{}` points at {}, a port this stack no longer uses{now}",
+                e.file, e.name, e.url
+            ),
+            Some(format!(
+                "`stack mcp --config {} --write` updates it",
+                clap::ValueEnum::to_possible_value(&e.agent)
+                    .map(|v| v.get_name().to_string())
+                    .unwrap_or_default()
+            )),
+        );
+    }
 }
 
 fn first_line(s: &str) -> String {

@@ -13,20 +13,7 @@ use crate::ui::{Console, logstream};
 pub(crate) fn run(global: &GlobalArgs, args: LogsArgs) -> Result<ExitCode> {
     let project = super::project::locate(global)?;
     let dir = project.state.logs_dir();
-    let mut services: Vec<String> = std::fs::read_dir(&dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| {
-                    e.file_name()
-                        .to_str()?
-                        .strip_suffix(".log")
-                        .map(str::to_string)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    services.sort();
+    let mut services = with_logs(&dir);
     if !args.services.is_empty() {
         for s in &args.services {
             if !services.contains(s) {
@@ -79,6 +66,25 @@ pub(crate) fn run(global: &GlobalArgs, args: LogsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The services that have a log file in `dir`, sorted.
+pub(super) fn with_logs(dir: &std::path::Path) -> Vec<String> {
+    let mut services: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()?
+                        .strip_suffix(".log")
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    services.sort();
+    services
+}
+
 fn print_lines(console: &Console, lines: &[Line], width: usize, json: bool) {
     if lines.is_empty() {
         return;
@@ -99,7 +105,7 @@ fn print_lines(console: &Console, lines: &[Line], width: usize, json: bool) {
 
 /// `--since`: a duration back from now (`5m`) or an RFC 3339 time; returned in the log
 /// files' format, for text comparison.
-fn parse_since(s: &str) -> Result<String> {
+pub(super) fn parse_since(s: &str) -> Result<String> {
     let t = match crate::config::raw::parse_duration(s) {
         Ok(d) => {
             let span =

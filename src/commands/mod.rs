@@ -7,6 +7,7 @@ mod doctor;
 mod down;
 mod load;
 mod logs;
+mod mcp;
 mod new;
 mod project;
 mod ps;
@@ -34,6 +35,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Start(args) => control::run(&cli.global, args, control::Action::Start),
         Command::Run(args) => run::run(&cli.global, args),
         Command::Env(args) => run::env(&cli.global, args),
+        Command::Mcp(args) => mcp::run(&cli.global, args),
         Command::Completions(args) => run::completions(args),
         Command::New(args) => new::run(&cli.global, args),
         Command::Doctor(args) => doctor::run(&cli.global, args),

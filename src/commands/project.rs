@@ -16,6 +16,8 @@ pub(crate) struct Project {
     pub name: String,
     /// Its state folder.
     pub state: StateDir,
+    /// Its stack file (absolute).
+    pub file: PathBuf,
 }
 
 /// Locates the stack file and the project's state folder.
@@ -45,7 +47,7 @@ pub(crate) fn locate(global: &GlobalArgs) -> Result<Project> {
             denied.owner
         )),
     })?;
-    Ok(Project { state, name })
+    Ok(Project { state, name, file })
 }
 
 /// The `name:` of a stack file, read leniently (interpolated from the environment).

@@ -189,7 +189,7 @@ async fn run_command(command: &[String], env: &[(String, String)]) -> Result<u8>
 /// the official SDKs read with no code change: `OPENAI_BASE_URL` (with `/v1`),
 /// `ANTHROPIC_BASE_URL` (without), and `OPENAI_API_KEY` / `ANTHROPIC_API_KEY` set to the
 /// gateway's first key (from its configuration file under `.stack/run/`).
-fn stack_env(doc: &PsDocument, state: &crate::state::StateDir) -> Vec<(String, String)> {
+pub(super) fn stack_env(doc: &PsDocument, state: &crate::state::StateDir) -> Vec<(String, String)> {
     let mut env = doc.endpoint_env();
     let gateway = doc
         .services

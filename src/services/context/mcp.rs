@@ -40,16 +40,47 @@ impl std::fmt::Debug for ContextMcp {
     }
 }
 
+/// A conversation turn's author.
+#[derive(Debug, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // a schema only: the server reads `role` as text and says what is wrong
+pub(super) enum TurnRole {
+    User,
+    Assistant,
+    System,
+    Tool,
+}
+
+/// What `metadata` may carry (any other key is kept too, but clients are told of these).
+#[derive(Debug, JsonSchema)]
+#[allow(dead_code)] // a schema only: metadata is stored as given
+pub(super) struct Metadata {
+    /// Where the turn came from: an app, a channel, a file.
+    pub source: Option<String>,
+    /// Labels to group turns by.
+    pub tags: Option<Vec<String>>,
+    /// The model that wrote an `assistant` turn.
+    pub model: Option<String>,
+    /// The tool whose result a `tool` turn is.
+    pub tool_name: Option<String>,
+    /// The turn's number as the app counts them.
+    pub turn: Option<u32>,
+}
+
 /// `store_context` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct StoreArgs {
-    /// The conversation this turn belongs to (created on first use).
+    /// The conversation this turn belongs to (created on first use): 1 to 128 letters,
+    /// digits, `-`, `_`, `.`, `:` or `@`.
     pub session_id: String,
-    /// `user`, `assistant`, `system` or `tool`.
+    /// Who said it: `user` (the person), `assistant` (the model), `system` (instructions
+    /// to the model) or `tool` (a tool's result).
+    #[schemars(with = "TurnRole")]
     pub role: String,
     /// The text of the turn.
     pub content: String,
-    /// Free-form metadata (an object).
+    /// Facts about the turn, kept with it and returned by `retrieve_context`.
+    #[schemars(with = "Option<Metadata>")]
     pub metadata: Option<Value>,
 }
 
@@ -58,9 +89,11 @@ pub(super) struct StoreArgs {
 pub(super) struct RetrieveArgs {
     /// The conversation.
     pub session_id: String,
-    /// What the next turn is about: older entries relevant to it are favoured (BM25).
+    /// What the next turn is about (usually the user's new message): older entries
+    /// relevant to it are favoured (BM25). Empty: only recency counts.
     pub query: Option<String>,
-    /// The token budget (default: the server's `default_max_tokens`).
+    /// The token budget of the context; omitted: the server's `default_max_tokens`.
+    #[schemars(range(min = 1))]
     pub max_tokens: Option<u32>,
 }
 
@@ -69,13 +102,13 @@ pub(super) struct RetrieveArgs {
 pub(super) struct UpdateArgs {
     /// The conversation.
     pub session_id: String,
-    /// The entry to change (an id from `store_context` or `retrieve_context`).
+    /// The entry to change (an `id` from `store_context` or `retrieve_context`).
     pub entry_id: String,
     /// Its new text.
     pub content: String,
 }
 
-/// `prune_context` arguments: one of `max_tokens` or `keep_last`.
+/// `prune_context` arguments: `max_tokens`, `keep_last`, or both (the stricter wins).
 #[derive(Debug, Deserialize, JsonSchema)]
 pub(super) struct PruneArgs {
     /// The conversation.
@@ -115,13 +148,27 @@ pub(super) struct Deleted {
 impl ContextMcp {
     /// A server over `ctx`.
     pub(super) fn new(ctx: Arc<Ctx>) -> ContextMcp {
+        static TOOLS: std::sync::LazyLock<ToolRouter<ContextMcp>> =
+            std::sync::LazyLock::new(|| {
+                let mut tools = ContextMcp::tool_router();
+                crate::llm_schema::tighten(&mut tools);
+                tools
+            });
         ContextMcp {
             ctx,
-            tool_router: Self::tool_router(),
+            tool_router: TOOLS.clone(),
         }
     }
 
-    #[tool(description = "Store one turn of a conversation (durable when the call returns).")]
+    #[tool(
+        description = "Store one turn of a conversation. Call it after every user message and every answer, so later turns can recall it; the turn is durable when the call returns.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
     async fn store_context(
         &self,
         Parameters(a): Parameters<StoreArgs>,
@@ -133,18 +180,28 @@ impl ContextMcp {
     }
 
     #[tool(
-        description = "The best context of a session within a token budget: the newest turns, then older entries relevant to `query`, then a summary of what was left out."
+        description = "The best context of a conversation within a token budget: the newest turns, then older entries relevant to `query`, then a summary of what was left out. Call it before answering, with the user's message as `query`. An unknown session has an empty context.",
+        annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn retrieve_context(
         &self,
         Parameters(a): Parameters<RetrieveArgs>,
     ) -> Result<Json<Context>, String> {
-        ops::retrieve(&self.ctx, &a.session_id, a.query.as_deref(), a.max_tokens)
+        let query = a.query.as_deref().filter(|q| !q.trim().is_empty());
+        ops::retrieve(&self.ctx, &a.session_id, query, a.max_tokens)
             .map(Json)
             .map_err(|e| e.to_string())
     }
 
-    #[tool(description = "Replace the content of one stored entry.")]
+    #[tool(
+        description = "Replace the text of one stored turn, e.g. to correct it or to redact something the user asked to forget.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
     async fn update_context(
         &self,
         Parameters(a): Parameters<UpdateArgs>,
@@ -156,7 +213,13 @@ impl ContextMcp {
     }
 
     #[tool(
-        description = "Drop the oldest entries of a session: keep the newest that fit in `max_tokens`, or the last `keep_last`."
+        description = "Delete the oldest turns of a conversation for good: keep the newest that fit in `max_tokens`, or the last `keep_last`. Call it when a session has grown past what is worth keeping; `retrieve_context` already fits any budget without it.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
     async fn prune_context(
         &self,
@@ -168,14 +231,25 @@ impl ContextMcp {
             .map_err(|e| e.to_string())
     }
 
-    #[tool(description = "Every session with its entry and token counts.")]
+    #[tool(
+        description = "Every conversation stored, with its entry and token counts. Call it to find a session id.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
     async fn list_sessions(&self) -> Json<Sessions> {
         Json(Sessions {
             sessions: self.ctx.store.list(),
         })
     }
 
-    #[tool(description = "Delete a session and all its entries.")]
+    #[tool(
+        description = "Delete a conversation and every turn in it, for good. Call it only when the user asks to forget a conversation.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
     async fn delete_session(
         &self,
         Parameters(a): Parameters<SessionArgs>,
@@ -264,7 +338,7 @@ impl ServerHandler for ContextMcp {
         let text = if uri == SESSIONS_URI {
             json!({"sessions": self.ctx.store.list()}).to_string()
         } else if let Some(id) = uri.strip_prefix(SESSION_PREFIX) {
-            match ops::retrieve(&self.ctx, id, None, None) {
+            match ops::retrieve_existing(&self.ctx, id) {
                 Ok(c) => serde_json::to_string(&c).unwrap_or_default(),
                 Err(e) => return Err(not_found(&uri, &e.to_string())),
             }
@@ -390,7 +464,7 @@ impl ServerHandler for ContextMcp {
             .and_then(|a| a.get("session_id"))
             .and_then(Value::as_str)
             .ok_or_else(|| ErrorData::invalid_params("argument `session_id` is required", None))?;
-        let c = ops::retrieve(&self.ctx, session, None, None).map_err(|e| {
+        let c = ops::retrieve_existing(&self.ctx, session).map_err(|e| {
             ErrorData::invalid_params(e.to_string(), Some(json!({"session_id": session})))
         })?;
         let mut transcript = String::new();
@@ -427,6 +501,21 @@ fn not_found(uri: &str, why: &str) -> ErrorData {
         format!("resource `{uri}` not found: {why}"),
         Some(json!({"uri": uri})),
     )
+}
+
+/// A transport session ended by `DELETE /mcp` answers 200: rmcp says 202 Accepted, which
+/// the 2025-11-25 transport reserves for notifications and responses a server takes in;
+/// the deletion is done when it answers.
+pub(super) async fn session_deleted(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let delete = req.method() == axum::http::Method::DELETE;
+    let mut resp = next.run(req).await;
+    if delete && resp.status() == axum::http::StatusCode::ACCEPTED {
+        *resp.status_mut() = axum::http::StatusCode::OK;
+    }
+    resp
 }
 
 /// `/mcp`'s refusals as JSON-RPC errors: rmcp answers a body it cannot read, or a request

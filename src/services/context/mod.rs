@@ -132,7 +132,8 @@ pub(crate) fn router(config: Config, shutdown: CancellationToken) -> Result<Rout
         .merge(
             Router::new()
                 .route_service("/mcp", mcp)
-                .layer(axum::middleware::map_response(mcp::jsonrpc_refusal)),
+                .layer(axum::middleware::map_response(mcp::jsonrpc_refusal))
+                .layer(axum::middleware::from_fn(mcp::session_deleted)),
         )
         .layer(axum::middleware::from_fn_with_state(ctx.clone(), guard));
     Ok(Router::new()
@@ -146,6 +147,7 @@ pub(crate) fn router(config: Config, shutdown: CancellationToken) -> Result<Rout
         .fallback(rest::unknown_route)
         .method_not_allowed_fallback(rest::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(cors(&ctx.config.allowed_origins))
         .layer(axum::middleware::from_fn_with_state(
             super::hosts::Hosts::new(&ctx.config.allowed_hosts),
             super::hosts::guard,
@@ -166,11 +168,17 @@ async fn guard(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         if given != Some(token.as_str()) {
-            return rest::RestError(
+            let mut resp = rest::RestError(
                 StatusCode::UNAUTHORIZED,
                 "send `Authorization: Bearer TOKEN`".into(),
             )
             .into_response();
+            // RFC 6750 §3, and what MCP clients look for to know a token is wanted.
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(r#"Bearer realm="stack-context""#),
+            );
+            return resp;
         }
     }
     if req.uri().path() != "/mcp"
@@ -184,6 +192,37 @@ async fn guard(
         .into_response();
     }
     next.run(req).await
+}
+
+/// CORS for browser clients (the MCP Inspector, a web app) on the allowed origins: the
+/// preflight is answered before the token check (browsers send no credentials with it),
+/// and the headers a client must read (`Mcp-Session-Id`, `WWW-Authenticate`) are exposed.
+fn cors(allowed: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let allowed = allowed.to_vec();
+    let mcp = |name: &'static str| HeaderName::from_static(name);
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origin.to_str().is_ok_and(|o| origin_allowed(&allowed, o))
+        }))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            mcp("mcp-session-id"),
+            mcp("mcp-protocol-version"),
+            mcp("mcp-method"),
+            mcp("mcp-name"),
+            mcp("last-event-id"),
+        ])
+        .expose_headers([
+            mcp("mcp-session-id"),
+            mcp("mcp-protocol-version"),
+            header::WWW_AUTHENTICATE,
+        ])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// `scheme://host[:port]` against entries like `http://localhost:*`.

@@ -98,7 +98,8 @@ pub(super) async fn store(
     Ok(stored)
 }
 
-/// The context of a session within a budget.
+/// The context of a session within a budget; a session with no entries (or none at all)
+/// has an empty one.
 pub(super) fn retrieve(
     ctx: &Ctx,
     session: &str,
@@ -110,15 +111,19 @@ pub(super) fn retrieve(
     if budget == 0 {
         return Err(OpError::Invalid("`max_tokens` must be at least 1".into()));
     }
-    let s = ctx
-        .store
-        .session(session)
-        .ok_or_else(|| OpError::NotFound(format!("no session `{session}`")))?;
-    let s = read(&s);
-    if s.entries.is_empty() {
+    Ok(match ctx.store.session(session) {
+        Some(s) => retrieve::context(session, &read(&s), budget, query),
+        None => Context::empty(session, budget),
+    })
+}
+
+/// The context of a session that has entries (the resource and the prompt name one).
+pub(super) fn retrieve_existing(ctx: &Ctx, session: &str) -> Result<Context, OpError> {
+    let c = retrieve(ctx, session, None, None)?;
+    if c.entries.is_empty() && c.omitted == 0 {
         return Err(OpError::NotFound(format!("no session `{session}`")));
     }
-    Ok(retrieve::context(session, &s, budget, query))
+    Ok(c)
 }
 
 /// Replaces an entry's content.

@@ -41,6 +41,7 @@ pub(super) struct ContextEntry {
     pub created_at: String,
     /// Its metadata, if it was stored with any.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
     pub metadata: Option<serde_json::Value>,
     /// Cut to fit the budget.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -64,6 +65,20 @@ pub(super) struct Context {
     pub summary: String,
 }
 
+impl Context {
+    /// The context of a session with no entries.
+    pub(super) fn empty(session_id: &str, max_tokens: u32) -> Context {
+        Context {
+            session_id: session_id.to_string(),
+            entries: Vec::new(),
+            tokens: 0,
+            max_tokens,
+            omitted: 0,
+            summary: String::new(),
+        }
+    }
+}
+
 /// Builds the context of `session` within `max_tokens`, favouring entries relevant to
 /// `query`.
 pub(super) fn context(
@@ -73,14 +88,7 @@ pub(super) fn context(
     query: Option<&str>,
 ) -> Context {
     let n = s.entries.len();
-    let mut out = Context {
-        session_id: session_id.to_string(),
-        entries: Vec::new(),
-        tokens: 0,
-        max_tokens,
-        omitted: 0,
-        summary: String::new(),
-    };
+    let mut out = Context::empty(session_id, max_tokens);
     let Some(newest) = s.entries.last() else {
         return out;
     };
