@@ -69,6 +69,7 @@ pub(crate) fn tighten_schema(schema: &mut Map<String, Value>) {
 fn inline(v: &mut Value, defs: &Map<String, Value>, depth: usize) -> bool {
     match v {
         Value::Object(m) => {
+            let mut depth = depth;
             if let Some(name) = m
                 .get("$ref")
                 .and_then(Value::as_str)
@@ -81,16 +82,24 @@ fn inline(v: &mut Value, defs: &Map<String, Value>, depth: usize) -> bool {
                 for (k, d) in def {
                     m.entry(k.clone()).or_insert_with(|| d.clone());
                 }
-                return m.values_mut().all(|c| inline(c, defs, depth + 1));
+                depth += 1;
             }
-            m.values_mut()
-                .fold(true, |ok, c| inline(c, defs, depth) && ok)
+            all_inlined(m.values_mut(), defs, depth)
         }
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(true, |ok, c| inline(c, defs, depth) && ok),
+        Value::Array(items) => all_inlined(items.iter_mut(), defs, depth),
         _ => true,
     }
+}
+
+/// [`inline`] on every child, even after one that failed.
+fn all_inlined<'a>(
+    children: impl Iterator<Item = &'a mut Value>,
+    defs: &Map<String, Value>,
+    depth: usize,
+) -> bool {
+    children
+        .map(|c| inline(c, defs, depth))
+        .fold(true, |all, one| all & one)
 }
 
 /// Rewrites one node and everything under it.

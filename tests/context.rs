@@ -209,13 +209,22 @@ async fn raw_http_origin_protocol_version_and_rest_errors() {
         .await
         .expect("patch");
     assert_eq!(r.status(), 404);
+    // An unknown session has an empty context (SPEC §4.1), not an error.
+    let r = c
+        .get(format!("{base}/v1/sessions/unknown/context?max_tokens=50"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
     assert_eq!(
-        c.get(format!("{base}/v1/sessions/unknown/context"))
-            .send()
-            .await
-            .expect("get")
-            .status(),
-        404
+        (
+            v["entries"].as_array().map(Vec::len),
+            &v["tokens"],
+            &v["max_tokens"]
+        ),
+        (Some(0), &json!(0), &json!(50)),
+        "{v}"
     );
     assert_eq!(
         c.post(format!("{base}/v1/sessions/s1/entries"))
@@ -497,4 +506,103 @@ async fn every_client_error_is_json_in_the_routes_shape() {
             "{method} {path}: {v}"
         );
     }
+}
+
+/// What browser MCP clients and token-aware clients need from the transport: CORS on the
+/// allowed origins (preflight answered before the token check, `Mcp-Session-Id` exposed),
+/// `WWW-Authenticate: Bearer` on a 401, and 200 for `DELETE` of a transport session.
+#[tokio::test]
+async fn cors_bearer_challenge_and_session_delete() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let yaml = format!("{}token: s3cret\n", config(dir.path()));
+    let ctx = Served::start_in("context", Some(&yaml), dir);
+    let c = http().await;
+    let mcp = format!("{}/mcp", ctx.url);
+
+    let pre = c
+        .request(reqwest::Method::OPTIONS, &mcp)
+        .header("origin", "http://localhost:6274")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "content-type, authorization, mcp-session-id, mcp-protocol-version",
+        )
+        .send()
+        .await
+        .expect("preflight");
+    assert!(pre.status().is_success(), "{}", pre.status());
+    let h = pre.headers();
+    assert_eq!(h["access-control-allow-origin"], "http://localhost:6274");
+    let allowed = h["access-control-allow-headers"]
+        .to_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(
+        allowed.contains("mcp-session-id") && allowed.contains("authorization"),
+        "{allowed}"
+    );
+    let evil = c
+        .request(reqwest::Method::OPTIONS, &mcp)
+        .header("origin", "http://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(evil.headers().get("access-control-allow-origin").is_none());
+
+    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let post = |token: Option<&str>| {
+        let mut r = c
+            .post(&mcp)
+            .header("origin", "http://localhost:6274")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(init.to_string());
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let refused = post(None).await.expect("post");
+    assert_eq!(refused.status(), 401);
+    assert!(
+        refused.headers()["www-authenticate"]
+            .to_str()
+            .is_ok_and(|v| v.starts_with("Bearer")),
+        "{:?}",
+        refused.headers()
+    );
+    let ok = post(Some("s3cret")).await.expect("post");
+    assert_eq!(ok.status(), 200);
+    let exposed = ok.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("mcp-session-id"), "{exposed}");
+    let session = ok.headers()["mcp-session-id"]
+        .to_str()
+        .expect("a session id")
+        .to_string();
+    let deleted = c
+        .delete(&mcp)
+        .bearer_auth("s3cret")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status(), 200);
+    let list = json!({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}});
+    let gone = c
+        .post(&mcp)
+        .bearer_auth("s3cret")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(list.to_string())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(gone.status(), 404, "a deleted session is gone");
 }

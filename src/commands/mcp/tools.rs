@@ -118,7 +118,7 @@ pub(super) struct Services {
     pub project: String,
     /// Whether its supervisor runs.
     pub running: bool,
-    /// What to do when it does not.
+    /// What to do next, when there is something to say (e.g. how to start it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
     /// Where model calls go: mock, live, record or replay (a stack with a gateway).
@@ -481,7 +481,7 @@ impl StackMcp {
     }
 
     #[tool(
-        description = "Start the stack (or some services and what they depend on) in the background and wait until every service is healthy; on a running stack, starts what is missing. Returns the services as `list_services` does.",
+        description = "Start the stack (or some services and what they depend on) in the background and wait until every service is healthy. Returns the services as `list_services` does; on a stack that is already up it changes nothing.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -490,6 +490,14 @@ impl StackMcp {
         )
     )]
     async fn up(&self, Parameters(a): Parameters<UpArgs>) -> Result<Json<Services>, String> {
+        if let Ok(doc) = self.ps().await {
+            let mut view = Services::of(&doc);
+            view.hint = Some(
+                "the stack was already up, so nothing was started: start_service starts a stopped service; down, then up applies an edited stack file"
+                    .into(),
+            );
+            return Ok(Json(view));
+        }
         let mut args = vec!["up".to_string(), "-d".into(), "--json".into()];
         if let Some(llm) = a.llm {
             args.extend(["--llm".to_string(), llm]);
