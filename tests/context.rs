@@ -98,6 +98,31 @@ fn official_conformance_suite() {
             "{scenario}: {line}\n{text}"
         );
     }
+    // Not in the default run: SSE polling (SEP-1699). Its priming-event and retry-field
+    // checks must pass; its resume step calls the suite's own `test_reconnection` tool,
+    // which a context server does not have, so that step can only warn here
+    // (`a_lost_stream_resumes_with_last_event_id` checks resumption with this server's
+    // own tools).
+    let polling = std::process::Command::new(&node)
+        .arg(&suite)
+        .args(["server", "--url", &format!("{}/mcp", ctx.url)])
+        .args(["--scenario", "server-sse-polling", "--verbose"])
+        .current_dir(work.path())
+        .output()
+        .expect("run the conformance suite");
+    let verbose = String::from_utf8_lossy(&polling.stdout).to_string();
+    let checks: Vec<Value> = match (verbose.find('['), verbose.rfind(']')) {
+        (Some(a), Some(b)) if a < b => serde_json::from_str(&verbose[a..=b]).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    for id in ["server-sse-priming-event", "server-sse-retry-field"] {
+        assert!(
+            checks
+                .iter()
+                .any(|c| c["id"] == id && c["status"] == "SUCCESS"),
+            "server-sse-polling: {id} did not pass:\n{verbose}"
+        );
+    }
     let ran: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with('✓') || l.starts_with('✗'))
@@ -605,4 +630,93 @@ async fn cors_bearer_challenge_and_session_delete() {
         .await
         .expect("post");
     assert_eq!(gone.status(), 404, "a deleted session is gone");
+}
+
+/// SSE resumability (SEP-1699, the 2025-11-25 era): a client that lost a POST's stream
+/// after its first event reconnects with `Last-Event-ID` and gets the response, although
+/// the request finished meanwhile; an id the server never gave replays nothing.
+#[tokio::test]
+async fn a_lost_stream_resumes_with_last_event_id() {
+    let ctx = served();
+    let c = http().await;
+    let mcp = format!("{}/mcp", ctx.url);
+    let post = |session: Option<&str>, body: Value| {
+        let mut r = c
+            .post(&mcp)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-11-25")
+            .body(body.to_string());
+        if let Some(s) = session {
+            r = r.header("mcp-session-id", s);
+        }
+        r.send()
+    };
+    let init = post(None, json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}))
+        .await
+        .expect("initialize");
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .expect("session")
+        .to_string();
+    post(
+        Some(&session),
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    )
+    .await
+    .expect("initialized");
+    let call = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"store_context","arguments":{"session_id":"resume","role":"user","content":"kept across a reconnect"}}});
+    let mut stream = post(Some(&session), call).await.expect("call");
+    // Read only the first event (the priming one, with its id), then drop the connection.
+    let mut head = String::new();
+    while !head.contains("\n\n") {
+        let chunk = stream
+            .chunk()
+            .await
+            .expect("chunk")
+            .expect("more of the stream");
+        head.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(stream);
+    let first_id = head
+        .lines()
+        .find_map(|l| l.strip_prefix("id: "))
+        .expect("the priming event has an id")
+        .trim()
+        .to_string();
+    let resumed = |last: String| {
+        c.get(&mcp)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("last-event-id", last)
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+    };
+    // The replay is finite (SEP-1699 polling): until the call has answered, it ends empty
+    // and the client polls again.
+    let mut replay = String::new();
+    for _ in 0..100 {
+        replay = resumed(first_id.clone())
+            .await
+            .expect("resume")
+            .text()
+            .await
+            .expect("body");
+        if replay.contains("result") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        replay.contains(r#""id":2"#) && replay.contains(r#""session_id":"resume""#),
+        "{replay}"
+    );
+    let nothing = resumed("never-given/0".into())
+        .await
+        .expect("resume")
+        .text()
+        .await
+        .expect("body");
+    assert!(!nothing.contains("result"), "{nothing}");
 }

@@ -6,6 +6,7 @@ mod config;
 mod mcp;
 mod ops;
 mod rest;
+mod resume;
 mod retrieve;
 mod store;
 mod subscribers;
@@ -112,7 +113,9 @@ pub(crate) fn router(config: Config, shutdown: CancellationToken) -> Result<Rout
     let factory_ctx = ctx.clone();
     let mcp = StreamableHttpService::new(
         move || Ok(mcp::ContextMcp::new(factory_ctx.clone())),
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(
+            LocalSessionManager::default().with_event_store(Arc::new(resume::Events::default())),
+        ),
         mcp_config,
     );
     let metrics = ctx.metrics.clone();
