@@ -15,9 +15,16 @@ use support::{Project, Sdk, Served, repo_root, run_python, skip_or_fail, stack_b
 
 const T: Duration = Duration::from_secs(60);
 
-/// `web` answers HTTP; `worker` writes numbered lines (what `service_logs` filters).
-const TWO_SERVICES: &str = r#"
+/// `web` answers HTTP; `worker` writes numbered lines (what `service_logs` filters);
+/// `memory`, a context server with a token (what `context_sessions` reads).
+const SERVICES: &str = r#"
 services:
+  memory:
+    builtin: context
+    port: auto
+    config:
+      db: .stack/data/context.db
+      token: mcp-test-token
   web:
     command: [python3, -m, http.server, '${PORT}', --bind, 127.0.0.1]
     port: auto
@@ -70,7 +77,7 @@ fn python_sdk_drives_every_tool_and_strict_conversion_accepts_both_servers() {
     let Some(python) = Sdk::Current.python("stack_mcp_python_sdk") else {
         return;
     };
-    let p = Project::new(TWO_SERVICES);
+    let p = Project::new(SERVICES);
     let _down = Down(&p);
     up(&p);
     let ctx = context();
@@ -87,7 +94,7 @@ fn python_sdk_drives_every_tool_and_strict_conversion_accepts_both_servers() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("ok stack mcp")
-            && text.contains("strict ok: stack mcp, 9 tools")
+            && text.contains("strict ok: stack mcp, 10 tools")
             && text.contains("strict ok: context, 6 tools"),
         "{text}"
     );
@@ -138,7 +145,7 @@ fn inspector_cli_strict_lint_finds_nothing_and_drives_stack_mcp() {
         "context server: exit {code}:\n{err}"
     );
 
-    let p = Project::new(TWO_SERVICES);
+    let p = Project::new(SERVICES);
     let _down = Down(&p);
     let doc = up(&p);
     let file = p.path().join("stack.yaml").display().to_string();
@@ -156,7 +163,7 @@ fn inspector_cli_strict_lint_finds_nothing_and_drives_stack_mcp() {
     let listed: serde_json::Value = serde_json::from_str(&listed).expect("tools/list JSON");
     assert_eq!(
         listed["tools"].as_array().map(Vec::len),
-        Some(9),
+        Some(10),
         "{listed}"
     );
 
@@ -199,7 +206,7 @@ fn typescript_sdk_reads_both_servers_without_a_warning() {
         return;
     };
     let ctx = context();
-    let p = Project::new(TWO_SERVICES);
+    let p = Project::new(SERVICES);
     let _down = Down(&p);
     up(&p);
     let out = Command::new(&node)

@@ -59,3 +59,14 @@ fn own_name(file: &std::path::Path) -> Option<String> {
     let expanded = crate::config::interpolate::expand_env(raw, &env).ok()?;
     Some(expanded.text.replace("$$", "$"))
 }
+
+/// The configuration file the running stack gave built-in `service` (under `.stack/run/`),
+/// read back: a gateway's keys, a context server's token.
+pub(crate) fn builtin_config<T: serde::de::DeserializeOwned + Default>(
+    state: &StateDir,
+    service: &str,
+) -> Option<T> {
+    let file = crate::plan::resolve::builtin_config_path(&state.dir, service);
+    let text = std::fs::read_to_string(&file).ok()?;
+    crate::services::config::parse_yaml(&file, &text).ok()
+}

@@ -203,13 +203,7 @@ pub(super) fn stack_env(doc: &PsDocument, state: &crate::state::StateDir) -> Vec
     };
     env.push(("OPENAI_BASE_URL".into(), format!("{}/v1", port.url)));
     env.push(("ANTHROPIC_BASE_URL".into(), port.url.clone()));
-    let file = crate::plan::resolve::builtin_config_path(&state.dir, &gw.name);
-    let key = std::fs::read_to_string(&file)
-        .ok()
-        .and_then(|text| {
-            crate::services::config::parse_yaml::<crate::services::gateway::Config>(&file, &text)
-                .ok()
-        })
+    let key = super::project::builtin_config::<crate::services::gateway::Config>(state, &gw.name)
         .and_then(|c| c.keys.first().map(|k| k.key().to_string()));
     if let Some(key) = key {
         env.push(("OPENAI_API_KEY".into(), key.clone()));

@@ -1,5 +1,5 @@
-"""The official MCP Python SDK drives `stack mcp` over stdio against a running stack of two
-services (`web`, `worker`), every tool; then the OpenAI Agents SDK's strict-schema
+"""The official MCP Python SDK drives `stack mcp` over stdio against a running stack
+(`web`, `worker`, and `memory`: a context server with a token), every tool; then the OpenAI Agents SDK's strict-schema
 conversion must accept every tool of `stack mcp` and of the context server.
 
 Env: STACK (the binary), STACK_FILE (the stack file), CONTEXT_URL (a context server's
@@ -19,8 +19,9 @@ CONTEXT_URL = os.environ.get("CONTEXT_URL")
 MODE = os.environ.get("MODE", "all")
 
 TOOLS = {"list_services", "service_logs", "restart_service", "stop_service", "start_service",
-         "stack_env", "doctor", "up", "down"}
-READ_ONLY = {"list_services", "service_logs", "stack_env", "doctor"}
+         "stack_env", "doctor", "up", "down", "context_sessions"}
+READ_ONLY = {"list_services", "service_logs", "stack_env", "doctor", "context_sessions"}
+SERVICES = {"web", "worker", "memory"}
 DESTRUCTIVE = {"restart_service", "stop_service", "down"}
 
 
@@ -70,7 +71,7 @@ async def exercise():
 
         doc = structured(await c.call_tool("list_services", {}))
         assert doc["running"] is True, doc
-        assert {s["name"] for s in doc["services"]} == {"web", "worker"}, doc
+        assert {s["name"] for s in doc["services"]} == SERVICES, doc
         web = service(doc, "web")
         assert web["state"] == "running" and web["health"] == "healthy", web
         assert web["urls"]["main"].startswith("http://127.0.0.1:"), web
@@ -103,9 +104,25 @@ async def exercise():
         env = structured(await c.call_tool("stack_env", {}))["variables"]
         assert env["STACK_WEB_URL"] == web["urls"]["main"], env
 
+        # What the context server remembers (it wants a token: stack mcp has it).
+        import httpx
+        memory = service(doc, "memory")["urls"]["main"]
+        auth = {"authorization": "Bearer mcp-test-token"}
+        for i in range(3):
+            httpx.post(f"{memory}/v1/sessions/agent-1/entries", headers=auth,
+                       json={"role": "user", "content": f"turn {i}"}).raise_for_status()
+        listed = structured(await c.call_tool("context_sessions", {}))
+        assert listed["service"] == "memory" and any(
+            s["id"] == "agent-1" and s["entries"] == 3 for s in listed["sessions"]), listed
+        one = structured(await c.call_tool("context_sessions", {"session_id": "agent-1", "limit": 2}))
+        assert [e["content"] for e in one["session"]["entries"]] == ["turn 1", "turn 2"], one
+        assert "note" in one, one
+        missing = await c.call_tool("context_sessions", {"session_id": "nobody"})
+        assert missing.is_error and "no conversation" in missing.content[0].text, missing
+
         # `up` on the running stack keeps it; `down` ends it, and then the tools say so.
         up = structured(await c.call_tool("up", {}))
-        assert up["running"] and {s["name"] for s in up["services"]} == {"web", "worker"}, up
+        assert up["running"] and {s["name"] for s in up["services"]} == SERVICES, up
         down = structured(await c.call_tool("down", {}))
         assert down["project"] == doc["project"], down
         gone = structured(await c.call_tool("list_services", {}))

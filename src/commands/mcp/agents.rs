@@ -160,16 +160,10 @@ fn running_contexts(project: &Project) -> Option<Vec<ContextServer>> {
             .filter(|s| s.builtin == Some(crate::config::BuiltinKind::Context))
             .filter_map(|s| {
                 let port = s.ports.get("main").or_else(|| s.ports.values().next())?;
-                let file = crate::plan::resolve::builtin_config_path(&project.state.dir, &s.name);
-                let has_token = std::fs::read_to_string(&file)
-                    .ok()
-                    .and_then(|text| {
-                        crate::services::config::parse_yaml::<crate::services::context::Config>(
-                            &file, &text,
-                        )
-                        .ok()
-                    })
-                    .is_some_and(|c| c.token.is_some());
+                let has_token = crate::commands::project::builtin_config::<
+                    crate::services::context::Config,
+                >(&project.state, &s.name)
+                .is_some_and(|c| c.token.is_some());
                 Some(ContextServer {
                     service: s.name.clone(),
                     url: format!("{}/mcp", port.url),

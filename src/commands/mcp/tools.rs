@@ -274,6 +274,78 @@ pub(super) struct Down {
     pub report: String,
 }
 
+/// `context_sessions` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(super) struct SessionsArgs {
+    /// One conversation: its newest entries (omitted: every conversation with its counts).
+    pub session_id: Option<String>,
+    /// How many of its newest entries (default 50, at most 500).
+    #[schemars(range(min = 1, max = 500))]
+    pub limit: Option<u32>,
+    /// The context server (omitted: the stack's first one).
+    pub service: Option<String>,
+}
+
+/// A conversation of a context server.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub(super) struct SessionSummary {
+    /// Its id.
+    pub id: String,
+    /// Its entries.
+    pub entries: u64,
+    /// Their tokens.
+    pub tokens: u64,
+    /// First write (RFC 3339).
+    pub created_at: String,
+    /// Last write (RFC 3339).
+    pub updated_at: String,
+}
+
+/// A stored turn.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub(super) struct SessionEntry {
+    /// Its id.
+    pub id: String,
+    /// user, assistant, system or tool.
+    pub role: String,
+    /// Its text.
+    pub content: String,
+    /// Its tokens.
+    pub tokens: u64,
+    /// When it was stored (RFC 3339).
+    pub created_at: String,
+    /// What it was stored with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// One conversation's entries.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub(super) struct SessionDetail {
+    /// The conversation.
+    pub session_id: String,
+    /// Its newest entries, oldest first.
+    pub entries: Vec<SessionEntry>,
+    /// Tokens of every entry it has.
+    pub tokens: u64,
+}
+
+/// `context_sessions` output.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(super) struct ContextSessions {
+    /// The context server asked.
+    pub service: String,
+    /// Every conversation (without `session_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<Vec<SessionSummary>>,
+    /// The conversation asked for (with `session_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionDetail>,
+    /// Whether entries were left out, and how to see more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
 #[tool_router]
 impl StackMcp {
     pub(super) fn new(project: Project, project_name: Option<String>) -> StackMcp {
@@ -535,6 +607,118 @@ impl StackMcp {
             report: out.stderr.trim().to_string(),
         }))
     }
+    #[tool(
+        description = "The conversations a context server of the stack remembers (what the gateway prepends to model calls), or one conversation's newest entries. Call it to see what an app or agent stored.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn context_sessions(
+        &self,
+        Parameters(a): Parameters<SessionsArgs>,
+    ) -> Result<Json<ContextSessions>, String> {
+        let doc = self.ps().await.map_err(|()| self.not_running())?;
+        let contexts: Vec<&PsService> = doc
+            .services
+            .iter()
+            .filter(|s| s.builtin == Some(crate::config::BuiltinKind::Context))
+            .collect();
+        let svc = match &a.service {
+            Some(name) => contexts.iter().find(|s| &s.name == name),
+            None => contexts.first(),
+        }
+        .ok_or_else(|| match &a.service {
+            Some(name) => format!(
+                "`{name}` is not a context server of this stack; context servers: {}",
+                contexts
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => "this stack has no context server (`builtin: context`)".to_string(),
+        })?;
+        let base = svc
+            .ports
+            .get("main")
+            .or_else(|| svc.ports.values().next())
+            .map(|p| p.url.clone())
+            .ok_or_else(|| format!("`{}` has no port", svc.name))?;
+        let token = crate::commands::project::builtin_config::<crate::services::context::Config>(
+            &self.project.state,
+            &svc.name,
+        )
+        .and_then(|c| c.token);
+        let get = |path: String| {
+            let mut r = http_client().get(format!("{base}{path}"));
+            if let Some(t) = &token {
+                r = r.bearer_auth(t);
+            }
+            r.send()
+        };
+        let fail = |e: reqwest::Error| format!("`{}` did not answer: {e}", svc.name);
+        let mut out = ContextSessions {
+            service: svc.name.clone(),
+            sessions: None,
+            session: None,
+            note: None,
+        };
+        match &a.session_id {
+            None => {
+                #[derive(Deserialize)]
+                struct All {
+                    sessions: Vec<SessionSummary>,
+                }
+                let all: All = get("/v1/sessions".into())
+                    .await
+                    .map_err(fail)?
+                    .error_for_status()
+                    .map_err(fail)?
+                    .json()
+                    .await
+                    .map_err(fail)?;
+                out.sessions = Some(all.sessions);
+            }
+            Some(id) => {
+                let id_path: String =
+                    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+                        .collect();
+                let resp = get(format!("/v1/sessions/{id_path}")).await.map_err(fail)?;
+                if resp.status() == reqwest::StatusCode::NOT_FOUND {
+                    return Err(format!(
+                        "`{}` has no conversation `{id}`; call context_sessions without `session_id` to list them",
+                        svc.name
+                    ));
+                }
+                let mut detail: SessionDetail = resp
+                    .error_for_status()
+                    .map_err(fail)?
+                    .json()
+                    .await
+                    .map_err(fail)?;
+                let limit = a.limit.map_or(50, |n| n as usize).clamp(1, 500);
+                let total = detail.entries.len();
+                if total > limit {
+                    detail.entries.drain(..total - limit);
+                    out.note = Some(format!(
+                        "the newest {limit} of {total} entries; ask for more with `limit` (at most 500)"
+                    ));
+                }
+                out.session = Some(detail);
+            }
+        }
+        Ok(Json(out))
+    }
+}
+
+/// One HTTP client for every call (loopback only: no proxy).
+fn http_client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default()
+    })
 }
 
 /// What a command printed.
