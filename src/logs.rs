@@ -366,6 +366,86 @@ pub(crate) fn tail(service: &str, path: &Path, n: usize) -> Vec<Line> {
         .collect()
 }
 
+/// What [`newest`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Newest {
+    /// The lines, oldest first.
+    pub lines: Vec<Line>,
+    /// Whether it stopped before the start of the file (older lines may match too).
+    pub more: bool,
+}
+
+/// The newest `n` complete lines of a log file that `keep` accepts, oldest first, read
+/// backwards from the end in blocks: a long log costs what is asked for, not its length.
+/// Reading stops at the first line `too_old` says is (lines are in time order).
+pub(crate) fn newest(
+    service: &str,
+    path: &Path,
+    n: usize,
+    keep: impl Fn(&Line) -> bool,
+    too_old: impl Fn(&Line) -> bool,
+) -> Newest {
+    const BLOCK: u64 = 64 * 1024;
+    let mut found = Newest::default();
+    let Ok(mut file) = File::open(path) else {
+        return found;
+    };
+    let mut pos = file.metadata().map(|m| m.len()).unwrap_or(0);
+    // Bytes from `pos` up to the lines already read: the start of a line, maybe cut.
+    let mut rest: Vec<u8> = Vec::new();
+    // Until a newline is seen, the bytes at the end are a line still being written.
+    let mut at_end = true;
+    while pos > 0 && found.lines.len() < n {
+        let start = pos.saturating_sub(BLOCK);
+        let mut block = vec![0; usize::try_from(pos - start).unwrap_or(0)];
+        if file.seek(SeekFrom::Start(start)).is_err() || file.read_exact(&mut block).is_err() {
+            break;
+        }
+        block.extend_from_slice(&rest);
+        rest = block;
+        pos = start;
+        if at_end {
+            match rest.iter().rposition(|b| *b == b'\n') {
+                Some(i) => {
+                    rest.truncate(i + 1);
+                    at_end = false;
+                }
+                None => continue,
+            }
+        }
+        // The bytes before the first newline may be the end of an older line's start.
+        let cut = if pos == 0 {
+            0
+        } else {
+            match memchr(&rest) {
+                Some(i) => i + 1,
+                None => continue,
+            }
+        };
+        let complete = rest.split_off(cut);
+        let body = complete.strip_suffix(b"\n").unwrap_or(&complete);
+        for raw in body.rsplit(|b| *b == b'\n') {
+            let Some(line) = parse_line(service, &String::from_utf8_lossy(raw)) else {
+                continue;
+            };
+            if too_old(&line) {
+                found.lines.reverse();
+                return found;
+            }
+            if keep(&line) {
+                if found.lines.len() == n {
+                    found.more = true;
+                    break;
+                }
+                found.lines.push(line);
+            }
+        }
+    }
+    found.more |= pos > 0 && found.lines.len() == n;
+    found.lines.reverse();
+    found
+}
+
 /// The log file of `service` under `state_dir`.
 pub(crate) fn path(state_dir: &Path, service: &str) -> PathBuf {
     state_dir.join("logs").join(format!("{service}.log"))
@@ -374,6 +454,54 @@ pub(crate) fn path(state_dir: &Path, service: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn newest_reads_backwards_across_blocks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.log");
+        let mut text = String::new();
+        for i in 0..20_000 {
+            text.push_str(&format!(
+                "2026-01-01T00:00:{:02}.{i:06}Z out line {i} {}\n",
+                i / 1000,
+                "x".repeat(i % 50)
+            ));
+        }
+        text.push_str("2026-01-01T00:00:59.000000Z out a line still being writ");
+        std::fs::write(&path, &text).expect("write");
+        let all = |_: &Line| true;
+        let never = |_: &Line| false;
+        let got = newest("w", &path, 3, all, never);
+        let texts: Vec<_> = got
+            .lines
+            .iter()
+            .map(|l| l.text.split(' ').nth(1).unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(texts, ["19997", "19998", "19999"]);
+        assert!(got.more);
+        let sevens = newest(
+            "w",
+            &path,
+            5,
+            |l| l.text.ends_with("7 ") || l.text.contains(" 7 "),
+            never,
+        );
+        assert_eq!(sevens.lines.len(), 1, "only `line 7 ` matches");
+        assert!(!sevens.more);
+        let since = newest("w", &path, 100_000, all, |l| {
+            l.time.as_str() < "2026-01-01T00:00:19"
+        });
+        assert_eq!(since.lines.len(), 1000);
+        assert_eq!(since.lines[0].text.split(' ').nth(1), Some("19000"));
+        let whole = newest("w", &path, 100_000, all, never);
+        assert_eq!(whole.lines.len(), 20_000);
+        assert!(!whole.more);
+        assert!(
+            newest("w", &dir.path().join("none"), 5, all, never)
+                .lines
+                .is_empty()
+        );
+    }
 
     #[tokio::test]
     async fn captures_every_line_with_stream_and_time() {

@@ -22,7 +22,7 @@ use crate::commands::control::{Action, Outcome};
 use crate::commands::project::Project;
 use crate::control::{self, Message, Request};
 use crate::events::report::{PsDocument, PsService};
-use crate::logs::{self, Follower, Line};
+use crate::logs::{self, Line};
 
 /// The most lines `service_logs` returns.
 const MAX_LINES: usize = 1000;
@@ -172,9 +172,9 @@ pub(super) struct LogLine {
 pub(super) struct Logs {
     /// The lines, oldest first.
     pub lines: Vec<LogLine>,
-    /// How many lines matched in all (more than returned when cut).
-    pub matched: usize,
-    /// Why fewer lines than matched came back, and how to get the rest.
+    /// Whether older matching lines were left out.
+    pub truncated: bool,
+    /// Why lines were left out, and how to get them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
@@ -419,19 +419,23 @@ impl StackMcp {
             .transpose()?;
         let want = a.lines.map_or(100, |n| n as usize).clamp(1, MAX_LINES);
         let state_dir = self.project.state.dir.clone();
-        let (lines, matched, cut_for_size) = tokio::task::spawn_blocking(move || {
+        let (lines, more, cut_for_size) = tokio::task::spawn_blocking(move || {
             let mut all: Vec<Line> = Vec::new();
+            let mut more = false;
             for s in &services {
-                let mut own = Follower::new(s, &logs::path(&state_dir, s), 0).read_new();
-                own.retain(|l| {
-                    since.as_ref().is_none_or(|t| l.time.as_str() >= t.as_str())
-                        && grep.as_ref().is_none_or(|g| g.is_match(&l.text))
-                });
-                all.extend(own);
+                let found = logs::newest(
+                    s,
+                    &logs::path(&state_dir, s),
+                    want,
+                    |l| grep.as_ref().is_none_or(|g| g.is_match(&l.text)),
+                    |l| since.as_ref().is_some_and(|t| l.time.as_str() < t.as_str()),
+                );
+                more |= found.more;
+                all.extend(found.lines);
             }
             all.sort_by(|a, b| a.time.cmp(&b.time));
-            let matched = all.len();
-            let mut kept: Vec<Line> = all.split_off(matched.saturating_sub(want));
+            more |= all.len() > want;
+            let mut kept: Vec<Line> = all.split_off(all.len().saturating_sub(want));
             let mut bytes: usize = kept.iter().map(|l| l.text.len() + 64).sum();
             let mut cut = 0;
             while bytes > MAX_LOG_BYTES && !kept.is_empty() {
@@ -439,19 +443,19 @@ impl StackMcp {
                 kept.remove(0);
                 cut += 1;
             }
-            (kept, matched, cut)
+            (kept, more || cut > 0, cut)
         })
         .await
         .map_err(|e| format!("reading the logs failed: {e}"))?;
         let note = if cut_for_size > 0 {
             Some(format!(
-                "{} of {matched} matching lines returned: the answer is kept under {} KiB; narrow it with `since` or `grep`",
+                "the newest {} matching lines, to keep the answer under {} KiB; older ones are left out: narrow with `since` or `grep`",
                 lines.len(),
                 MAX_LOG_BYTES / 1024
             ))
-        } else if matched > lines.len() {
+        } else if more {
             Some(format!(
-                "the newest {} of {matched} matching lines; ask for more with `lines` (at most {MAX_LINES}) or narrow with `since` or `grep`",
+                "the newest {} matching lines; older ones are left out: ask for more with `lines` (at most {MAX_LINES}) or narrow with `since` or `grep`",
                 lines.len()
             ))
         } else {
@@ -467,7 +471,7 @@ impl StackMcp {
                     text: l.text,
                 })
                 .collect(),
-            matched,
+            truncated: more,
             note,
         }))
     }
