@@ -114,8 +114,10 @@ pub(super) struct PruneArgs {
     /// The conversation.
     pub session_id: String,
     /// Keep the newest entries that fit in this many tokens.
+    #[schemars(range(min = 1))]
     pub max_tokens: Option<u64>,
     /// Keep this many of the newest entries.
+    #[schemars(range(min = 1))]
     pub keep_last: Option<usize>,
 }
 
@@ -225,6 +227,13 @@ impl ContextMcp {
         &self,
         Parameters(a): Parameters<PruneArgs>,
     ) -> Result<Json<Pruned>, String> {
+        // A strict-mode client must send both fields: a 0 would empty the session.
+        if a.max_tokens == Some(0) || a.keep_last == Some(0) {
+            return Err(
+                "`max_tokens` and `keep_last` must be at least 1 (delete_session removes a whole conversation)"
+                    .into(),
+            );
+        }
         ops::prune(&self.ctx, a.session_id, a.max_tokens, a.keep_last)
             .await
             .map(Json)
