@@ -139,6 +139,14 @@ services:
     let api = ps(&p);
     let api = service(&api, "api");
     assert!(api["restarts"].as_u64() >= Some(1));
+    assert!(
+        api["start_reason"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("restart policy: exited with ")),
+        "ps says why it last started: {api}"
+    );
+    let table = p.run(&["ps"], T).stdout;
+    assert!(table.contains("(restart policy: exited with "), "{table}");
     assert_eq!(
         api["ports"]["main"]["port"], port,
         "same port after a restart"
@@ -202,6 +210,12 @@ services:
         s["restarts"].as_u64() >= Some(1) && s["health"] == "healthy" && s["pid"] != first
     });
     assert!(restarted, "{}", ps(&p2));
+    let why = service(&ps(&p2), "live")["start_reason"].clone();
+    assert!(
+        why.as_str()
+            .is_some_and(|w| w.starts_with("restart policy: ") && w.contains("health check failed")),
+        "{why}"
+    );
     assert!(
         p2.run(&["logs", "live"], T)
             .stdout
@@ -314,10 +328,12 @@ services:
     let run = p.run(&["start", "web"], T);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_eq!(service(&ps(&p), "web")["health"], "healthy");
+    assert_eq!(service(&ps(&p), "web")["start_reason"], "start requested");
     let pid = service(&ps(&p), "web")["pid"].clone();
     let run = p.run(&["restart", "web"], T);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     assert_ne!(service(&ps(&p), "web")["pid"], pid);
+    assert_eq!(service(&ps(&p), "web")["start_reason"], "restart requested");
     assert_eq!(p.run(&["restart", "nope"], T).code, Some(2));
     // The next `up` reuses the auto port.
     assert_eq!(p.run(&["down"], T).code, Some(0));

@@ -112,6 +112,7 @@ fn from_state(project: &str, state: Option<State>, running: &[String]) -> PsDocu
                 restarts: 0,
                 started_at: None,
                 exit_code: None,
+                start_reason: None,
             }
         })
         .collect();

@@ -59,6 +59,10 @@ pub(crate) struct Status {
     pub exit_code: Option<i32>,
     /// Why it failed, exited or was last restarted.
     pub reason: Option<String>,
+    /// Why the current run was started, when not by `up`: `restart requested`,
+    /// `start requested`, `restart policy: exited with exit code 1`.
+    #[serde(default)]
+    pub start_reason: Option<String>,
     /// No further run will happen without a command (`start`/`restart`).
     pub settled: bool,
 }
@@ -80,6 +84,7 @@ impl Status {
             restarts: 0,
             exit_code: None,
             reason: None,
+            start_reason: None,
             settled: false,
         }
     }

@@ -50,6 +50,10 @@ pub(crate) struct PsService {
     /// The exit code of its last run, once it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// Why the current run started, when not by `up` (`restart requested`,
+    /// `restart policy: exited with exit code 1`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_reason: Option<String>,
 }
 
 /// A port of [`PsService`].
@@ -103,6 +107,7 @@ impl PsDocument {
                     exit_code: status
                         .exit_code
                         .filter(|_| matches!(status.state, State::Exited | State::Failed)),
+                    start_reason: status.start_reason,
                 }
             })
             .collect();

@@ -150,7 +150,12 @@ impl<R: Runtime> Actor<R> {
     pub(crate) async fn run(mut self) {
         while let Some(c) = self.next_control().await {
             match c {
-                Control::Start | Control::Restart => self.lifecycle().await,
+                Control::Start => {
+                    let again = self.status.borrow().started_at.is_some();
+                    self.lifecycle(again.then(|| "start requested".to_string()))
+                        .await;
+                }
+                Control::Restart => self.lifecycle(Some("restart requested".into())).await,
                 Control::Stop(_) | Control::Kill => {
                     // Not running: make sure the dispatcher sees it settled.
                     let was = self.status.borrow().clone();
@@ -193,12 +198,14 @@ impl<R: Runtime> Actor<R> {
         self.status.send_modify(f);
     }
 
-    /// Waits for dependencies, then runs (and re-runs) the service until it settles.
-    async fn lifecycle(&mut self) {
+    /// Waits for dependencies, then runs (and re-runs) the service until it settles;
+    /// `why` it starts, when not by `up`.
+    async fn lifecycle(&mut self, why: Option<String>) {
         self.set(|s| {
             s.settled = false;
             s.state = State::Created;
             s.reason = None;
+            s.start_reason = why;
         });
         self.prestart();
         match self.wait_for_deps().await {
@@ -219,7 +226,10 @@ impl<R: Runtime> Actor<R> {
                 RunEnd::Stopped => return self.stopped(),
                 RunEnd::Failed => return,
                 RunEnd::Restart => {
-                    self.set(|s| s.restarts += 1);
+                    self.set(|s| {
+                        s.restarts += 1;
+                        s.start_reason = Some("restart requested".into());
+                    });
                     self.log.note("restarting (requested)");
                     continue;
                 }
@@ -308,6 +318,7 @@ impl<R: Runtime> Actor<R> {
             s.state = State::Starting;
             s.restarts = attempt;
             s.reason = Some(reason.clone());
+            s.start_reason = Some(format!("restart policy: {reason}"));
             s.pid = None;
             s.pid_start = None;
         });

@@ -39,7 +39,10 @@ pub(crate) fn render(doc: &PsDocument, color: bool) -> String {
             health_name(s.health).into(),
             url,
             id,
-            s.restarts.to_string(),
+            match (&s.start_reason, s.restarts) {
+                (Some(why), n) if n > 0 => format!("{n} ({why})"),
+                (_, n) => n.to_string(),
+            },
         ]);
         // Extra named ports get their own lines.
         for (name, p) in s.ports.iter().skip(1) {

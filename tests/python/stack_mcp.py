@@ -91,6 +91,7 @@ async def exercise():
         r = structured(await c.call_tool("restart_service", {"service": "web"}))
         assert r["action"] == "restarted" and r["service"]["pid"] != web["pid"], (web, r)
         assert r["service"]["restarts"] == web["restarts"] + 1, r
+        assert r["service"]["start_reason"] == "restart requested", r
         r = structured(await c.call_tool("stop_service", {"service": "worker"}))
         assert r["action"] == "stopped" and r["service"]["state"] == "stopped", r
 

@@ -78,6 +78,10 @@ pub(super) struct ServiceView {
     /// The exit code of its last run, once it ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// Why its current run started, when not with the stack: `restart requested`,
+    /// `start requested`, `restart policy: exited with exit code 1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_reason: Option<String>,
 }
 
 impl From<&PsService> for ServiceView {
@@ -98,6 +102,7 @@ impl From<&PsService> for ServiceView {
             restarts: s.restarts,
             started_at: s.started_at.map(|t| t.to_string()),
             exit_code: s.exit_code,
+            start_reason: s.start_reason.clone(),
         }
     }
 }
@@ -359,7 +364,7 @@ impl StackMcp {
     }
 
     #[tool(
-        description = "Every service of the stack: state, health, URLs, pid or container, restarts, last exit code. Call it first, and after any change, to see what runs and where.",
+        description = "Every service of the stack: state, health, URLs, pid or container, restarts and why it last (re)started, last exit code. Call it first, and after any change, to see what runs and where.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn list_services(&self) -> Json<Services> {
@@ -436,13 +441,17 @@ impl StackMcp {
             all.sort_by(|a, b| a.time.cmp(&b.time));
             more |= all.len() > want;
             let mut kept: Vec<Line> = all.split_off(all.len().saturating_sub(want));
-            let mut bytes: usize = kept.iter().map(|l| l.text.len() + 64).sum();
-            let mut cut = 0;
-            while bytes > MAX_LOG_BYTES && !kept.is_empty() {
-                bytes -= kept[0].text.len() + 64;
-                kept.remove(0);
-                cut += 1;
-            }
+            // Within the size bound: the newest lines whose text (and ~64 bytes of JSON
+            // around each) fits.
+            let mut bytes = 0;
+            let cut = kept
+                .iter()
+                .rposition(|l| {
+                    bytes += l.text.len() + 64;
+                    bytes > MAX_LOG_BYTES
+                })
+                .map_or(0, |i| i + 1);
+            kept.drain(..cut);
             (kept, more || cut > 0, cut)
         })
         .await
