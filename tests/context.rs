@@ -720,3 +720,94 @@ async fn a_lost_stream_resumes_with_last_event_id() {
         .expect("body");
     assert!(!nothing.contains("result"), "{nothing}");
 }
+
+/// `/metrics` answers what the scraper asks for, and the official Prometheus client reads
+/// both: the classic text format (0.0.4) when only it is accepted, where a counter's family
+/// is named after its samples (`…_total`), and OpenMetrics otherwise.
+#[tokio::test]
+async fn metrics_speak_both_prometheus_formats() {
+    let Some(python) = Sdk::Current.python("metrics_both_formats") else {
+        return;
+    };
+    let ctx = served();
+    let c = http().await;
+    c.get(format!("{}/v1/sessions", ctx.url))
+        .send()
+        .await
+        .expect("a request to count");
+    let fetch = |accept: Option<&'static str>| {
+        let mut r = c.get(format!("{}/metrics", ctx.url));
+        if let Some(a) = accept {
+            r = r.header("accept", a);
+        }
+        r.send()
+    };
+    let classic = fetch(Some("text/plain;version=0.0.4"))
+        .await
+        .expect("metrics");
+    assert!(
+        classic.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("text/plain; version=0.0.4")),
+        "{:?}",
+        classic.headers()
+    );
+    let classic = classic.text().await.expect("body");
+    let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    // The classic format's rule (the Go parser Prometheus uses): a counter's samples carry
+    // its TYPE name exactly; no OpenMetrics-only lines.
+    let counters: Vec<&str> = classic
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    assert!(!counters.is_empty(), "{classic}");
+    for name in &counters {
+        assert!(name.ends_with("_total"), "{name}: {classic}");
+        let base = name.trim_end_matches("_total");
+        for sample in classic
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.starts_with(base))
+        {
+            let sample_name = sample.split(['{', ' ']).next().unwrap_or_default();
+            assert_eq!(&sample_name, name, "{classic}");
+        }
+    }
+    assert!(
+        !classic.contains("# EOF") && !classic.contains("# UNIT"),
+        "{classic}"
+    );
+    let open = fetch(Some(prometheus)).await.expect("metrics");
+    assert!(
+        open.headers()["content-type"]
+            .to_str()
+            .is_ok_and(|t| t.starts_with("application/openmetrics-text")),
+        "{:?}",
+        open.headers()
+    );
+    let open = open.text().await.expect("body");
+    let plain = fetch(None)
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    assert!(plain.ends_with("# EOF\n"), "no Accept: OpenMetrics");
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cf, of) = (dir.path().join("classic.txt"), dir.path().join("open.txt"));
+    std::fs::write(&cf, &classic).expect("write");
+    std::fs::write(&of, &open).expect("write");
+    let out = run_python(
+        &python,
+        "metrics_parse.py",
+        &[
+            ("CLASSIC_FILE", &cf.display().to_string()),
+            ("OPENMETRICS_FILE", &of.display().to_string()),
+            ("COUNTER", "stack_context_http_requests"),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ok classic") && text.contains("ok openmetrics"),
+        "{text}"
+    );
+}

@@ -120,20 +120,137 @@ impl HttpMetrics {
             .clone()
     }
 
-    /// The Prometheus text exposition.
-    pub(crate) fn render(&self) -> Response {
+    /// The exposition, in the format the scraper asks for (`Accept`): OpenMetrics 1.0
+    /// unless it asks only for the classic Prometheus text format (0.0.4).
+    pub(crate) fn render(&self, headers: &axum::http::HeaderMap) -> Response {
         let mut body = String::new();
-        match prometheus_client::encoding::text::encode(&mut body, &self.registry) {
-            Ok(()) => (
+        if let Err(err) = prometheus_client::encoding::text::encode(&mut body, &self.registry) {
+            return (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response();
+        }
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if wants_classic(accept) {
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                classic(&body),
+            )
+                .into_response()
+        } else {
+            (
                 [(
                     header::CONTENT_TYPE,
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 )],
                 body,
             )
-                .into_response(),
-            Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+                .into_response()
         }
+    }
+}
+
+/// Whether `accept` asks for the classic text format and not for OpenMetrics.
+fn wants_classic(accept: &str) -> bool {
+    let has = |media: &str| {
+        accept.split(',').any(|part| {
+            let mut params = part.split(';').map(str::trim);
+            let m = params.next().unwrap_or_default();
+            // `q=0` declines a type.
+            m.eq_ignore_ascii_case(media) && !params.any(|p| p == "q=0" || p == "q=0.0")
+        })
+    };
+    !has("application/openmetrics-text") && has("text/plain")
+}
+
+/// OpenMetrics text as the classic Prometheus text format (0.0.4): a counter's family is
+/// named after its samples (`x_total`), `# UNIT` lines and `# EOF` go, and `_created`
+/// samples (which the classic format reads as a separate untyped metric) are dropped.
+fn classic(open: &str) -> String {
+    let mut counters: Vec<&str> = Vec::new();
+    for line in open.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ")
+            && let Some(name) = rest.strip_suffix(" counter")
+        {
+            counters.push(name);
+        }
+    }
+    let mut out = String::with_capacity(open.len());
+    for line in open.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# TYPE ", "# HELP "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        if let Some((prefix, rest)) = meta {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            if counters.contains(&name) && !name.ends_with("_total") {
+                out.push_str(&format!("{prefix}{name}_total {tail}\n"));
+                continue;
+            }
+        } else if !line.starts_with('#') {
+            let name = line.split(['{', ' ']).next().unwrap_or_default();
+            if name
+                .strip_suffix("_created")
+                .is_some_and(|base| counters.contains(&base))
+            {
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation() {
+        assert!(!wants_classic(""));
+        assert!(!wants_classic("*/*"));
+        assert!(wants_classic("text/plain;version=0.0.4"));
+        assert!(wants_classic("text/plain; version=0.0.4; charset=utf-8"));
+        // What Prometheus sends: OpenMetrics first.
+        assert!(!wants_classic(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        ));
+        assert!(wants_classic(
+            "application/openmetrics-text;q=0,text/plain;version=0.0.4"
+        ));
+    }
+
+    #[test]
+    fn counters_are_named_after_their_samples() {
+        let m = HttpMetrics::new("stack_test");
+        m.observe("/x", "GET", 200, 0.001);
+        let mut open = String::new();
+        prometheus_client::encoding::text::encode(&mut open, &m.registry).expect("encode");
+        assert!(
+            open.contains("# TYPE stack_test_http_requests counter"),
+            "{open}"
+        );
+        let text = classic(&open);
+        assert!(
+            text.contains("# TYPE stack_test_http_requests_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# HELP stack_test_http_requests_total "),
+            "{text}"
+        );
+        assert!(text.contains("stack_test_http_requests_total{"), "{text}");
+        assert!(text.contains("# TYPE stack_test_http_request_duration_seconds histogram"));
+        assert!(
+            !text.contains("# EOF") && !text.contains("_created"),
+            "{text}"
+        );
     }
 }
 

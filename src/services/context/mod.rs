@@ -258,8 +258,8 @@ async fn health(State(ctx): State<Arc<Ctx>>) -> Response {
     axum::Json(h).into_response()
 }
 
-async fn metrics_text(State(ctx): State<Arc<Ctx>>) -> Response {
-    ctx.metrics.render()
+async fn metrics_text(State(ctx): State<Arc<Ctx>>, headers: HeaderMap) -> Response {
+    ctx.metrics.render(&headers)
 }
 
 /// Serves until `shutdown`.

@@ -376,8 +376,8 @@ async fn health(State(gw): State<Arc<Gateway>>) -> Response {
 /// How long `/health` waits for a TCP connect to an upstream or the context server.
 const REACHABLE_WITHIN: Duration = Duration::from_millis(300);
 
-async fn metrics_text(State(gw): State<Arc<Gateway>>) -> Response {
-    gw.http.render()
+async fn metrics_text(State(gw): State<Arc<Gateway>>, headers: axum::http::HeaderMap) -> Response {
+    gw.http.render(&headers)
 }
 
 /// The gateway's front: a model route goes straight to its handler, without a router's

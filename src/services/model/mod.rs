@@ -88,8 +88,11 @@ async fn health(State(s): State<Arc<AppState>>) -> impl IntoResponse {
     axum::Json(s.uptime.health())
 }
 
-async fn metrics_text(State(s): State<Arc<AppState>>) -> impl IntoResponse {
-    s.metrics.render()
+async fn metrics_text(
+    State(s): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    s.metrics.render(&headers)
 }
 
 /// Serves until `shutdown`.
