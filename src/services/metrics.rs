@@ -207,6 +207,31 @@ fn classic(open: &str) -> String {
     out
 }
 
+/// Axum middleware recording every request in `metrics`. Install it with
+/// `Router::route_layer(axum::middleware::from_fn_with_state(metrics, track))`, so the
+/// route template is known.
+pub(crate) async fn track(
+    State(metrics): State<Arc<HttpMetrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_string();
+    let method = req.method().as_str().to_string();
+    let response = next.run(req).await;
+    metrics.observe(
+        route,
+        method,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,29 +277,4 @@ mod tests {
             "{text}"
         );
     }
-}
-
-/// Axum middleware recording every request in `metrics`. Install it with
-/// `Router::route_layer(axum::middleware::from_fn_with_state(metrics, track))`, so the
-/// route template is known.
-pub(crate) async fn track(
-    State(metrics): State<Arc<HttpMetrics>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let start = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_string();
-    let method = req.method().as_str().to_string();
-    let response = next.run(req).await;
-    metrics.observe(
-        route,
-        method,
-        response.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
-    response
 }
