@@ -21,6 +21,7 @@ mod services;
 mod state;
 mod supervisor;
 mod ui;
+mod watch;
 
 use std::process::ExitCode;
 

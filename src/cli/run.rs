@@ -31,6 +31,9 @@ pub(crate) struct RunArgs {
     /// as `GET /v1/sessions/{id}` answers
     #[arg(long, value_name = "FILE")]
     pub context_snapshot: Option<std::path::PathBuf>,
+    /// Follow the services' `watch:` rules and the stack file while CMD runs
+    #[arg(long)]
+    pub watch: bool,
     /// With `--llm replay`, keep CMD's exit code when requests had no recording
     #[arg(long)]
     pub allow_misses: bool,

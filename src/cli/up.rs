@@ -37,6 +37,19 @@ pub(crate) struct UpArgs {
     /// replay
     #[arg(long, value_enum, env = "STACK_LLM", value_name = "MODE")]
     pub llm: Option<crate::services::cassette::Mode>,
+    /// Follow the `watch:` rules and the stack file (the default for `up`)
+    #[arg(long, conflicts_with = "no_watch")]
+    pub watch: bool,
+    /// Do not follow file changes: no `watch:` rules, no stack file reload
+    #[arg(long)]
+    pub no_watch: bool,
+    /// On a running stack: print what `up` would change (`+ added`, `- removed`,
+    /// `~ changed (fields)`, `= unchanged`) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// On a running stack: restart every service, changed or not
+    #[arg(long)]
+    pub force_recreate: bool,
     /// `stack run`'s context store of its own
     #[arg(skip)]
     pub hermetic: Option<crate::plan::llm::Hermetic>,

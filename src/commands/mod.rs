@@ -11,9 +11,11 @@ mod mcp;
 mod new;
 mod project;
 mod ps;
+mod reconcile;
 mod run;
 mod serve;
 mod up;
+mod watching;
 
 use std::process::ExitCode;
 

@@ -35,6 +35,11 @@ pub(crate) fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode> {
         profiles: args.profiles.clone(),
         json: false,
         llm: args.llm,
+        // An ephemeral stack follows files only when asked.
+        watch: args.watch,
+        no_watch: !args.watch,
+        dry_run: false,
+        force_recreate: false,
         hermetic: Some(crate::plan::llm::Hermetic {
             snapshot: args
                 .context_snapshot

@@ -24,8 +24,14 @@ use crate::ui::LogObserver;
 use crate::ui::{Console, logstream, progress::Progress};
 
 pub(crate) fn run(global: &GlobalArgs, args: UpArgs) -> Result<ExitCode> {
-    let plan = Arc::new(prepare(global, &args)?);
+    let loaded = super::load::stack(global, args.runtime)?;
+    let dir = plan::state_dir(&loaded.stack);
     let console = Console::new(global);
+    if state::is_locked(&dir) || args.dry_run {
+        // A running project: apply the edit (SPEC §3.1).
+        return super::reconcile::run(&console, &loaded, &args, &dir);
+    }
+    let plan = Arc::new(plan_for(&loaded, &args, &state::Remembered::new())?);
     if args.detach || args.wait {
         let (code, _) = detached(&console, plan, &args, false)?;
         return Ok(ExitCode::from(code));
@@ -39,7 +45,9 @@ pub(crate) fn run(global: &GlobalArgs, args: UpArgs) -> Result<ExitCode> {
         let followers = plan
             .services
             .iter()
-            .map(|s| Follower::new(&s.name, &logs::path(&plan.state_dir(), &s.name), 0))
+            .map(|s| s.name.as_str())
+            .chain(plan.watch.then_some(super::watching::STACK_LOG))
+            .map(|name| Follower::new(name, &logs::path(&plan.state_dir(), name), 0))
             .collect();
         let stream = tokio::spawn(logstream::run(
             console.clone(),
@@ -55,8 +63,10 @@ pub(crate) fn run(global: &GlobalArgs, args: UpArgs) -> Result<ExitCode> {
         };
         let docker = docker_for(&plan).await?;
         pull_images(&console, &plan, docker.as_ref()).await?;
+        let watching = super::watching::start(&plan, docker.clone(), notify.clone())?;
         let runtime = Local::new(&plan, docker)?;
         let code = supervisor::run(plan.clone(), runtime, notify, &mut progress, options).await;
+        drop(watching);
         stop_logs.cancel();
         let _ = stream.await;
         Ok::<_, Error>(code?)
@@ -65,26 +75,37 @@ pub(crate) fn run(global: &GlobalArgs, args: UpArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(code))
 }
 
-/// Loads the stack and resolves the plan: services, order, ports (reusing last run's auto
-/// ports when free), environment. Refuses when the project is already up.
+/// Loads the stack and resolves the plan (see [`plan_for`]). Refuses when the project is
+/// already up.
 pub(crate) fn prepare(global: &GlobalArgs, args: &UpArgs) -> Result<Plan> {
     let loaded = super::load::stack(global, args.runtime)?;
+    let dir = plan::state_dir(&loaded.stack);
+    if state::is_locked(&dir) {
+        return Err(already_up(&dir, &loaded.stack.name));
+    }
+    plan_for(&loaded, args, &state::Remembered::new())
+}
+
+/// Resolves the plan of a loaded stack: services, order, ports (each service of a running
+/// stack keeps the ones in `held`; auto ports reuse last run's when free), environment.
+pub(crate) fn plan_for(
+    loaded: &crate::config::Loaded,
+    args: &UpArgs,
+    held: &state::Remembered,
+) -> Result<Plan> {
     let stack = &loaded.stack;
     let selected = plan::select(stack, &args.services, &args.profiles)
         .map_err(|e| Error::input(e.to_string(), Some(&e.hint())))?;
     let dir = plan::state_dir(stack);
-    if state::is_locked(&dir) {
-        return Err(already_up(&dir, &stack.name));
-    }
-    let ports =
-        plan::ports::assign(&selected, &state::read_ports(&dir)).map_err(Error::PortsInUse)?;
+    let ports = plan::ports::assign(&selected, &state::read_ports(&dir), held)
+        .map_err(Error::PortsInUse)?;
     if let Err(err) = state::write_ports(&dir, &crate::plan::ports::remembered(&ports)) {
         tracing::warn!(%err, "cannot remember the ports");
     }
     let mode = args
         .llm
         .unwrap_or_else(|| plan::llm::default_mode(&selected));
-    plan::llm::check(&loaded, &selected, mode)
+    plan::llm::check(loaded, &selected, mode)
         .map_err(|r| Error::input(r.message, Some(&r.hint)))?;
     if mode == Mode::Replay {
         // Each run's notes start empty (`stack run`'s summary, `stack cassettes prune`).
@@ -98,8 +119,15 @@ pub(crate) fn prepare(global: &GlobalArgs, args: &UpArgs) -> Result<Plan> {
             .map(|h| (plan::llm::fresh_run_db(&dir.dir), h.snapshot.clone())),
     };
     let exe = std::env::current_exe()?;
-    plan::build(stack, &selected, &ports, &exe, &overrides)
-        .map_err(|e| Error::input(e.to_string(), None))
+    let mut plan = plan::build(stack, &selected, &ports, &exe, &overrides)
+        .map_err(|e| Error::input(e.to_string(), None))?;
+    plan.watch = !args.no_watch;
+    plan.selection = plan::Selection {
+        services: args.services.clone(),
+        profiles: args.profiles.clone(),
+        runtime: args.runtime,
+    };
+    Ok(plan)
 }
 
 /// The Docker engine, when `plan` has containers (an unreachable engine is an error
@@ -178,17 +206,7 @@ pub(crate) fn detached(
     })?;
     // The built-ins' configurations (their keys) go to their own files now: the plan
     // the supervisor reads does not carry them.
-    for config in plan
-        .services
-        .iter()
-        .filter_map(|s| s.builtin_config.as_ref())
-    {
-        config.write().map_err(|source| Error::Io {
-            action: "cannot write",
-            path: config.path.clone(),
-            source,
-        })?;
-    }
+    write_configs(&plan)?;
     let plan_file = dir.run_dir().join("plan.json");
     state::write_json(&plan_file, &*plan)?;
     let log = state::open_private(&dir.supervisor_log(), false).map_err(|source| Error::Io {
@@ -223,6 +241,22 @@ pub(crate) fn detached(
         &mut child,
         &mut progress,
     ))
+}
+
+/// Writes the built-ins' configuration files of `plan`.
+pub(crate) fn write_configs(plan: &Plan) -> Result<()> {
+    for config in plan
+        .services
+        .iter()
+        .filter_map(|s| s.builtin_config.as_ref())
+    {
+        config.write().map_err(|source| Error::Io {
+            action: "cannot write",
+            path: config.path.clone(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// Follows a starting supervisor: progress until ready or failed. On failure the
@@ -340,15 +374,12 @@ pub(crate) fn supervise(args: SuperviseArgs) -> Result<ExitCode> {
             // Detached, nobody watches the stack fail: it stays for `ps` and `logs`.
             keep_failed: true,
         };
-        let runtime = Local::new(&plan, docker_for(&plan).await?)?;
-        let code = supervisor::run(
-            plan.clone(),
-            runtime,
-            Arc::new(Notify::new()),
-            &mut observer,
-            options,
-        )
-        .await?;
+        let docker = docker_for(&plan).await?;
+        let notify = Arc::new(Notify::new());
+        let watching = super::watching::start(&plan, docker.clone(), notify.clone())?;
+        let runtime = Local::new(&plan, docker)?;
+        let code = supervisor::run(plan.clone(), runtime, notify, &mut observer, options).await?;
+        drop(watching);
         Ok::<_, Error>(code)
     })?;
     drop(lock);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use super::raw::{Condition, RestartPolicy, RuntimeKind};
+pub(crate) use super::raw::{Condition, RestartPolicy, RuntimeKind, WatchAction};
 use crate::config::BuiltinKind;
 
 /// A validated stack file.
@@ -23,6 +23,11 @@ pub(crate) struct Stack {
     pub dir: PathBuf,
     /// Every service, in file order (profiles not yet applied).
     pub services: Vec<Service>,
+    /// How long file changes gather into one `watch:` action.
+    #[serde(with = "humantime_serde")]
+    pub watch_debounce: Duration,
+    /// The `env_file:` files (absolute), watched with the stack file while it runs.
+    pub env_files: Vec<PathBuf>,
 }
 
 impl Stack {
@@ -64,6 +69,25 @@ pub(crate) struct Service {
     pub profiles: Vec<String>,
     /// Containers: run an init process as PID 1.
     pub init: bool,
+    /// What to do when files change.
+    pub watch: Vec<WatchRule>,
+}
+
+/// A validated `watch:` rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct WatchRule {
+    /// The folder (or file) watched, absolute: the path up to its first glob.
+    pub root: PathBuf,
+    /// The glob a changed path must match (relative to `root`), when the path had one.
+    pub glob: Option<String>,
+    /// `.gitignore`-syntax patterns of changes to ignore.
+    pub ignore: Vec<String>,
+    /// What a change does.
+    pub action: WatchAction,
+    /// `sync`: the folder inside the container.
+    pub target: Option<String>,
+    /// Restart dependents too.
+    pub cascade: bool,
 }
 
 impl Service {

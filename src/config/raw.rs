@@ -31,6 +31,8 @@ pub(crate) struct RawStack {
     pub runtime: Option<RuntimeKind>,
     /// `KEY=VALUE` file(s) feeding `${VAR}` interpolation, relative to the stack file.
     pub env_file: Option<OneOrMany>,
+    /// How long file changes gather into one `watch:` action (default `100ms`).
+    pub watch_debounce: Option<RawDuration>,
     /// The services, by name.
     #[serde(default)]
     pub services: IndexMap<String, RawService>,
@@ -77,6 +79,64 @@ pub(crate) struct RawService {
     pub profiles: Option<Vec<String>>,
     /// Containers: run an init process as PID 1 (default true).
     pub init: Option<bool>,
+    /// What to do when files change (SPEC §3.1).
+    pub watch: Option<Vec<RawWatch>>,
+}
+
+/// One `watch:` rule.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "WatchRule")]
+pub(crate) struct RawWatch {
+    /// A folder, file or glob, relative to the stack file.
+    pub path: String,
+    /// Globs (`.gitignore` syntax) of changes to ignore; `.gitignore` and `.stackignore`
+    /// files are honoured as well.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    /// What a change does (default `restart`).
+    #[serde(default)]
+    pub action: WatchAction,
+    /// `sync`: the folder inside the container the files go to.
+    pub target: Option<String>,
+    /// `restart`: restart the services that depend on this one too.
+    #[serde(default)]
+    pub cascade: bool,
+}
+
+/// What a `watch:` rule does when its files change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub(crate) enum WatchAction {
+    /// Restart the service.
+    #[default]
+    #[serde(rename = "restart")]
+    Restart,
+    /// Copy the changed files into the running container at `target` (no restart).
+    #[serde(rename = "sync")]
+    Sync,
+    /// Copy the files, then restart.
+    #[serde(rename = "sync+restart")]
+    SyncRestart,
+    /// Rebuild the image and recreate the container.
+    #[serde(rename = "rebuild")]
+    Rebuild,
+}
+
+impl WatchAction {
+    /// The name used in files and output.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            WatchAction::Restart => "restart",
+            WatchAction::Sync => "sync",
+            WatchAction::SyncRestart => "sync+restart",
+            WatchAction::Rebuild => "rebuild",
+        }
+    }
+
+    /// Whether it copies files into the container.
+    pub(crate) fn syncs(self) -> bool {
+        matches!(self, WatchAction::Sync | WatchAction::SyncRestart)
+    }
 }
 
 /// Where a service runs.

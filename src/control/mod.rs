@@ -6,11 +6,14 @@ pub(crate) mod server;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::WatchAction;
 use crate::events::Event;
+use crate::events::diff::Change;
 use crate::events::report::PsDocument;
+use crate::plan::Plan;
 
 /// What a client asks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub(crate) enum Request {
     /// The `ps` document.
@@ -37,6 +40,34 @@ pub(crate) enum Request {
     },
     /// Stream events: first a `ps` snapshot, then every event as it happens.
     Subscribe,
+    /// Run this plan from now on (reconcile, SPEC §3.1): answered with what changed once
+    /// it is ready again, or at once with `dry_run`.
+    Reconcile {
+        /// The plan of the edited stack file.
+        plan: Box<Plan>,
+        /// Say what would change; change nothing.
+        #[serde(default)]
+        dry_run: bool,
+        /// Restart every service the plan keeps, changed or not.
+        #[serde(default)]
+        force: bool,
+        /// `up SERVICE…`: services the plan does not have are left alone, not removed.
+        #[serde(default)]
+        partial: bool,
+    },
+    /// Files a service watches changed: its rule's action (the files are already copied
+    /// for a `sync`); answered once what it restarts is ready again.
+    Watch {
+        /// The service.
+        service: String,
+        /// What the rule does.
+        action: WatchAction,
+        /// The changed files, relative to the stack file.
+        files: Vec<String>,
+        /// Restart its dependents too.
+        #[serde(default)]
+        cascade: bool,
+    },
 }
 
 /// What the supervisor answers.
@@ -67,4 +98,12 @@ pub(crate) enum Message {
     },
     /// The stack is being stopped.
     Stopping,
+    /// What a reconcile changed (or would, with `dry_run`).
+    Reconciled {
+        /// Per service.
+        changes: Vec<Change>,
+        /// Services that failed to come back.
+        #[serde(default)]
+        failed: Vec<String>,
+    },
 }

@@ -122,7 +122,7 @@ async fn handle(
             return;
         }
     };
-    let subscribe = request == Request::Subscribe;
+    let subscribe = matches!(request, Request::Subscribe);
     let (tx, rx) = oneshot::channel();
     if requests
         .send(Incoming { request, reply: tx })

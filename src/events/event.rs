@@ -65,6 +65,10 @@ pub(crate) struct Status {
     pub start_reason: Option<String>,
     /// No further run will happen without a command (`start`/`restart`).
     pub settled: bool,
+    /// How many restarts and new definitions it has taken in: the dispatcher waits for
+    /// this to pass a number to know a rollout step has begun.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl Status {
@@ -86,6 +90,7 @@ impl Status {
             reason: None,
             start_reason: None,
             settled: false,
+            generation: 0,
         }
     }
 
@@ -152,6 +157,18 @@ pub(crate) enum EventKind {
     Stopping,
     /// Stopped by `stack`.
     Stopped,
+    /// It took in a new definition (reconcile).
+    Redefined {
+        /// Why it restarts with it; `None`: it applies from its next start.
+        why: Option<String>,
+    },
+    /// Files it watches changed.
+    Watch {
+        /// What is done (`restart`, `sync`, `sync+restart`, `rebuild`).
+        action: crate::config::WatchAction,
+        /// The changed files, relative to the stack file.
+        files: Vec<String>,
+    },
     /// It could not start or gave up.
     Failed {
         /// Why.
@@ -218,7 +235,29 @@ impl std::fmt::Display for EventKind {
             EventKind::Stopping => f.write_str("stopping"),
             EventKind::Stopped => f.write_str("stopped"),
             EventKind::Failed { reason, .. } => write!(f, "failed: {reason}"),
+            EventKind::Redefined { why: Some(why) } => write!(f, "restarting ({why})"),
+            EventKind::Redefined { why: None } => {
+                f.write_str("definition updated (applies from its next start)")
+            }
+            EventKind::Watch { action, files } => {
+                let what = match action {
+                    crate::config::WatchAction::Restart => "restarting",
+                    crate::config::WatchAction::Sync => "syncing",
+                    crate::config::WatchAction::SyncRestart => "syncing and restarting",
+                    crate::config::WatchAction::Rebuild => "rebuilding",
+                };
+                write!(f, "{what} ({} changed)", files_summary(files))
+            }
         }
+    }
+}
+
+/// `src/app.py`, `src/app.py and 2 more`.
+pub(crate) fn files_summary(files: &[String]) -> String {
+    match files {
+        [] => "files".to_string(),
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} and {} more", rest.len()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The plan: which services run, in what order, on which ports, with what environment.
 //! Selection and ordering are pure; port assignment probes sockets (see [`ports`]).
 
+pub(crate) mod fingerprint;
 pub(crate) mod graph;
 pub(crate) mod llm;
 pub(crate) mod ports;
@@ -9,6 +10,7 @@ pub(crate) mod resolve;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+pub(crate) use fingerprint::Fingerprint;
 pub(crate) use resolve::{
     ContainerImage, Launch, PortTable, ResolveError, ResolvedHealth, ResolvedProbe, ServicePlan,
 };
@@ -31,6 +33,29 @@ pub(crate) struct Plan {
     /// Where model calls go (SPEC §4.4), when the stack has a gateway.
     #[serde(default)]
     pub llm: Option<crate::services::cassette::Mode>,
+    /// How long file changes gather into one `watch:` action.
+    #[serde(default)]
+    pub watch_debounce: std::time::Duration,
+    /// The `env_file:` files, watched with the stack file.
+    #[serde(default)]
+    pub env_files: Vec<PathBuf>,
+    /// Follow file changes: the `watch:` rules, and the stack file (reconcile).
+    #[serde(default)]
+    pub watch: bool,
+    /// What `up` was asked for, to plan the stack file again when it changes.
+    #[serde(default)]
+    pub selection: Selection,
+}
+
+/// What `stack up` was asked to start.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Selection {
+    /// The services named (none: all).
+    pub services: Vec<String>,
+    /// The active profiles.
+    pub profiles: Vec<String>,
+    /// `--runtime`.
+    pub runtime: Option<crate::config::RuntimeKind>,
 }
 
 impl Plan {
@@ -182,6 +207,10 @@ pub(crate) fn build(
         file: stack.file.clone(),
         services,
         state_dir: state.dir,
+        watch_debounce: stack.watch_debounce,
+        env_files: stack.env_files.clone(),
+        watch: false,
+        selection: Selection::default(),
     })
 }
 

@@ -48,10 +48,12 @@ pub(crate) fn remembered(table: &PortTable) -> Remembered {
 }
 
 /// Assigns a host port to every declared port of `services`. Fails with every fixed port
-/// that is taken.
+/// that is taken. `running` are the ports the running stack's services hold (reconcile):
+/// each keeps its own.
 pub(crate) fn assign(
     services: &[&Service],
     remembered: &Remembered,
+    running: &Remembered,
 ) -> Result<PortTable, Vec<PortInUse>> {
     let fixed: HashSet<u16> = services
         .iter()
@@ -61,7 +63,8 @@ pub(crate) fn assign(
     for s in services {
         for p in &s.ports {
             let Some(port) = p.host else { continue };
-            if bind(port).is_none() {
+            let own = running.get(&(s.name.clone(), p.name.clone())) == Some(&port);
+            if !own && bind(port).is_none() {
                 taken.push(PortInUse {
                     service: s.name.clone(),
                     name: p.name.clone(),
@@ -82,6 +85,7 @@ pub(crate) fn assign(
         for p in &s.ports {
             let host = match p.host {
                 Some(port) => port,
+                None if let Some(&port) = running.get(&(s.name.clone(), p.name.clone())) => port,
                 None => {
                     let key = (s.name.clone(), p.name.clone());
                     let again = remembered

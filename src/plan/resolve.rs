@@ -154,6 +154,12 @@ pub(crate) struct ServicePlan {
     pub depends_on: Vec<(String, Condition)>,
     /// Containers: init as PID 1.
     pub init: bool,
+    /// What to do when files change.
+    #[serde(default)]
+    pub watch: Vec<crate::config::WatchRule>,
+    /// What defines it, for reconcile.
+    #[serde(default)]
+    pub fingerprint: super::Fingerprint,
 }
 
 /// A reference that cannot be resolved in this plan.
@@ -207,7 +213,7 @@ pub(crate) fn service_plan(
     let env = r.env(project)?;
     let (launch, builtin, builtin_config) = r.launch(state_dir, exe, overrides)?;
     let health = r.health()?;
-    Ok(ServicePlan {
+    let mut plan = ServicePlan {
         name: svc.name.clone(),
         runtime: svc.runtime,
         launch,
@@ -227,7 +233,13 @@ pub(crate) fn service_plan(
             .map(|d| (d.service.clone(), d.condition))
             .collect(),
         init: svc.init,
-    })
+        watch: svc.watch.clone(),
+        fingerprint: super::Fingerprint::default(),
+    };
+    let own: Vec<&str> = svc.env.iter().map(|(k, _)| k.as_str()).collect();
+    let yaml = plan.builtin_config.as_ref().and_then(|c| c.yaml.as_deref());
+    plan.fingerprint = super::Fingerprint::of(&plan, &own, yaml);
+    Ok(plan)
 }
 
 /// How a launch is made: the process, or the container (with a built-in's config file).

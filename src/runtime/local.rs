@@ -174,6 +174,15 @@ impl Runtime for Local {
         }
     }
 
+    fn refuses(&self, plan: &ServicePlan) -> Option<String> {
+        (plan.runtime == RuntimeKind::Container && self.docker.is_none()).then(|| {
+            format!(
+                "`{}` runs as a container, and this stack was started without the Docker engine: `stack down`, then `stack up`",
+                plan.name
+            )
+        })
+    }
+
     /// Containers end in the engine in the background; waits for that, then removes the
     /// project network, so what answers `down` has left nothing behind.
     async fn finish(&self, project: &str) {

@@ -59,6 +59,12 @@ pub(crate) trait Runtime: Send + Sync + 'static {
         log_matched: Option<watch::Receiver<bool>>,
     ) -> Self::Prober;
 
+    /// Why this runtime cannot run `plan` (one added to a running stack), if so.
+    fn refuses(&self, plan: &ServicePlan) -> Option<String> {
+        let _ = plan;
+        None
+    }
+
     /// Once every service is down: lets the engine finish and removes what the project
     /// left behind (its network).
     fn finish(&self, project: &str) -> impl Future<Output = ()> + Send;

@@ -15,14 +15,17 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::service::{Actor, ActorHandle, Control, Dep, Shared};
+use super::service::{Actor, ActorHandle, Control, Dep, Replacement, Shared};
+use crate::config::WatchAction;
 use crate::control::server::{self, Answer, Incoming, Numbered};
 use crate::control::{Message, Request};
+use crate::events::diff::{self, ChangeKind};
 use crate::events::report::PsDocument;
 use crate::events::{Event, EventKind, Health, State, Status};
 use crate::exit;
 use crate::logs::{self, LogFile};
 use crate::plan::Plan;
+use crate::plan::ServicePlan;
 use crate::runtime::Runtime;
 use crate::state::{self, ProcessId, ServiceState};
 
@@ -135,19 +138,29 @@ pub(super) async fn supervise<R: Runtime>(
         runtime: runtime.clone(),
         events: events_tx,
     };
-    let (handles, mut tasks) = spawn_actors(&plan, &shared, &notify)?;
-    drop(shared);
+    let (handles, tasks) = spawn_actors(&plan, &shared, &notify)?;
     let Inputs {
         mut requests,
         mut interrupts,
         broadcast,
     } = inputs;
-    let mut d = Dispatcher::new(plan, handles, broadcast);
+    let mut d = Dispatcher::new(
+        plan,
+        handles,
+        broadcast,
+        Spawner {
+            shared,
+            notify,
+            tasks,
+        },
+    );
     d.keep_failed = opts.keep_failed;
     d.write_state();
     for h in &d.handles {
         let _ = h.tx.send(Control::Start);
     }
+    // Actors end when their handles are dropped; the events channel stays open with the
+    // spawner's sender, and the loop ends on every service being down.
 
     let deadline = opts.timeout.map(|t| tokio::time::Instant::now() + t);
     loop {
@@ -179,7 +192,7 @@ pub(super) async fn supervise<R: Runtime>(
         let _ = w.send(Message::Ok.into());
     }
     let _ = std::fs::remove_file(dir.state_file());
-    drop(d);
+    let mut tasks = d.into_tasks();
     while tasks.join_next().await.is_some() {}
     Ok(code)
 }
@@ -194,23 +207,63 @@ fn spawn_actors<R: Runtime>(
     let mut tasks = JoinSet::new();
     let mut handles: Vec<ActorHandle> = Vec::new();
     for svc in &plan.services {
-        let log = LogFile::create(&logs::path(&dir.dir, &svc.name), notify.clone())?;
-        let deps = svc
-            .depends_on
-            .iter()
-            .filter_map(|(name, condition)| {
-                handles.iter().find(|h| &h.name == name).map(|h| Dep {
-                    name: name.clone(),
-                    condition: *condition,
-                    status: h.status.clone(),
-                })
-            })
-            .collect();
-        let (actor, handle) = Actor::new(Arc::new(svc.clone()), deps, shared.clone(), log);
-        tasks.spawn(actor.run());
+        let handle = spawn_actor(&dir.dir, svc, &handles, shared, notify, &mut tasks)?;
         handles.push(handle);
     }
     Ok((handles, tasks))
+}
+
+/// One actor, its dependencies found among `handles`.
+fn spawn_actor<R: Runtime>(
+    state_dir: &std::path::Path,
+    svc: &ServicePlan,
+    handles: &[ActorHandle],
+    shared: &Shared<R>,
+    notify: &Arc<Notify>,
+    tasks: &mut JoinSet<()>,
+) -> std::io::Result<ActorHandle> {
+    let log = LogFile::create(&logs::path(state_dir, &svc.name), notify.clone())?;
+    let deps = deps_of(svc, handles);
+    let (actor, handle) = Actor::new(Arc::new(svc.clone()), deps, shared.clone(), log);
+    tasks.spawn(actor.run());
+    Ok(handle)
+}
+
+/// What `svc` depends on, as the actors in `handles` publish it.
+fn deps_of(svc: &ServicePlan, handles: &[ActorHandle]) -> Vec<Dep> {
+    svc.depends_on
+        .iter()
+        .filter_map(|(name, condition)| {
+            handles.iter().find(|h| &h.name == name).map(|h| Dep {
+                name: name.clone(),
+                condition: *condition,
+                status: h.status.clone(),
+            })
+        })
+        .collect()
+}
+
+/// What the dispatcher needs to start actors after the first ones (reconcile).
+struct Spawner<R> {
+    shared: Shared<R>,
+    notify: Arc<Notify>,
+    tasks: JoinSet<()>,
+}
+
+/// One step of a rollout (a reconcile, a watched change): `control` goes to `service`
+/// once none of `after` is still in the rollout.
+struct Step {
+    service: String,
+    control: Control,
+    after: Vec<String>,
+}
+
+/// A request answered once these services are through their steps.
+struct RolloutWaiter {
+    services: Vec<String>,
+    reply: oneshot::Sender<Answer>,
+    /// The answer, `failed` filled in at the end.
+    answer: Message,
 }
 
 /// Completes when `owner` has exited (never, without an owner).
@@ -230,7 +283,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-struct Dispatcher {
+struct Dispatcher<R> {
     plan: Arc<Plan>,
     handles: Vec<ActorHandle>,
     phase: Phase,
@@ -252,17 +305,26 @@ struct Dispatcher {
     stop_waiters: Vec<(Vec<String>, oneshot::Sender<Answer>)>,
     /// See [`Options::keep_failed`].
     keep_failed: bool,
+    spawner: Spawner<R>,
+    /// Steps not sent yet, in order.
+    rollout: Vec<Step>,
+    /// Steps sent: the service and the generation that means it has taken the step in.
+    in_flight: Vec<(String, u64)>,
+    /// Services removed from the plan, stopping; dropped once down.
+    retiring: Vec<String>,
+    rollout_waiters: Vec<RolloutWaiter>,
 }
 
 /// Messages kept for late subscribers.
 const HISTORY: usize = 10_000;
 
-impl Dispatcher {
+impl<R: Runtime> Dispatcher<R> {
     fn new(
         plan: Arc<Plan>,
         handles: Vec<ActorHandle>,
         broadcast: broadcast::Sender<Numbered>,
-    ) -> Dispatcher {
+        spawner: Spawner<R>,
+    ) -> Dispatcher<R> {
         Dispatcher {
             state: state::State {
                 project: plan.project.clone(),
@@ -284,7 +346,17 @@ impl Dispatcher {
             down_waiters: Vec::new(),
             stop_waiters: Vec::new(),
             keep_failed: false,
+            spawner,
+            rollout: Vec::new(),
+            in_flight: Vec::new(),
+            retiring: Vec::new(),
+            rollout_waiters: Vec::new(),
         }
+    }
+
+    /// The actors' tasks, once the dispatcher is done (its handles dropped end them).
+    fn into_tasks(self) -> JoinSet<()> {
+        self.spawner.tasks
     }
 
     fn statuses(&self) -> Vec<(String, Status)> {
@@ -357,7 +429,7 @@ impl Dispatcher {
                     self.publish(Message::Ready(doc));
                 }
             }
-            Phase::Up => {}
+            Phase::Up => self.advance_rollout(),
             Phase::Stopping => self.advance_stop(),
         }
         if self.phase == Phase::Up {
@@ -444,15 +516,310 @@ impl Dispatcher {
                     let _ = reply.send(e);
                     return;
                 }
-                self.send(&services, Control::Restart);
+                self.send(&services, Control::Restart("restart requested".into()));
                 let _ = reply.send(Message::Ok.into());
+            }
+            Request::Reconcile { .. } | Request::Watch { .. } if self.phase != Phase::Up => {
+                let message = match self.phase {
+                    Phase::Starting => "the stack is still starting; try again once it is up",
+                    _ => "the stack is stopping",
+                };
+                let _ = reply.send(
+                    Message::Error {
+                        message: message.into(),
+                    }
+                    .into(),
+                );
+            }
+            Request::Reconcile {
+                plan,
+                dry_run,
+                force,
+                partial,
+            } => self.reconcile(*plan, dry_run, force, partial, reply),
+            Request::Watch {
+                service,
+                action,
+                files,
+                cascade,
+            } => {
+                if let Err(e) = names(std::slice::from_ref(&service)) {
+                    let _ = reply.send(e);
+                    return;
+                }
+                self.watched(&service, action, files, cascade, observer, reply);
             }
         }
     }
 
     fn send(&self, services: &[String], control: Control) {
         for h in self.handles.iter().filter(|h| services.contains(&h.name)) {
-            let _ = h.tx.send(control);
+            let _ = h.tx.send(control.clone());
+        }
+    }
+
+    /// Applies `new` (SPEC §3.1): added services start, removed ones stop, changed ones
+    /// restart with their new definition after what they depend on, the rest keep
+    /// running (taking in what changed around them for their next start).
+    fn reconcile(
+        &mut self,
+        mut new: Plan,
+        dry_run: bool,
+        force: bool,
+        partial: bool,
+        reply: oneshot::Sender<Answer>,
+    ) {
+        let changes = diff::diff(&self.plan, &new, partial, force);
+        let refused = new
+            .services
+            .iter()
+            .filter(|s| self.plan.service(&s.name).is_none())
+            .find_map(|s| self.spawner.shared.runtime.refuses(s));
+        if let Some(message) = refused {
+            let _ = reply.send(Message::Error { message }.into());
+            return;
+        }
+        if dry_run {
+            let answer = Message::Reconciled {
+                changes,
+                failed: Vec::new(),
+            };
+            let _ = reply.send(answer.into());
+            return;
+        }
+        // The merged plan: the new one in its order, then what it leaves alone or removes
+        // (nothing the new plan has depends on those, so stopping them last is in order).
+        for old in &self.plan.services {
+            if new.service(&old.name).is_none() {
+                new.services.push(old.clone());
+            }
+        }
+        let restarting: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.reason().is_some())
+            .map(|c| c.service.as_str())
+            .collect();
+        let mut handles: Vec<ActorHandle> = Vec::new();
+        let mut waited = Vec::new();
+        for svc in &new.services {
+            let Some(change) = changes.iter().find(|c| c.service == svc.name) else {
+                continue;
+            };
+            let existing = self.handles.iter().find(|h| h.name == svc.name).cloned();
+            let handle = match existing {
+                Some(h) => h,
+                None => match spawn_actor(
+                    &new.state_dir,
+                    svc,
+                    &handles,
+                    &self.spawner.shared,
+                    &self.spawner.notify,
+                    &mut self.spawner.tasks,
+                ) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        let message = format!("cannot create the log of `{}`: {e}", svc.name);
+                        let _ = reply.send(Message::Error { message }.into());
+                        return;
+                    }
+                },
+            };
+            let after: Vec<String> = svc
+                .depends_on
+                .iter()
+                .filter(|(d, _)| restarting.contains(&d.as_str()))
+                .map(|(d, _)| d.clone())
+                .collect();
+            let replacement = |why: Option<String>| {
+                Control::Replace(Arc::new(Replacement {
+                    plan: Arc::new(svc.clone()),
+                    deps: deps_of(svc, &handles),
+                    why,
+                }))
+            };
+            match change.kind {
+                ChangeKind::Added => {
+                    self.rollout.push(Step {
+                        service: svc.name.clone(),
+                        control: Control::Restart(change.reason().unwrap_or_default()),
+                        after,
+                    });
+                    waited.push(svc.name.clone());
+                }
+                ChangeKind::Changed | ChangeKind::Recreated => {
+                    self.rollout.push(Step {
+                        service: svc.name.clone(),
+                        control: replacement(change.reason()),
+                        after,
+                    });
+                    waited.push(svc.name.clone());
+                }
+                ChangeKind::Removed => {
+                    let _ = handle.tx.send(Control::Stop(None));
+                    self.retiring.push(svc.name.clone());
+                    waited.push(svc.name.clone());
+                }
+                ChangeKind::Unchanged => {
+                    // Its definition is the same; what it would be started with may not
+                    // be (another service's address is new): that applies next start.
+                    let same = self.plan.service(&svc.name).is_some_and(|old| {
+                        serde_json::to_value(old).ok() == serde_json::to_value(svc).ok()
+                    });
+                    if !same {
+                        let _ = handle.tx.send(replacement(None));
+                    }
+                }
+            }
+            handles.push(handle);
+        }
+        self.handles = handles;
+        self.plan = Arc::new(new);
+        self.write_state();
+        self.rollout_waiters.push(RolloutWaiter {
+            services: waited,
+            reply,
+            answer: Message::Reconciled {
+                changes,
+                failed: Vec::new(),
+            },
+        });
+        self.advance_rollout();
+    }
+
+    /// Files `service` watches changed: says so (the log and the UI), and restarts it
+    /// (and, with `cascade`, what depends on it, after it) when the action does.
+    fn watched(
+        &mut self,
+        service: &str,
+        action: WatchAction,
+        files: Vec<String>,
+        cascade: bool,
+        observer: &mut dyn Observer,
+        reply: oneshot::Sender<Answer>,
+    ) {
+        let summary = crate::events::files_summary(&files);
+        let event = Event {
+            service: service.to_string(),
+            at: Timestamp::now(),
+            kind: EventKind::Watch { action, files },
+        };
+        observer.event(&event);
+        self.publish(Message::Event(event));
+        if action == WatchAction::Sync {
+            if let Some(h) = self.handles.iter().find(|h| h.name == service) {
+                h.log.note(&format!("synced ({summary} changed)"));
+            }
+            let _ = reply.send(Message::Ok.into());
+            return;
+        }
+        let mut set = vec![service.to_string()];
+        if cascade {
+            // Every service that depends on one in the set, in start order.
+            for s in &self.plan.services {
+                if s.depends_on.iter().any(|(d, _)| set.contains(d)) && !set.contains(&s.name) {
+                    set.push(s.name.clone());
+                }
+            }
+        }
+        for name in &set {
+            let why = if name == service {
+                format!("watch: {summary}")
+            } else {
+                format!("watch: {summary} (cascade from {service})")
+            };
+            let after = self
+                .plan
+                .service(name)
+                .map(|s| {
+                    s.depends_on
+                        .iter()
+                        .filter(|(d, _)| set.contains(d))
+                        .map(|(d, _)| d.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.rollout.push(Step {
+                service: name.clone(),
+                control: Control::Restart(why),
+                after,
+            });
+        }
+        self.rollout_waiters.push(RolloutWaiter {
+            services: set,
+            reply,
+            answer: Message::Ok,
+        });
+        self.advance_rollout();
+    }
+
+    /// Sends the steps whose dependencies are through theirs; drops retired services
+    /// once down; answers the requests whose services are all through.
+    fn advance_rollout(&mut self) {
+        let statuses: HashMap<String, Status> = self.statuses().into_iter().collect();
+        self.in_flight.retain(|(name, generation)| {
+            statuses
+                .get(name)
+                .is_some_and(|s| s.generation < *generation || !through(s))
+        });
+        let busy: HashSet<String> = self
+            .in_flight
+            .iter()
+            .map(|(n, _)| n.clone())
+            .chain(self.rollout.iter().map(|s| s.service.clone()))
+            .collect();
+        let mut i = 0;
+        while i < self.rollout.len() {
+            if self.rollout[i].after.iter().any(|a| busy.contains(a)) {
+                i += 1;
+                continue;
+            }
+            let step = self.rollout.remove(i);
+            let generation = statuses.get(&step.service).map_or(0, |s| s.generation) + 1;
+            self.send(std::slice::from_ref(&step.service), step.control);
+            self.in_flight.push((step.service, generation));
+        }
+        let retired: Vec<String> = self
+            .retiring
+            .iter()
+            .filter(|n| self.is_down(n))
+            .cloned()
+            .collect();
+        if !retired.is_empty() {
+            self.retiring.retain(|n| !retired.contains(n));
+            self.handles.retain(|h| !retired.contains(&h.name));
+            let mut plan = (*self.plan).clone();
+            plan.services.retain(|s| !retired.contains(&s.name));
+            self.plan = Arc::new(plan);
+            self.write_state();
+        }
+        let pending = |n: &String| {
+            self.rollout.iter().any(|s| &s.service == n)
+                || self.in_flight.iter().any(|(f, _)| f == n)
+                || self.retiring.contains(n)
+        };
+        let mut i = 0;
+        while i < self.rollout_waiters.len() {
+            if self.rollout_waiters[i].services.iter().any(pending) {
+                i += 1;
+                continue;
+            }
+            let mut w = self.rollout_waiters.swap_remove(i);
+            let failed: Vec<String> = w
+                .services
+                .iter()
+                // Removed services are gone, as asked.
+                .filter(|n| self.plan.service(n).is_some())
+                .filter(|n| statuses.get(*n).is_some_and(|s| !is_ready(s)))
+                .cloned()
+                .collect();
+            if let Message::Reconciled { failed: f, .. } = &mut w.answer {
+                *f = failed;
+            } else if !failed.is_empty() {
+                w.answer = Message::Error {
+                    message: format!("{} did not come back", failed.join(", ")),
+                };
+            }
+            let _ = w.reply.send(w.answer.into());
         }
     }
 
@@ -585,6 +952,12 @@ impl Dispatcher {
             tracing::warn!(%err, "cannot write state.json");
         }
     }
+}
+
+/// A service is through a rollout step: ready, settled (failed, done, stopped), or found
+/// unhealthy while starting.
+fn through(s: &Status) -> bool {
+    is_ready(s) || s.settled || (s.state == State::Running && s.health == Health::Unhealthy)
 }
 
 /// A service is ready: healthy (with a check), running (without), or done (exit 0).

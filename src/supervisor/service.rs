@@ -20,16 +20,33 @@ use crate::plan::{ResolvedProbe, ServicePlan};
 use crate::runtime::{Exit, Prober, Runtime, Service, Start};
 
 /// What the dispatcher (or a user, through it) asks of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Control {
     /// Start it (after its dependencies).
     Start,
     /// Stop it gracefully, within its `stop_timeout` or the one given.
     Stop(Option<Duration>),
-    /// Stop it and start it again.
-    Restart,
+    /// Stop it and start it again (after its dependencies), for this reason
+    /// (`restart requested`, `watch: src/app.py`).
+    Restart(String),
+    /// Run this definition from now on (reconcile).
+    Replace(Arc<Replacement>),
     /// SIGKILL it now.
     Kill,
+}
+
+/// A service's new definition.
+#[derive(Debug)]
+pub(crate) struct Replacement {
+    /// What it is now.
+    pub plan: Arc<ServicePlan>,
+    /// Its dependencies now.
+    pub deps: Vec<Dep>,
+    /// Why it restarts with it (`reconcile: env.A changed`); `None`: what changed does
+    /// not define it (another service's injected address), so it keeps running and the
+    /// definition applies from its next start. A service stopped by `stack stop` stays
+    /// stopped either way; a failed or completed one runs again when `Some`.
+    pub why: Option<String>,
 }
 
 /// The dispatcher's handle on an actor.
@@ -41,9 +58,12 @@ pub(crate) struct ActorHandle {
     pub tx: mpsc::UnboundedSender<Control>,
     /// Its status.
     pub status: watch::Receiver<Status>,
+    /// Its log, for the notes the dispatcher writes (a `sync`).
+    pub log: LogFile,
 }
 
 /// A dependency as the actor sees it.
+#[derive(Debug, Clone)]
 pub(crate) struct Dep {
     /// Its name.
     pub name: String,
@@ -102,8 +122,8 @@ enum RunEnd {
     Unhealthy(String),
     /// Asked to stop (or killed): do not restart.
     Stopped,
-    /// Asked to restart.
-    Restart,
+    /// Asked to restart, for this reason.
+    Restart(String),
     /// It could not start (already reported).
     Failed,
 }
@@ -128,6 +148,7 @@ impl<R: Runtime> Actor<R> {
             name: plan.name.clone(),
             tx,
             status: status_rx,
+            log: log.clone(),
         };
         (
             Actor {
@@ -155,7 +176,21 @@ impl<R: Runtime> Actor<R> {
                     self.lifecycle(again.then(|| "start requested".to_string()))
                         .await;
                 }
-                Control::Restart => self.lifecycle(Some("restart requested".into())).await,
+                Control::Restart(why) => {
+                    self.begin(true);
+                    self.lifecycle(Some(why)).await;
+                }
+                Control::Replace(r) => {
+                    // Stopped by the user: it keeps the new definition for `stack start`.
+                    let stopped = self.status.borrow().state == State::Stopped;
+                    let why = r.why.clone().filter(|_| !stopped);
+                    self.begin(why.is_some());
+                    self.replace(&r).await;
+                    self.emit(EventKind::Redefined { why: why.clone() });
+                    if let Some(why) = why {
+                        self.lifecycle(Some(why)).await;
+                    }
+                }
                 Control::Stop(_) | Control::Kill => {
                     // Not running: make sure the dispatcher sees it settled.
                     let was = self.status.borrow().clone();
@@ -186,6 +221,27 @@ impl<R: Runtime> Actor<R> {
         }
     }
 
+    /// Takes the new definition (what was prepared for the old one is discarded).
+    async fn replace(&mut self, r: &Replacement) {
+        self.discard_prestart().await;
+        self.plan = r.plan.clone();
+        self.deps = r.deps.clone();
+        self.log_matched = match self.plan.health.as_ref().map(|h| &h.probe) {
+            Some(ResolvedProbe::Log { pattern }) => regex::Regex::new(pattern)
+                .ok()
+                .map(|re| self.log.watch_for(re)),
+            _ => None,
+        };
+        let has_health = self.plan.health.is_some();
+        self.set(|s| {
+            s.health = match (has_health, s.health) {
+                (false, _) => Health::None,
+                (true, Health::None) => Health::Starting,
+                (true, h) => h,
+            };
+        });
+    }
+
     fn emit(&self, kind: EventKind) {
         let _ = self.shared.events.send(Event {
             service: self.plan.name.clone(),
@@ -199,91 +255,92 @@ impl<R: Runtime> Actor<R> {
     }
 
     /// Waits for dependencies, then runs (and re-runs) the service until it settles;
-    /// `why` it starts, when not by `up`.
-    async fn lifecycle(&mut self, why: Option<String>) {
-        self.set(|s| {
-            s.settled = false;
-            s.state = State::Created;
-            s.reason = None;
-            s.start_reason = why;
-        });
-        self.prestart();
-        match self.wait_for_deps().await {
-            DepOutcome::Ready => {}
-            DepOutcome::Failed(dep, reason) => {
-                self.discard_prestart().await;
-                return self.fail(reason, Some(dep));
-            }
-            DepOutcome::Stop => {
-                self.discard_prestart().await;
-                return self.stopped();
-            }
-        }
-        loop {
-            let started = Instant::now();
-            let end = self.run_once().await;
-            match end {
-                RunEnd::Stopped => return self.stopped(),
-                RunEnd::Failed => return,
-                RunEnd::Restart => {
-                    self.set(|s| {
-                        s.restarts += 1;
-                        s.start_reason = Some("restart requested".into());
-                    });
-                    self.log.note("restarting (requested)");
-                    continue;
+    /// `why` it starts, when not by `up`. A restart asked for goes through the
+    /// dependencies again (they may be restarting too).
+    async fn lifecycle(&mut self, mut why: Option<String>) {
+        'life: loop {
+            self.set(|s| {
+                s.settled = false;
+                s.state = State::Created;
+                s.reason = None;
+                s.start_reason = why.take();
+            });
+            self.prestart();
+            match self.wait_for_deps().await {
+                DepOutcome::Ready => {}
+                DepOutcome::Failed(dep, reason) => {
+                    self.discard_prestart().await;
+                    return self.fail(reason, Some(dep));
                 }
-                RunEnd::Exited(exit) => {
-                    let wants = match self.plan.restart {
-                        RestartPolicy::No => false,
-                        RestartPolicy::OnFailure => !exit.success(),
-                        RestartPolicy::Always => true,
-                    };
-                    let reason = format!("exited with {exit}");
-                    if !wants {
-                        self.set(|s| {
-                            s.state = if exit.success() {
-                                State::Exited
+                DepOutcome::Stop => {
+                    self.discard_prestart().await;
+                    return self.stopped();
+                }
+            }
+            loop {
+                let started = Instant::now();
+                let end = self.run_once().await;
+                match end {
+                    RunEnd::Stopped => return self.stopped(),
+                    RunEnd::Failed => return,
+                    RunEnd::Restart(reason) => {
+                        self.set(|s| s.restarts += 1);
+                        self.log.note(&format!("restarting ({reason})"));
+                        why = Some(reason);
+                        continue 'life;
+                    }
+                    RunEnd::Exited(exit) => {
+                        let wants = match self.plan.restart {
+                            RestartPolicy::No => false,
+                            RestartPolicy::OnFailure => !exit.success(),
+                            RestartPolicy::Always => true,
+                        };
+                        let reason = format!("exited with {exit}");
+                        if !wants {
+                            self.set(|s| {
+                                s.state = if exit.success() {
+                                    State::Exited
+                                } else {
+                                    State::Failed
+                                };
+                                s.settled = true;
+                                s.reason = Some(reason.clone());
+                            });
+                            self.emit(EventKind::Exited {
+                                code: exit.code,
+                                signal: exit.signal,
+                            });
+                            if exit.success() {
+                                self.log.note(&reason);
                             } else {
-                                State::Failed
-                            };
-                            s.settled = true;
-                            s.reason = Some(reason.clone());
-                        });
+                                self.log.note(&format!(
+                                    "{reason}; not restarting (restart: {})",
+                                    policy_name(self.plan.restart)
+                                ));
+                                self.emit(EventKind::Failed {
+                                    reason,
+                                    dependency: None,
+                                });
+                            }
+                            return;
+                        }
                         self.emit(EventKind::Exited {
                             code: exit.code,
                             signal: exit.signal,
                         });
-                        if exit.success() {
-                            self.log.note(&reason);
-                        } else {
-                            self.log.note(&format!(
-                                "{reason}; not restarting (restart: {})",
-                                policy_name(self.plan.restart)
-                            ));
-                            self.emit(EventKind::Failed {
-                                reason,
-                                dependency: None,
-                            });
+                        if !self.backoff(started, reason).await {
+                            return;
                         }
-                        return;
                     }
-                    self.emit(EventKind::Exited {
-                        code: exit.code,
-                        signal: exit.signal,
-                    });
-                    if !self.backoff(started, reason).await {
-                        return;
-                    }
-                }
-                RunEnd::Unhealthy(reason) => {
-                    if self.plan.restart == RestartPolicy::No {
-                        // Stopped by liveness without a restart policy cannot happen: the run
-                        // only ends on liveness failure when a restart is allowed.
-                        return self.fail(reason, None);
-                    }
-                    if !self.backoff(started, reason).await {
-                        return;
+                    RunEnd::Unhealthy(reason) => {
+                        if self.plan.restart == RestartPolicy::No {
+                            // Stopped by liveness without a restart policy cannot happen: the run
+                            // only ends on liveness failure when a restart is allowed.
+                            return self.fail(reason, None);
+                        }
+                        if !self.backoff(started, reason).await {
+                            return;
+                        }
                     }
                 }
             }
@@ -334,9 +391,36 @@ impl<R: Runtime> Actor<R> {
                     self.stopped();
                     false
                 }
-                Some(Control::Start | Control::Restart) => true,
+                Some(Control::Start) => true,
+                Some(Control::Restart(_)) => {
+                    self.begin(false);
+                    true
+                }
+                Some(Control::Replace(r)) => {
+                    self.begin(false);
+                    self.replace(&r).await;
+                    self.emit(EventKind::Redefined { why: r.why.clone() });
+                    true
+                }
             },
         }
+    }
+
+    /// A restart or a new definition is taken in (see [`Status::generation`]); with
+    /// `rerun`, it is no longer ready from this moment, so nothing waiting on it goes on
+    /// with the old run.
+    fn begin(&self, rerun: bool) {
+        let has_health = self.plan.health.is_some();
+        self.set(|s| {
+            s.generation += 1;
+            if rerun {
+                s.state = State::Starting;
+                s.settled = false;
+                if has_health {
+                    s.health = Health::Starting;
+                }
+            }
+        });
     }
 
     fn fail(&mut self, reason: String, dependency: Option<String>) {
@@ -427,12 +511,19 @@ impl<R: Runtime> Actor<R> {
             let changed = futures::future::select_all(
                 self.deps.iter_mut().map(|d| Box::pin(d.status.changed())),
             );
-            tokio::select! {
-                _ = changed => {}
-                c = Self::next_of(&mut self.deferred, &mut self.rx) => match c {
-                    Some(Control::Stop(_) | Control::Kill) | None => return DepOutcome::Stop,
-                    Some(Control::Start | Control::Restart) => {}
-                },
+            let control = tokio::select! {
+                _ = changed => None,
+                c = Self::next_of(&mut self.deferred, &mut self.rx) => Some(c),
+            };
+            match control {
+                None | Some(Some(Control::Start)) => {}
+                Some(Some(Control::Stop(_) | Control::Kill) | None) => return DepOutcome::Stop,
+                Some(Some(Control::Restart(_))) => self.begin(false),
+                Some(Some(Control::Replace(r))) => {
+                    self.begin(false);
+                    self.replace(&r).await;
+                    self.emit(EventKind::Redefined { why: r.why.clone() });
+                }
             }
         }
     }
@@ -529,9 +620,24 @@ impl<R: Runtime> Actor<R> {
                         self.set(|s| s.exit_code = exit.code);
                         return RunEnd::Stopped;
                     }
-                    Some(Control::Restart) => {
+                    Some(Control::Restart(why)) => {
+                        self.begin(true);
                         self.stop_service(&mut svc, None).await;
-                        return RunEnd::Restart;
+                        return RunEnd::Restart(why);
+                    }
+                    Some(Control::Replace(r)) => {
+                        let Some(why) = r.why.clone() else {
+                            // Nothing that defines it changed: it keeps running.
+                            self.begin(false);
+                            self.replace(&r).await;
+                            self.emit(EventKind::Redefined { why: None });
+                            continue;
+                        };
+                        self.begin(true);
+                        self.emit(EventKind::Redefined { why: Some(why.clone()) });
+                        self.stop_service(&mut svc, None).await;
+                        self.replace(&r).await;
+                        return RunEnd::Restart(why);
                     }
                     Some(Control::Start) => {}
                 },

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::dispatcher::{Inputs, Observer, Options, supervise};
 use crate::config::{Condition, HealthCheck, Probe, RestartPolicy, RuntimeKind, StopSignal};
-use crate::control::Request;
+use crate::control::{Message, Request};
 use crate::control::server::Incoming;
 use crate::events::Event;
 use crate::events::report::PsDocument;
@@ -345,6 +345,8 @@ fn service(name: &str) -> ServicePlan {
         stop_signal: StopSignal(libc::SIGTERM),
         depends_on: Vec::new(),
         init: false,
+        watch: Vec::new(),
+        fingerprint: crate::plan::Fingerprint::default(),
     }
 }
 
@@ -377,6 +379,8 @@ fn restarts(mut s: ServicePlan, policy: RestartPolicy, max: Option<u32>) -> Serv
 struct Controls {
     interrupts: mpsc::UnboundedSender<()>,
     requests: mpsc::Sender<Incoming>,
+    /// The plan the stack started with (a reconcile's starting point).
+    plan: Arc<Plan>,
 }
 
 impl Controls {
@@ -385,9 +389,32 @@ impl Controls {
     }
 
     async fn request(&self, request: Request) {
+        let _ = self.ask(request).await;
+    }
+
+    /// Sends `request`; its answer.
+    async fn ask(&self, request: Request) -> Option<Message> {
         let (reply, answer) = oneshot::channel();
         let _ = self.requests.send(Incoming { request, reply }).await;
-        let _ = answer.await;
+        answer.await.ok()?.messages.into_iter().next()
+    }
+
+    /// Reconciles to `services`; the changes and the services that failed.
+    async fn reconcile(&self, services: Vec<ServicePlan>) -> (Vec<String>, Vec<String>) {
+        let mut plan = (*self.plan).clone();
+        plan.services = services;
+        let request = Request::Reconcile {
+            plan: Box::new(plan),
+            dry_run: false,
+            force: false,
+            partial: false,
+        };
+        match self.ask(request).await {
+            Some(Message::Reconciled { changes, failed }) => {
+                (changes.iter().map(ToString::to_string).collect(), failed)
+            }
+            other => panic!("unexpected answer: {other:?}"),
+        }
     }
 }
 
@@ -420,6 +447,10 @@ async fn supervise_with<F: Future<Output = ()>>(
         services,
         state_dir: state.path().to_path_buf(),
         llm: None,
+        watch_debounce: Duration::from_millis(100),
+        env_files: Vec::new(),
+        watch: false,
+        selection: crate::plan::Selection::default(),
     });
     let fake = Arc::new(Fake::new(runs));
     let journal = fake.journal.clone();
@@ -438,6 +469,7 @@ async fn supervise_with<F: Future<Output = ()>>(
     let controls = Controls {
         interrupts: interrupts_tx,
         requests: requests_tx,
+        plan: plan.clone(),
     };
     let options = Options {
         timeout,
@@ -808,4 +840,149 @@ async fn not_healthy_within_the_deadline_is_a_health_timeout() {
     assert_eq!(code, exit::HEALTH_TIMEOUT);
     assert!(message.contains("not healthy within 5s"), "{message}");
     assert_eq!(out.journal.matching("signal"), ["5000 signal api SIGTERM"]);
+}
+
+/// `s` with an env variable of its own set (and the fingerprint that says so).
+fn defined(mut s: ServicePlan, key: &str, value: &str) -> ServicePlan {
+    s.env.retain(|(k, _)| k != key);
+    s.env.push((key.into(), value.into()));
+    let own: Vec<String> = s.env.iter().map(|(k, _)| k.clone()).collect();
+    let own: Vec<&str> = own.iter().map(String::as_str).collect();
+    s.fingerprint = crate::plan::Fingerprint::of(&s, &own, None);
+    s
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reconcile_restarts_only_the_changed_service() {
+    let names: Vec<String> = (0..10).map(|i| format!("s{i}")).collect();
+    let first: Vec<ServicePlan> = names
+        .iter()
+        .map(|n| defined(service(n), "A", "1"))
+        .collect();
+    let mut second = first.clone();
+    second[4] = defined(service("s4"), "A", "2");
+    let out = supervise_with(first, &[], None, |c| async move {
+        tokio::time::sleep(ms(100)).await;
+        let (changes, failed) = c.reconcile(second).await;
+        assert!(failed.is_empty());
+        assert!(changes.contains(&"~ s4 (env.A)".to_string()), "{changes:?}");
+        assert_eq!(changes.iter().filter(|c| c.starts_with('=')).count(), 9);
+        c.interrupt();
+    })
+    .await;
+    let starts = out.journal.matching("start");
+    assert_eq!(starts.len(), 11, "{starts:?}");
+    assert_eq!(starts.iter().filter(|l| l.ends_with("start s4")).count(), 2);
+    assert!(
+        out.log("s4")
+            .contains("restarting (reconcile: env.A changed)")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reconcile_restarts_a_changed_dependent_after_its_changed_dependency() {
+    let db = with_health(defined(service("db"), "A", "1"), ms(200), 3);
+    let api = defined(depends(service("api"), "db", Condition::Healthy), "A", "1");
+    let new_db = with_health(defined(service("db"), "A", "2"), ms(200), 3);
+    let new_api = defined(depends(service("api"), "db", Condition::Healthy), "A", "2");
+    let out = supervise_with(vec![db, api], &[], None, |c| async move {
+        tokio::time::sleep(ms(1000)).await;
+        let (changes, failed) = c.reconcile(vec![new_db, new_api]).await;
+        assert_eq!(changes, ["~ db (env.A)", "~ api (env.A)"]);
+        assert!(failed.is_empty());
+        c.interrupt();
+    })
+    .await;
+    let lines = out.journal.lines();
+    let second = |svc: &str| {
+        lines
+            .iter()
+            .filter(|l| l.ends_with(&format!("start {svc}")))
+            .nth(1)
+            .and_then(|l| l.split(' ').next()?.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{svc} started once: {lines:?}"))
+    };
+    // `api` starts again only once the new `db` is healthy (checks every 200 ms).
+    assert!(second("api") > second("db"), "{lines:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reconcile_starts_added_and_stops_removed_services() {
+    let out = supervise_with(
+        vec![service("a"), service("b")],
+        &[],
+        None,
+        |c| async move {
+            tokio::time::sleep(ms(100)).await;
+            let (changes, _) = c.reconcile(vec![service("a"), service("c")]).await;
+            assert_eq!(changes, ["= a", "+ c", "- b"]);
+            let Some(Message::Ps(doc)) = c.ask(Request::Ps).await else {
+                panic!("no ps");
+            };
+            let names: Vec<&str> = doc.services.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, ["a", "c"]);
+            c.interrupt();
+        },
+    )
+    .await;
+    assert_eq!(out.journal.matching("start a").len(), 1);
+    assert_eq!(out.journal.matching("start c").len(), 1);
+    assert_eq!(out.journal.matching("signal b"), ["100 signal b SIGTERM"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_completed_one_shot_is_not_run_again_unless_it_changed() {
+    let job = defined(service("job"), "A", "1");
+    let out = supervise_with(
+        vec![service("web"), job.clone()],
+        &[("job", vec![Run::exits(ms(10), 0), Run::exits(ms(10), 0)])],
+        None,
+        |c| async move {
+            tokio::time::sleep(ms(100)).await;
+            let (changes, _) = c.reconcile(vec![service("web"), job]).await;
+            assert_eq!(changes, ["= web", "= job"]);
+            let (changes, _) = c
+                .reconcile(vec![service("web"), defined(service("job"), "A", "2")])
+                .await;
+            assert_eq!(changes, ["= web", "~ job (env.A)"]);
+            c.interrupt();
+        },
+    )
+    .await;
+    assert_eq!(out.journal.matching("start job").len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_watched_change_with_cascade_restarts_dependents_after_the_service() {
+    let out = supervise_with(
+        vec![
+            with_health(service("api"), ms(100), 3),
+            depends(service("web"), "api", Condition::Healthy),
+            service("other"),
+        ],
+        &[],
+        None,
+        |c| async move {
+            tokio::time::sleep(ms(500)).await;
+            let answer = c
+                .ask(Request::Watch {
+                    service: "api".into(),
+                    action: crate::config::WatchAction::Restart,
+                    files: vec!["src/app.py".into()],
+                    cascade: true,
+                })
+                .await;
+            assert!(matches!(answer, Some(Message::Ok)), "{answer:?}");
+            c.interrupt();
+        },
+    )
+    .await;
+    assert_eq!(out.journal.matching("start api").len(), 2);
+    assert_eq!(out.journal.matching("start web").len(), 2);
+    assert_eq!(out.journal.matching("start other").len(), 1);
+    assert!(out.log("api").contains("restarting (watch: src/app.py)"));
+    assert!(
+        out.log("web")
+            .contains("restarting (watch: src/app.py (cascade from api))")
+    );
 }

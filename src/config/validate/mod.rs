@@ -20,6 +20,7 @@ mod health;
 mod names;
 mod relations;
 mod service;
+mod watch;
 
 use names::{check_explicit_name, default_project_name, valid_service_name};
 pub(crate) use names::{env_key, sanitize_project_name};
@@ -258,7 +259,7 @@ fn plain_words(message: &str) -> String {
     out
 }
 
-const TOP_FIELDS: &[&str] = &["name", "runtime", "env_file", "services"];
+const TOP_FIELDS: &[&str] = &["name", "runtime", "env_file", "watch_debounce", "services"];
 
 fn build(cx: &mut Cx, file: &Path, dir: &Path, text: &str, opts: &LoadOptions) -> Option<Stack> {
     let mut top = read_document(cx, text)?;
@@ -266,10 +267,12 @@ fn build(cx: &mut Cx, file: &Path, dir: &Path, text: &str, opts: &LoadOptions) -
     top.retain(|k, _| k.as_str().is_some_and(|k| !k.starts_with("x-")));
 
     // env_file first: it feeds the interpolation of everything else.
-    let file_env = env_files(cx, dir, top.remove("env_file"), opts.env);
+    let (file_env, env_file_paths) = env_files(cx, dir, top.remove("env_file"), opts.env);
     let lookup = |name: &str| (opts.env)(name).or_else(|| file_env.get(name).cloned());
     let raw_name = top_field::<String>(cx, &mut top, "name", &lookup);
     let raw_runtime = top_field::<RuntimeKind>(cx, &mut top, "runtime", &lookup);
+    let watch_debounce = top_field::<RawDuration>(cx, &mut top, "watch_debounce", &lookup)
+        .map_or(DEFAULT_WATCH_DEBOUNCE, |d| d.0);
     let services_map = services_map(cx, top.remove("services"));
 
     let default_name = default_project_name(cx, dir, raw_name);
@@ -308,8 +311,13 @@ fn build(cx: &mut Cx, file: &Path, dir: &Path, text: &str, opts: &LoadOptions) -
         file: file.to_path_buf(),
         dir: dir.to_path_buf(),
         services,
+        watch_debounce,
+        env_files: env_file_paths,
     })
 }
+
+/// How long file changes gather into one `watch:` action unless `watch_debounce:` says.
+const DEFAULT_WATCH_DEBOUNCE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The document's top-level mapping, with its positions recorded; `None` (reported) when
 /// it is not YAML or not a mapping.
@@ -373,21 +381,23 @@ fn read_document(cx: &mut Cx, text: &str) -> Option<Mapping> {
     }
 }
 
-/// The variables of the `env_file:` files (interpolated with the process environment).
+/// The variables of the `env_file:` files (interpolated with the process environment),
+/// and the files.
 fn env_files(
     cx: &mut Cx,
     dir: &Path,
     value: Option<Value>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> HashMap<String, String> {
+) -> (HashMap<String, String>, Vec<PathBuf>) {
     let mut vars = HashMap::new();
+    let mut paths = Vec::new();
     let Some(mut v) = value else {
-        return vars;
+        return (vars, paths);
     };
     let path = FieldPath::root().key("env_file");
     interpolate(cx, &path, &mut v, env, &mut Vec::new());
     let Some(files) = cx.de::<OneOrMany>(&path, v) else {
-        return vars;
+        return (vars, paths);
     };
     for (i, name) in files.to_vec().iter().enumerate() {
         let item = if matches!(files, OneOrMany::Many(_)) {
@@ -395,6 +405,7 @@ fn env_files(
         } else {
             path.clone()
         };
+        paths.push(dir.join(name));
         match dotenv::read(&dir.join(name)) {
             Ok(read) => vars.extend(read),
             Err(message) => {
@@ -403,7 +414,7 @@ fn env_files(
             }
         }
     }
-    vars
+    (vars, paths)
 }
 
 /// A top-level scalar field, interpolated.

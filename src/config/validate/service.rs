@@ -53,6 +53,7 @@ pub(super) fn service(
     let stop_signal = stop_signal(cx, &path, raw);
     let depends_on = depends_on(cx, &path, name, scope.names, raw);
     let profiles = profiles(cx, &path, raw);
+    let watch = super::watch::watch(cx, scope.dir, &path, runtime, &kind, raw);
     (cx.error_count() == errors_before).then(|| Service {
         name: name.to_string(),
         kind,
@@ -68,6 +69,7 @@ pub(super) fn service(
         depends_on,
         profiles,
         init: raw.init.unwrap_or(true),
+        watch,
     })
 }
 

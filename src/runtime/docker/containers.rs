@@ -390,6 +390,47 @@ impl Docker {
         )
     }
 
+    /// Copies host files into a running container (`watch: sync`), as one tar upload of
+    /// `(host file, path in the container)` pairs, and removes `removed` (paths in the
+    /// container) with `rm` inside it.
+    pub(crate) async fn sync(
+        &self,
+        id: &str,
+        files: &[(std::path::PathBuf, String)],
+        removed: &[String],
+    ) -> Result<(), DockerError> {
+        if !files.is_empty() {
+            let mut tar = tar::Builder::new(Vec::new());
+            for (host, inside) in files {
+                let name = inside.trim_start_matches('/');
+                tar.append_path_with_name(host, name).map_err(|e| {
+                    DockerError::Api(format!("cannot read `{}`: {e}", host.display()))
+                })?;
+            }
+            let bytes = tar
+                .into_inner()
+                .map_err(|e| DockerError::Api(format!("cannot pack the files: {e}")))?;
+            let options = bollard::query_parameters::UploadToContainerOptionsBuilder::new()
+                .path("/")
+                .build();
+            self.api
+                .upload_to_container(id, Some(options), bollard::body_full(bytes.into()))
+                .await
+                .map_err(api)?;
+        }
+        if !removed.is_empty() {
+            let mut argv = vec!["rm".to_string(), "-rf".to_string(), "--".to_string()];
+            argv.extend(removed.iter().cloned());
+            let code = self.exec(id, &argv, Duration::from_secs(30)).await?;
+            if code != 0 {
+                return Err(DockerError::Api(format!(
+                    "`rm` of the deleted files exited with {code}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `argv` inside the container; its exit code.
     pub(crate) async fn exec(
         &self,
