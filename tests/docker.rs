@@ -734,3 +734,81 @@ fn service_state(doc: &serde_json::Value, name: &str) -> String {
         .map(|s| s["state"].as_str().unwrap_or_default().to_string())
         .unwrap_or_default()
 }
+
+/// `watch:` on a container: `sync` copies changed files into the running container and
+/// removes deleted ones there, through the Engine API, without a restart; `rebuild`
+/// rebuilds the image from the changed context and recreates the container.
+#[test]
+fn watch_syncs_files_into_a_container_and_rebuilds_its_image() {
+    if !engine("watch_containers") || busybox_image("watch_containers").is_none() {
+        return;
+    }
+    let p = Project::new(
+        "services:
+  web:
+    build: ./web
+    ports: {http: {host: auto, container: 8080}}
+    health: {http: {path: /index.html, port: http}}
+    watch:
+      - path: ./web/site
+        action: sync
+        target: /www
+      - path: ./web/Dockerfile
+        action: rebuild
+",
+    );
+    // `rm` (busybox by another name) removes deleted files inside.
+    p.write(
+        "web/Dockerfile",
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY busybox /bin/rm\nCOPY site /www\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+    );
+    std::fs::copy("/bin/busybox", p.path().join("web/busybox")).expect("copy busybox");
+    p.write("web/site/index.html", "first\n");
+    p.write("web/site/old.html", "old\n");
+    let _down = Down(&p);
+    let run = p.run(&["up", "-d"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let container = || {
+        ps(&p)["services"][0]["container_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let first = container();
+    let inside = |path: &str| docker(&["exec", &container(), "/bin/busybox", "cat", path]);
+
+    // sync: a changed file and a new one appear, a deleted one goes; the same container.
+    p.write("web/site/index.html", "second\n");
+    p.write("web/site/sub/new.html", "new\n");
+    std::fs::remove_file(p.path().join("web/site/old.html")).expect("rm");
+    assert!(
+        eventually(T, || inside("/www/index.html") == "second\n"
+            && inside("/www/sub/new.html") == "new\n"
+            && inside("/www/old.html").is_empty()),
+        "{}",
+        p.run(&["logs", "web"], T).stdout
+    );
+    assert_eq!(container(), first, "sync recreated the container");
+    let logs = p.run(&["logs", "web"], T).stdout;
+    assert!(logs.contains("synced ("), "{logs}");
+
+    // rebuild: a Dockerfile change builds a new image and recreates the container.
+    p.write(
+        "web/Dockerfile",
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY busybox /bin/rm\nCOPY site /www\nCOPY site/index.html /www/rebuilt.html\nCMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+    );
+    assert!(
+        eventually(T, || {
+            let c = container();
+            !c.is_empty() && c != first && inside("/www/rebuilt.html") == "second\n"
+        }),
+        "{}",
+        p.run(&["logs", "web"], T).stdout
+    );
+    assert_eq!(
+        ps(&p)["services"][0]["start_reason"],
+        "watch: web/Dockerfile"
+    );
+    assert_eq!(p.run(&["down"], T).code, Some(0));
+    assert_nothing_left(&p);
+}

@@ -258,20 +258,35 @@ async fn sync(
         return Err("its container is not running".into());
     };
     let target = rule.target.as_deref().unwrap_or("/");
-    let mut copied = Vec::new();
-    let mut removed = Vec::new();
-    for f in files {
+    let inside = |f: &Path| {
         let rel = match f.strip_prefix(&rule.root) {
             Ok(r) if !r.as_os_str().is_empty() => r.to_path_buf(),
             _ => PathBuf::from(f.file_name().unwrap_or_default()),
         };
-        let inside = format!("{}/{}", target.trim_end_matches('/'), rel.display());
-        if f.is_file() {
-            copied.push((f.clone(), inside));
+        format!("{}/{}", target.trim_end_matches('/'), rel.display())
+    };
+    let mut copied = Vec::new();
+    let mut removed = Vec::new();
+    for f in files {
+        if f.is_dir() {
+            // A new folder: what was written into it before the watcher saw it too.
+            let walk = ignore::WalkBuilder::new(f)
+                .hidden(false)
+                .add_custom_ignore_filename(".stackignore")
+                .build();
+            for entry in walk.flatten() {
+                if entry.file_type().is_some_and(|t| t.is_file()) {
+                    copied.push((entry.path().to_path_buf(), inside(entry.path())));
+                }
+            }
+        } else if f.is_file() {
+            copied.push((f.clone(), inside(f)));
         } else if !f.exists() {
-            removed.push(inside);
+            removed.push(inside(f));
         }
     }
+    copied.sort();
+    copied.dedup();
     docker
         .sync(&container, &copied, &removed)
         .await

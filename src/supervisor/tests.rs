@@ -12,8 +12,8 @@ use tokio::time::Instant;
 
 use super::dispatcher::{Inputs, Observer, Options, supervise};
 use crate::config::{Condition, HealthCheck, Probe, RestartPolicy, RuntimeKind, StopSignal};
-use crate::control::{Message, Request};
 use crate::control::server::Incoming;
+use crate::control::{Message, Request};
 use crate::events::Event;
 use crate::events::report::PsDocument;
 use crate::exit;

@@ -422,10 +422,19 @@ impl Docker {
             let mut argv = vec!["rm".to_string(), "-rf".to_string(), "--".to_string()];
             argv.extend(removed.iter().cloned());
             let code = self.exec(id, &argv, Duration::from_secs(30)).await?;
-            if code != 0 {
-                return Err(DockerError::Api(format!(
-                    "`rm` of the deleted files exited with {code}"
-                )));
+            match code {
+                0 => {}
+                126 | 127 => {
+                    return Err(DockerError::Api(
+                        "the deleted files stay in the container: it has no `rm` to remove them"
+                            .into(),
+                    ));
+                }
+                code => {
+                    return Err(DockerError::Api(format!(
+                        "`rm` of the deleted files exited with {code}"
+                    )));
+                }
             }
         }
         Ok(())
