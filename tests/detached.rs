@@ -257,21 +257,21 @@ services:
 }
 
 #[test]
-fn a_second_up_is_refused_with_the_holder() {
+fn a_second_up_applies_the_file_to_the_running_stack_and_keeps_its_supervisor() {
     let p = Project::new("services:\n  s:\n    command: sleep 600\n");
     let _down = Down(&p);
     assert_eq!(p.run(&["up", "-d"], T).code, Some(0));
     let sup = ps(&p)["supervisor_pid"].as_u64().expect("pid");
+    let pid = ps(&p)["services"][0]["pid"].as_u64().expect("pid");
     for args in [&["up", "-d"][..], &["up"][..]] {
         let run = p.run(args, T);
-        assert_eq!(run.code, Some(3), "{}", run.stderr);
-        assert!(
-            run.stderr
-                .contains(&format!("is already up: supervisor pid {sup}")),
-            "{}",
-            run.stderr
-        );
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(run.stderr.contains("nothing to change"), "{}", run.stderr);
+        assert_eq!(run.stdout, "= s\n");
     }
+    let doc = ps(&p);
+    assert_eq!(doc["supervisor_pid"].as_u64(), Some(sup));
+    assert_eq!(doc["services"][0]["pid"].as_u64(), Some(pid));
     // Another project name is another copy.
     let run = p.run(&["-p", "second", "up", "-d"], T);
     assert_eq!(run.code, Some(0), "{}", run.stderr);

@@ -65,13 +65,17 @@ pub(crate) fn run(
                 console.out(&format!("{c}\n"));
             }
         }
-        let nothing = changes.iter().all(|c| c.kind == ChangeKind::Unchanged);
-        if args.dry_run || nothing {
-            if nothing && !args.dry_run && !args.json {
-                console.err("nothing to change: every service is as the stack file says\n");
-            }
+        if args.dry_run {
             if args.json {
                 print_json(console, &changes)?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        if changes.iter().all(|c| c.kind == ChangeKind::Unchanged) {
+            if args.json {
+                print_json(console, &running)?;
+            } else {
+                console.err("nothing to change: every service is as the stack file says\n");
             }
             return Ok(ExitCode::SUCCESS);
         }

@@ -566,7 +566,7 @@ impl StackMcp {
     }
 
     #[tool(
-        description = "Start the stack (or some services and what they depend on) in the background and wait until every service is healthy. Returns the services as `list_services` does; on a stack that is already up it changes nothing.",
+        description = "Start the stack (or some services and what they depend on) in the background and wait until every service is healthy. On a stack that is already up, apply the edited stack file: added services start, removed ones stop, changed ones restart, the rest keep running untouched. Returns the services as `list_services` does.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -575,14 +575,6 @@ impl StackMcp {
         )
     )]
     async fn up(&self, Parameters(a): Parameters<UpArgs>) -> Result<Json<Services>, String> {
-        if let Ok(doc) = self.ps().await {
-            let mut view = Services::of(&doc);
-            view.hint = Some(
-                "the stack was already up, so nothing was started: start_service starts a stopped service; down, then up applies an edited stack file"
-                    .into(),
-            );
-            return Ok(Json(view));
-        }
         let mut args = vec!["up".to_string(), "-d".into(), "--json".into()];
         if let Some(llm) = a.llm {
             args.extend(["--llm".to_string(), llm]);
