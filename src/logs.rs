@@ -451,6 +451,25 @@ pub(crate) fn path(state_dir: &Path, service: &str) -> PathBuf {
     state_dir.join("logs").join(format!("{service}.log"))
 }
 
+/// The services that have a log file in `dir`, sorted.
+pub(crate) fn services_in(dir: &Path) -> Vec<String> {
+    let mut services: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()?
+                        .strip_suffix(".log")
+                        .map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    services.sort();
+    services
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

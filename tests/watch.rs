@@ -69,8 +69,10 @@ fn settles_at(p: &Project, service: &str, n: u64) {
 const SERVER: &str = "[python3, -m, http.server, \"${PORT}\"]";
 
 fn watched_stack() -> Project {
+    // A debounce wider than the default: a loaded CI machine may pause a burst's writes.
     let p = Project::new(&format!(
-        "services:
+        "watch_debounce: 300ms
+services:
   api:
     command: {SERVER}
     cwd: ./api
@@ -165,6 +167,43 @@ fn an_edit_restarts_only_its_service_once_and_ignored_files_do_nothing() {
 }
 
 #[test]
+fn changes_during_an_action_make_exactly_one_more() {
+    // A service slow to come back: changes keep coming while it restarts.
+    let p = Project::new(
+        "watch_debounce: 50ms
+services:
+  slow:
+    command: sh -c 'sleep 1; exec python3 -m http.server $PORT'
+    port: auto
+    health: {http: /}
+    watch:
+      - path: ./src
+",
+    );
+    p.write("src/a.txt", "0");
+    let _down = Down(&p);
+    let up = p.run(&["up", "-d"], T);
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    p.write("src/a.txt", "1");
+    assert!(eventually(T, || restarts(&p, "slow") == 1));
+    // Three more changes, each its own batch, all while the restart is under way.
+    for i in 2..5 {
+        std::thread::sleep(Duration::from_millis(150));
+        p.write("src/a.txt", &i.to_string());
+    }
+    assert!(
+        eventually(T, || restarts(&p, "slow") == 2),
+        "{:?}",
+        services(&p)
+    );
+    // The second restart takes another second and more; nothing is queued after it.
+    assert!(eventually(T, || pid(&p, "slow").is_some()
+        && p.run(&["ps"], T).stdout.contains("healthy")));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(restarts(&p, "slow"), 2, "{:?}", services(&p));
+}
+
+#[test]
 fn cascade_restarts_the_dependents_after_the_service() {
     let p = Project::new(&format!(
         "services:
@@ -234,6 +273,8 @@ fn up_on_a_running_stack_applies_only_what_changed() {
     let _down = Down(&p);
     let up = p.run(&["up", "-d", "--no-watch"], T);
     assert_eq!(up.code, Some(0), "{}", up.stderr);
+    // A job without a health check is ready once started: wait for it to be done.
+    assert!(eventually(T, || services(&p)["job"].0.is_none()));
     let before = services(&p);
     assert_eq!(p.read("runs.txt"), "ran\n");
 

@@ -13,7 +13,7 @@ use crate::ui::{Console, logstream};
 pub(crate) fn run(global: &GlobalArgs, args: LogsArgs) -> Result<ExitCode> {
     let project = super::project::locate(global)?;
     let dir = project.state.logs_dir();
-    let mut services = with_logs(&dir);
+    let mut services = logs::services_in(&dir);
     if !args.services.is_empty() {
         for s in &args.services {
             if !services.contains(s) {
@@ -64,25 +64,6 @@ pub(crate) fn run(global: &GlobalArgs, args: LogsArgs) -> Result<ExitCode> {
         }
     });
     Ok(ExitCode::SUCCESS)
-}
-
-/// The services that have a log file in `dir`, sorted.
-pub(super) fn with_logs(dir: &std::path::Path) -> Vec<String> {
-    let mut services: Vec<String> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| {
-                    e.file_name()
-                        .to_str()?
-                        .strip_suffix(".log")
-                        .map(str::to_string)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    services.sort();
-    services
 }
 
 fn print_lines(console: &Console, lines: &[Line], width: usize, json: bool) {

@@ -52,6 +52,7 @@ pub(crate) fn run(global: &GlobalArgs, args: UpArgs) -> Result<ExitCode> {
         let stream = tokio::spawn(logstream::run(
             console.clone(),
             followers,
+            Some(plan.state_dir()),
             notify.clone(),
             stop_logs.clone(),
         ));

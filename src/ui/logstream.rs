@@ -14,17 +14,49 @@ use crate::logs::{Follower, Line, Stream};
 pub(crate) async fn run(
     console: Console,
     mut followers: Vec<Follower>,
+    state_dir: Option<std::path::PathBuf>,
     notify: Arc<Notify>,
     stop: CancellationToken,
 ) {
-    let width = followers.iter().map(|f| f.service.len()).max().unwrap_or(0);
+    let mut width = followers.iter().map(|f| f.service.len()).max().unwrap_or(0);
+    // Logs already there of services not followed: an earlier run's, left alone unless
+    // a service of that name starts again (a new file).
+    let inode = |dir: &std::path::Path, name: &str| {
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(crate::logs::path(dir, name)).ok()?)
+            .into()
+    };
+    let stale: Vec<(String, Option<u64>)> = state_dir
+        .as_deref()
+        .map(|dir| {
+            crate::logs::services_in(&dir.join("logs"))
+                .into_iter()
+                .filter(|n| !followers.iter().any(|f| &f.service == n))
+                .map(|n| {
+                    let ino = inode(dir, &n);
+                    (n, ino)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     loop {
-        let stopping = tokio::select! {
-            () = notify.notified() => false,
-            () = stop.cancelled() => true,
+        let (stopping, tick) = tokio::select! {
+            () = notify.notified() => (false, false),
+            () = stop.cancelled() => (true, false),
             // Files written by others (a restarted run) are caught up regularly too.
-            () = tokio::time::sleep(std::time::Duration::from_millis(250)) => false,
+            () = tokio::time::sleep(std::time::Duration::from_millis(250)) => (false, true),
         };
+        // A service added to the running stack (reconcile) has a new log: follow it too.
+        if tick && let Some(dir) = &state_dir {
+            for name in crate::logs::services_in(&dir.join("logs")) {
+                let old = stale
+                    .iter()
+                    .any(|(n, ino)| n == &name && *ino == inode(dir, &name));
+                if !old && !followers.iter().any(|f| f.service == name) {
+                    width = width.max(name.len());
+                    followers.push(Follower::new(&name, &crate::logs::path(dir, &name), 0));
+                }
+            }
+        }
         // Drain until nothing is new, batching lines of all services in one write.
         loop {
             let mut text = String::new();

@@ -389,7 +389,7 @@ impl StackMcp {
         Parameters(a): Parameters<LogsArgs>,
     ) -> Result<Json<Logs>, String> {
         let dir = self.project.state.logs_dir();
-        let mut services = super::super::logs::with_logs(&dir);
+        let mut services = crate::logs::services_in(&dir);
         if services.is_empty() {
             return Err(format!(
                 "project `{}` has no logs yet: {}",
