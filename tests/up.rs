@@ -146,8 +146,14 @@ services:
     );
     let mut up = p.spawn(&["up"]);
     up.wait_for("running (pid", T);
-    assert!(eventually(T, || p.path().join("child.pid").exists()));
-    let child: u32 = p.read("child.pid").trim().parse().expect("pid");
+    // The file exists a moment before the shell has written the pid into it.
+    let written = || {
+        std::fs::read_to_string(p.path().join("child.pid"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+    };
+    assert!(eventually(T, || written().is_some()));
+    let child: u32 = written().expect("pid");
     assert!(alive(child));
     up.signal(libc::SIGINT);
     let run = up.finish(T);

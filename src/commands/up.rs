@@ -45,9 +45,7 @@ pub(crate) fn run(global: &GlobalArgs, args: UpArgs) -> Result<ExitCode> {
         let followers = plan
             .services
             .iter()
-            .map(|s| s.name.as_str())
-            .chain(plan.watch.then_some(super::watching::STACK_LOG))
-            .map(|name| Follower::new(name, &logs::path(&plan.state_dir(), name), 0))
+            .map(|s| Follower::new(&s.name, &logs::path(&plan.state_dir(), &s.name), 0))
             .collect();
         let stream = tokio::spawn(logstream::run(
             console.clone(),

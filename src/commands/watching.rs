@@ -25,7 +25,7 @@ use crate::watch::{self, Batch, Ignores, Target};
 
 /// The log of `stack`'s own notes about the running stack (not a service: service names
 /// start with a letter or digit).
-pub(crate) const STACK_LOG: &str = "_stack";
+const STACK_LOG: &str = "_stack";
 
 /// File watching of a running stack; dropping it stops.
 pub(crate) struct Watching {

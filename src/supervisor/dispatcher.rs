@@ -207,7 +207,8 @@ fn spawn_actors<R: Runtime>(
     let mut tasks = JoinSet::new();
     let mut handles: Vec<ActorHandle> = Vec::new();
     for svc in &plan.services {
-        let handle = spawn_actor(&dir.dir, svc, &handles, shared, notify, &mut tasks)?;
+        let log = LogFile::create(&logs::path(&dir.dir, &svc.name), notify.clone())?;
+        let handle = spawn_actor(svc, log, &handles, shared, &mut tasks);
         handles.push(handle);
     }
     Ok((handles, tasks))
@@ -215,18 +216,16 @@ fn spawn_actors<R: Runtime>(
 
 /// One actor, its dependencies found among `handles`.
 fn spawn_actor<R: Runtime>(
-    state_dir: &std::path::Path,
     svc: &ServicePlan,
+    log: LogFile,
     handles: &[ActorHandle],
     shared: &Shared<R>,
-    notify: &Arc<Notify>,
     tasks: &mut JoinSet<()>,
-) -> std::io::Result<ActorHandle> {
-    let log = LogFile::create(&logs::path(state_dir, &svc.name), notify.clone())?;
+) -> ActorHandle {
     let deps = deps_of(svc, handles);
     let (actor, handle) = Actor::new(Arc::new(svc.clone()), deps, shared.clone(), log);
     tasks.spawn(actor.run());
-    Ok(handle)
+    handle
 }
 
 /// What `svc` depends on, as the actors in `handles` publish it.
@@ -587,8 +586,28 @@ impl<R: Runtime> Dispatcher<R> {
             let _ = reply.send(answer.into());
             return;
         }
-        // The merged plan: the new one in its order, then what it leaves alone or removes
-        // (nothing the new plan has depends on those, so stopping them last is in order).
+        // The added services' logs first: a failure there changes nothing.
+        let mut new_logs = HashMap::new();
+        for svc in new
+            .services
+            .iter()
+            .filter(|s| self.plan.service(&s.name).is_none())
+        {
+            let path = logs::path(&new.state_dir, &svc.name);
+            match LogFile::create(&path, self.spawner.notify.clone()) {
+                Ok(log) => {
+                    new_logs.insert(svc.name.clone(), log);
+                }
+                Err(e) => {
+                    let message = format!("cannot create `{}`: {e}", path.display());
+                    let _ = reply.send(Message::Error { message }.into());
+                    return;
+                }
+            }
+        }
+        // The merged plan: the new one in its order, then the services it does not have:
+        // removed ones, which nothing depends on any more, and those `up SERVICE…` leaves
+        // alone, which may depend on the new plan's (so they stop before them).
         for old in &self.plan.services {
             if new.service(&old.name).is_none() {
                 new.services.push(old.clone());
@@ -606,23 +625,16 @@ impl<R: Runtime> Dispatcher<R> {
                 continue;
             };
             let existing = self.handles.iter().find(|h| h.name == svc.name).cloned();
-            let handle = match existing {
-                Some(h) => h,
-                None => match spawn_actor(
-                    &new.state_dir,
+            let handle = match (existing, new_logs.remove(&svc.name)) {
+                (Some(h), _) => h,
+                (None, Some(log)) => spawn_actor(
                     svc,
+                    log,
                     &handles,
                     &self.spawner.shared,
-                    &self.spawner.notify,
                     &mut self.spawner.tasks,
-                ) {
-                    Ok(h) => h,
-                    Err(e) => {
-                        let message = format!("cannot create the log of `{}`: {e}", svc.name);
-                        let _ = reply.send(Message::Error { message }.into());
-                        return;
-                    }
-                },
+                ),
+                (None, None) => continue,
             };
             let after: Vec<String> = svc
                 .depends_on

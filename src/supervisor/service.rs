@@ -186,7 +186,10 @@ impl<R: Runtime> Actor<R> {
                     let why = r.why.clone().filter(|_| !stopped);
                     self.begin(why.is_some());
                     self.replace(&r).await;
-                    self.emit(EventKind::Redefined { why: why.clone() });
+                    if r.why.is_some() {
+                        // A rollout step: the dispatcher hears that it is through.
+                        self.emit(EventKind::Redefined { why: why.clone() });
+                    }
                     if let Some(why) = why {
                         self.lifecycle(Some(why)).await;
                     }
@@ -399,7 +402,9 @@ impl<R: Runtime> Actor<R> {
                 Some(Control::Replace(r)) => {
                     self.begin(false);
                     self.replace(&r).await;
-                    self.emit(EventKind::Redefined { why: r.why.clone() });
+                    if r.why.is_some() {
+                        self.emit(EventKind::Redefined { why: r.why.clone() });
+                    }
                     true
                 }
             },
@@ -522,7 +527,9 @@ impl<R: Runtime> Actor<R> {
                 Some(Some(Control::Replace(r))) => {
                     self.begin(false);
                     self.replace(&r).await;
-                    self.emit(EventKind::Redefined { why: r.why.clone() });
+                    if r.why.is_some() {
+                        self.emit(EventKind::Redefined { why: r.why.clone() });
+                    }
                 }
             }
         }
@@ -630,7 +637,6 @@ impl<R: Runtime> Actor<R> {
                             // Nothing that defines it changed: it keeps running.
                             self.begin(false);
                             self.replace(&r).await;
-                            self.emit(EventKind::Redefined { why: None });
                             continue;
                         };
                         self.begin(true);

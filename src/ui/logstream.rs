@@ -52,7 +52,6 @@ pub(crate) async fn run(
                     .iter()
                     .any(|(n, ino)| n == &name && *ino == inode(dir, &name));
                 if !old && !followers.iter().any(|f| f.service == name) {
-                    width = width.max(name.len());
                     followers.push(Follower::new(&name, &crate::logs::path(dir, &name), 0));
                 }
             }
@@ -62,6 +61,9 @@ pub(crate) async fn run(
             let mut text = String::new();
             for f in &mut followers {
                 for line in f.read_new().into_iter().filter(|l| !l.is_start_note()) {
+                    // A log that joins later (`_stack`, an added service) widens the
+                    // names' column once it has something to say.
+                    width = width.max(line.service.len());
                     text.push_str(&format_line(&console, &line, width));
                 }
             }
