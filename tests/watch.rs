@@ -328,36 +328,56 @@ fn up_on_a_running_stack_applies_only_what_changed() {
 
 #[test]
 fn the_running_stack_follows_its_stack_file_and_refuses_an_invalid_edit() {
-    let yaml = "services:\n  a:\n    command: [sleep, \"600\"]\n    env: {LEVEL: \"1\"}\n  b:\n    command: [sleep, \"600\"]\n";
+    let yaml = "env_file: .env\nservices:\n  a:\n    command: [sleep, \"600\"]\n    env: {LEVEL: \"${LEVEL}\"}\n  b:\n    command: [python3, -m, http.server, \"${PORT}\"]\n    port: auto\n";
     let p = Project::new(yaml);
+    p.write(".env", "LEVEL=1\n");
     let _down = Down(&p);
     let up = p.run(&["up", "-d"], T);
     assert_eq!(up.code, Some(0), "{}", up.stderr);
     let before = services(&p);
+    let port = |p: &Project| -> serde_json::Value {
+        let doc: serde_json::Value =
+            serde_json::from_str(&p.run(&["ps", "--json"], T).stdout).expect("ps");
+        doc["services"][1]["ports"]["main"]["port"].clone()
+    };
+    let b_port = port(&p);
 
     // An edit that does not validate: reported at its line, nothing changes.
-    p.write("stack.yaml", &format!("{yaml}    port: 99999\n"));
+    p.write("stack.yaml", &format!("{yaml}    stop_timeout: 5\n"));
     assert!(
         eventually(T, || p
             .run(&["logs", "_stack"], T)
             .stdout
-            .contains("stack.yaml:7:11")),
+            .contains("stack.yaml:9:19")),
         "{}",
         p.run(&["logs"], T).stdout
     );
     let logs = p.run(&["logs", "_stack"], T).stdout;
-    assert!(logs.contains("99999 is not a TCP port"), "{logs}");
+    assert!(logs.contains("`5` has no unit: write `5s`"), "{logs}");
     assert!(logs.contains("nothing was changed"), "{logs}");
     assert_eq!(services(&p), before);
 
-    // A valid save: applied as `stack up` would.
-    p.write("stack.yaml", &yaml.replace("LEVEL: \"1\"", "LEVEL: \"2\""));
+    // A valid save: applied as `stack up` would; `b` keeps its pid and its auto port.
+    p.write(
+        "stack.yaml",
+        &yaml.replace("command: [sleep, \"600\"]", "command: [sleep, \"601\"]"),
+    );
+    assert!(
+        eventually(T, || services(&p)["a"].2 == "reconcile: command changed"),
+        "{:?}",
+        services(&p)
+    );
+    assert_eq!(services(&p)["b"], before["b"]);
+    assert_eq!(port(&p), b_port);
+    let logs = p.run(&["logs", "_stack"], T).stdout;
+    assert!(logs.contains("stack.yaml saved: ~ a (command)"), "{logs}");
+
+    // The env_file is followed too.
+    p.write(".env", "LEVEL=2\n");
     assert!(
         eventually(T, || services(&p)["a"].2 == "reconcile: env.LEVEL changed"),
         "{:?}",
         services(&p)
     );
     assert_eq!(services(&p)["b"], before["b"]);
-    let logs = p.run(&["logs", "_stack"], T).stdout;
-    assert!(logs.contains("stack.yaml saved: ~ a (env.LEVEL)"), "{logs}");
 }

@@ -2,11 +2,10 @@
 //! service keeping its ports, and has the supervisor apply the difference: added services
 //! start, removed ones stop, changed ones restart, the rest keep running untouched.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::path::Path;
 
 use crate::cli::{GlobalArgs, UpArgs};
 use crate::config::Loaded;
