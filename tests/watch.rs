@@ -131,12 +131,12 @@ fn an_edit_restarts_only_its_service_once_and_ignored_files_do_nothing() {
     let table = p.run(&["ps"], T).stdout;
     assert!(table.contains("1 (watch: api/index.html)"), "{table}");
 
-    // 200 writes within ~50 ms: one restart.
-    let start = std::time::Instant::now();
+    // 200 writes in a burst (about 50 ms here; the debounce leaves room for a loaded
+    // machine's pauses): one restart.
+    let page = p.path().join("api/index.html");
     for i in 0..200 {
-        p.write("api/index.html", &format!("burst {i}\n"));
+        std::fs::write(&page, format!("burst {i}\n")).expect("write");
     }
-    assert!(start.elapsed() < Duration::from_millis(200));
     settles_at(&p, "api", 2);
 
     // A save that writes a temporary file and renames it over the real one: one restart,
