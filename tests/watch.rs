@@ -381,3 +381,31 @@ fn the_running_stack_follows_its_stack_file_and_refuses_an_invalid_edit() {
     );
     assert_eq!(services(&p)["b"], before["b"]);
 }
+
+#[test]
+fn a_reconcile_removes_only_what_the_stack_file_no_longer_has() {
+    let yaml = "services:\n  base:\n    command: [sleep, \"600\"]\n  extra:\n    command: [sleep, \"600\"]\n    profiles: [full]\n";
+    let p = Project::new(yaml);
+    let _down = Down(&p);
+    let up = p.run(&["up", "-d", "--no-watch", "--profile", "full"], T);
+    assert_eq!(up.code, Some(0), "{}", up.stderr);
+    let before = services(&p);
+    // Without the profile (or naming one service), `extra` is still in the file: it stays.
+    for args in [&["up"][..], &["up", "base"][..]] {
+        let run = p.run(args, T);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(run.stdout.contains("= extra"), "{}", run.stdout);
+        assert_eq!(services(&p), before);
+    }
+    // Gone from the file: removed.
+    p.write(
+        "stack.yaml",
+        "services:\n  base:\n    command: [sleep, \"600\"]\n",
+    );
+    let run = p.run(&["up"], T);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(run.stdout.contains("- extra"), "{}", run.stdout);
+    let now = services(&p);
+    assert!(!now.contains_key("extra"), "{now:?}");
+    assert_eq!(now["base"], before["base"]);
+}

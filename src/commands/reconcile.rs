@@ -56,7 +56,7 @@ pub(crate) fn run(
             plan: Box::new(plan.clone()),
             dry_run,
             force: args.force_recreate,
-            partial: !args.services.is_empty(),
+            keep: in_file(loaded),
         };
         let (changes, _) = ask(&socket, &request(true)).await?;
         if !args.json {
@@ -162,10 +162,20 @@ pub(super) async fn again(plan: &Plan, socket: &Path) -> Result<(Vec<Change>, Pl
         plan: Box::new(new.clone()),
         dry_run: false,
         force: false,
-        partial: !args.services.is_empty(),
+        keep: in_file(&loaded),
     };
     let (changes, _) = ask(socket, &request).await?;
     Ok((changes, new))
+}
+
+/// Every service the stack file has (selected or not).
+fn in_file(loaded: &Loaded) -> Vec<String> {
+    loaded
+        .stack
+        .services
+        .iter()
+        .map(|s| s.name.clone())
+        .collect()
 }
 
 /// Each running service's ports, which its new plan keeps.

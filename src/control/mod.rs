@@ -51,9 +51,10 @@ pub(crate) enum Request {
         /// Restart every service the plan keeps, changed or not.
         #[serde(default)]
         force: bool,
-        /// `up SERVICE…`: services the plan does not have are left alone, not removed.
+        /// The services the stack file still has: a running one the plan does not select
+        /// (`up SERVICE…`, another `--profile`) is left alone; only the others are removed.
         #[serde(default)]
-        partial: bool,
+        keep: Vec<String>,
     },
     /// Files a service watches changed: its rule's action (the files are already copied
     /// for a `sync`); answered once what it restarts is ready again.

@@ -33,10 +33,10 @@ pub(crate) enum ChangeKind {
     Unchanged,
 }
 
-/// The changes from `old` to `new`, in `new`'s order then the removed ones. With
-/// `partial` (`stack up SERVICE…`), services `new` does not have are left as they are;
-/// with `force`, every kept service is recreated.
-pub(crate) fn diff(old: &Plan, new: &Plan, partial: bool, force: bool) -> Vec<Change> {
+/// The changes from `old` to `new`, in `new`'s order then the ones `new` does not have:
+/// removed, unless `keep` names them (the stack file still has them, and this `up` did
+/// not select them). With `force`, every service `new` has is recreated.
+pub(crate) fn diff(old: &Plan, new: &Plan, keep: &[String], force: bool) -> Vec<Change> {
     let mut changes: Vec<Change> = new
         .services
         .iter()
@@ -54,7 +54,7 @@ pub(crate) fn diff(old: &Plan, new: &Plan, partial: bool, force: bool) -> Vec<Ch
         .collect();
     for o in &old.services {
         if new.service(&o.name).is_none() {
-            let kind = if partial {
+            let kind = if keep.contains(&o.name) {
                 ChangeKind::Unchanged
             } else {
                 ChangeKind::Removed

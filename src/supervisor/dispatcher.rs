@@ -534,8 +534,8 @@ impl<R: Runtime> Dispatcher<R> {
                 plan,
                 dry_run,
                 force,
-                partial,
-            } => self.reconcile(*plan, dry_run, force, partial, reply),
+                keep,
+            } => self.reconcile(*plan, dry_run, force, &keep, reply),
             Request::Watch {
                 service,
                 action,
@@ -565,10 +565,10 @@ impl<R: Runtime> Dispatcher<R> {
         mut new: Plan,
         dry_run: bool,
         force: bool,
-        partial: bool,
+        keep: &[String],
         reply: oneshot::Sender<Answer>,
     ) {
-        let changes = diff::diff(&self.plan, &new, partial, force);
+        let changes = diff::diff(&self.plan, &new, keep, force);
         let refused = new
             .services
             .iter()

@@ -407,7 +407,7 @@ impl Controls {
             plan: Box::new(plan),
             dry_run: false,
             force: false,
-            partial: false,
+            keep: Vec::new(),
         };
         match self.ask(request).await {
             Some(Message::Reconciled { changes, failed }) => {

@@ -89,6 +89,7 @@ pub(crate) fn start(
     }
     let (tx, batches) = mpsc::unbounded_channel();
     let filter = Filter {
+        is_file: targets.iter().map(|t| !t.root.is_dir()).collect(),
         targets,
         project: project.to_path_buf(),
         files: ignores::ProjectIgnores::default(),
@@ -104,6 +105,8 @@ pub(crate) fn start(
 /// Decides which targets a changed path concerns.
 struct Filter {
     targets: Vec<Target>,
+    /// Per target: it is a file (the stack file), not a folder.
+    is_file: Vec<bool>,
     project: PathBuf,
     files: ignores::ProjectIgnores,
 }
@@ -116,11 +119,11 @@ impl Filter {
         self.files.changed(path);
         let is_dir = path.is_dir();
         let mut ids = Vec::new();
-        for t in &self.targets {
+        for (t, &file) in self.targets.iter().zip(&self.is_file) {
             let Ok(rel) = path.strip_prefix(&t.root) else {
                 continue;
             };
-            if t.root.is_file() && !rel.as_os_str().is_empty() {
+            if file && !rel.as_os_str().is_empty() {
                 continue;
             }
             if let Some(g) = &t.glob
@@ -132,7 +135,7 @@ impl Filter {
                 continue;
             }
             // A target that is a file (the stack file) is not subject to ignore files.
-            if !t.root.is_file() && self.files.ignored(&self.project, &t.root, path, is_dir) {
+            if !file && self.files.ignored(&self.project, &t.root, path, is_dir) {
                 continue;
             }
             ids.push(t.id);
