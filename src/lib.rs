@@ -12,6 +12,7 @@ mod control;
 mod error;
 mod events;
 mod exit;
+mod export;
 mod llm_schema;
 mod logs;
 mod plan;

@@ -11,30 +11,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use support::{Moments, Project, Sdk, eventually, run_python, skip_or_fail};
+use support::{Moments, Project, Sdk, docker, engine, eventually, run_python, skip_or_fail};
 
 const T: Duration = Duration::from_secs(180);
-
-fn engine(test: &str) -> bool {
-    let ok = Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        skip_or_fail(
-            test,
-            "no Docker engine answers (`.ci/run` installs and starts one)",
-        );
-    }
-    ok
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("docker");
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
 
 /// A tiny local image: busybox-static (apt) imported as a tar, serving /www on 8080.
 /// Says SKIPPED (fails in CI) without busybox-static.
@@ -753,6 +732,9 @@ fn watch_syncs_files_into_a_container_and_rebuilds_its_image() {
       - path: ./web/site
         action: sync
         target: /www
+      - path: ./web/conf
+        action: sync+restart
+        target: /www/conf
       - path: ./web/Dockerfile
         action: rebuild
 ",
@@ -765,6 +747,7 @@ fn watch_syncs_files_into_a_container_and_rebuilds_its_image() {
     std::fs::copy("/bin/busybox", p.path().join("web/busybox")).expect("copy busybox");
     p.write("web/site/index.html", "first\n");
     p.write("web/site/old.html", "old\n");
+    p.write("web/conf/app.conf", "one\n");
     let _down = Down(&p);
     let run = p.run(&["up", "-d"], T);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
@@ -791,6 +774,20 @@ fn watch_syncs_files_into_a_container_and_rebuilds_its_image() {
     assert_eq!(container(), first, "sync recreated the container");
     let logs = p.run(&["logs", "web"], T).stdout;
     assert!(logs.contains("synced ("), "{logs}");
+
+    // sync+restart: the file is copied in and the service restarts in the same container,
+    // which keeps everything synced so far.
+    p.write("web/conf/app.conf", "two\n");
+    assert!(
+        eventually(T, || ps(&p)["services"][0]["start_reason"]
+            == "watch: web/conf/app.conf"
+            && service_state(&ps(&p), "web") == "running"),
+        "{}",
+        p.run(&["logs", "web"], T).stdout
+    );
+    assert_eq!(container(), first, "sync+restart recreated the container");
+    assert_eq!(inside("/www/conf/app.conf"), "two\n");
+    assert_eq!(inside("/www/index.html"), "second\n");
 
     // rebuild: a Dockerfile change builds a new image and recreates the container.
     p.write(

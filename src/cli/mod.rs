@@ -6,6 +6,7 @@ mod config;
 mod control;
 mod doctor;
 mod down;
+mod export;
 mod global;
 mod logs;
 mod mcp;
@@ -22,6 +23,7 @@ pub(crate) use config::{ConfigArgs, Format, SchemaArgs, ValidateArgs};
 pub(crate) use control::ServicesArgs;
 pub(crate) use doctor::DoctorArgs;
 pub(crate) use down::DownArgs;
+pub(crate) use export::{ExportArgs, ExportTarget};
 pub(crate) use global::GlobalArgs;
 pub(crate) use logs::LogsArgs;
 pub(crate) use mcp::{Agent, McpArgs, Scope};
@@ -77,6 +79,8 @@ pub(crate) enum Command {
     /// MCP server on stdio for coding agents to operate the stack (`--config AGENT`:
     /// the snippet that registers it)
     Mcp(McpArgs),
+    /// Translate the stack for docker compose or Kubernetes (a kustomization)
+    Export(ExportArgs),
     /// Print a shell completion script (bash, zsh, fish, …)
     Completions(CompletionsArgs),
     /// Check the stack file; exit 0 when valid, 2 with every problem otherwise

@@ -5,6 +5,7 @@ mod config;
 mod control;
 mod doctor;
 mod down;
+mod export;
 mod load;
 mod logs;
 mod mcp;
@@ -44,6 +45,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Cassettes(args) => cassettes::run(&cli.global, args),
         Command::Validate(args) => config::validate(&cli.global, args),
         Command::Config(args) => config::config(&cli.global, args),
+        Command::Export(args) => export::run(&cli.global, args),
         Command::Schema(args) => config::schema(&cli.global, args),
         Command::Serve(args) => serve::run(&cli.global, args),
         Command::Supervise(args) => up::supervise(args),

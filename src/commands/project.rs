@@ -68,5 +68,5 @@ pub(crate) fn builtin_config<T: serde::de::DeserializeOwned + Default>(
 ) -> Option<T> {
     let file = crate::plan::resolve::builtin_config_path(&state.dir, service);
     let text = std::fs::read_to_string(&file).ok()?;
-    crate::services::config::parse_yaml(&file, &text).ok()
+    crate::services::config::parse_config(&file, &text).ok()
 }

@@ -15,4 +15,4 @@ pub(crate) mod validate;
 pub(crate) use builtin::BuiltinKind;
 pub(crate) use diagnostic::ConfigErrors;
 pub(crate) use model::*;
-pub(crate) use validate::{BuiltinProblem, LoadOptions, Loaded, env_key, locate, parse};
+pub(crate) use validate::{BuiltinProblem, LoadOptions, Loaded, Written, env_key, locate, parse};

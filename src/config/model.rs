@@ -71,6 +71,8 @@ pub(crate) struct Service {
     pub init: bool,
     /// What to do when files change.
     pub watch: Vec<WatchRule>,
+    /// Instances in an export (locally one runs).
+    pub replicas: u32,
 }
 
 /// A validated `watch:` rule.

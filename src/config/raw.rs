@@ -81,6 +81,9 @@ pub(crate) struct RawService {
     pub init: Option<bool>,
     /// What to do when files change (SPEC §3.1).
     pub watch: Option<Vec<RawWatch>>,
+    /// How many instances `stack export` runs (default 1); locally one runs.
+    #[schemars(range(min = 1))]
+    pub replicas: Option<u32>,
 }
 
 /// One `watch:` rule.

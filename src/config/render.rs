@@ -5,6 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use super::model::*;
+use super::source::FieldPath;
 
 /// What a secret's value is printed as (numbered, so masked keys stay distinct and the
 /// document still validates).
@@ -53,27 +54,43 @@ fn mask_service(v: &mut Value, n: &mut usize) {
 
 /// Masks key fields anywhere in a built-in's configuration.
 fn mask_config(v: &mut Value, n: &mut usize) {
+    for_each_key_field(v, &FieldPath::root(), &mut |_, val| *val = masked(n));
+}
+
+/// Calls `f` with the path (within the configuration) and value of every key field of a
+/// built-in's configuration: `api_key`, `token`, `context_token`, `key`, and the strings
+/// of `keys`, wherever they are.
+pub(crate) fn for_each_key_field(
+    v: &mut Value,
+    at: &FieldPath,
+    f: &mut dyn FnMut(&FieldPath, &mut Value),
+) {
     match v {
         Value::Object(map) => {
             for (k, val) in map.iter_mut() {
+                let here = at.key(k.clone());
                 match k.as_str() {
                     "api_key" | "token" | "context_token" | "key" if val.is_string() => {
-                        *val = masked(n);
+                        f(&here, val);
                     }
                     "keys" => {
-                        for item in val.as_array_mut().into_iter().flatten() {
+                        for (i, item) in val.as_array_mut().into_iter().flatten().enumerate() {
                             if item.is_string() {
-                                *item = masked(n);
+                                f(&here.index(i), item);
                             } else {
-                                mask_config(item, n);
+                                for_each_key_field(item, &here.index(i), f);
                             }
                         }
                     }
-                    _ => mask_config(val, n),
+                    _ => for_each_key_field(val, &here, f),
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|i| mask_config(i, n)),
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                for_each_key_field(item, &at.index(i), f);
+            }
+        }
         _ => {}
     }
 }
@@ -153,6 +170,9 @@ fn service(stack: &Stack, s: &Service) -> Value {
     m.insert("restart".into(), json!(restart));
     if let Some(n) = s.max_restarts {
         m.insert("max_restarts".into(), json!(n));
+    }
+    if s.replicas != 1 {
+        m.insert("replicas".into(), json!(s.replicas));
     }
     m.insert("stop_timeout".into(), json!(duration(s.stop_timeout)));
     m.insert("stop_signal".into(), json!(s.stop_signal.name()));

@@ -377,6 +377,9 @@ impl Resolving<'_> {
                     // The stack's other containers reach it by its name.
                     allow_host(&mut config, &svc.name);
                 }
+                // The file reads `${VAR}` as the stack file does (see
+                // `services::config::parse_config`): what is resolved here is kept literal.
+                escape_dollars(&mut config);
                 let yaml = serde_yaml::to_string(&config)
                     .map_err(|e| self.err(format!("cannot write the configuration: {e}")))?;
                 let file = builtin_config_path(state_dir, &svc.name);
@@ -495,7 +498,17 @@ fn container_image(image: &Image) -> ContainerImage {
     }
 }
 
-/// Pass-two interpolation of every string in a JSON value.
+/// Doubles every `$` in the strings of `v`, so a built-in reads them literally.
+pub(crate) fn escape_dollars(v: &mut serde_json::Value) {
+    use serde_json::Value as J;
+    match v {
+        J::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
+        J::Array(items) => items.iter_mut().for_each(escape_dollars),
+        J::Object(map) => map.values_mut().for_each(escape_dollars),
+        _ => {}
+    }
+}
+
 /// Adds `name` to a built-in configuration's `allowed_hosts:`.
 fn allow_host(config: &mut serde_json::Value, name: &str) {
     use serde_json::Value as J;
@@ -513,6 +526,7 @@ fn allow_host(config: &mut serde_json::Value, name: &str) {
     }
 }
 
+/// Pass-two interpolation of every string in a JSON value.
 fn interp_json(
     v: &serde_json::Value,
     interp: &mut dyn FnMut(&str) -> Result<String, ResolveError>,

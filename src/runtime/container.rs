@@ -8,7 +8,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::docker::{ContainerSpec, Docker, Gated, Output};
+use super::docker::{ContainerSpec, Docker, Gated, Output, container_name};
 use super::{ContainerHealth, Exit, Identity, Service};
 use crate::config::StopSignal;
 use crate::logs::{self, LogFile, Stream};
@@ -20,11 +20,16 @@ pub(crate) struct RunningContainer {
     docker: Docker,
     /// The container id.
     pub id: String,
+    /// Its name.
+    name: String,
     exit: watch::Receiver<Option<i64>>,
     /// True once the container's output has closed: its processes have ended.
     output_closed: watch::Receiver<bool>,
     waiter: JoinHandle<()>,
     logs: JoinHandle<()>,
+    /// Stopped for a restart: the container is kept, so the next start reuses it (with
+    /// what `watch: sync` copied in) unless its configuration or image changed.
+    keep: bool,
 }
 
 impl Service for RunningContainer {
@@ -59,7 +64,8 @@ impl Service for RunningContainer {
     /// Returns once the service has ended: its output closed. The engine's own end of the
     /// container (network, mounts: ~100 ms) and its removal go on in the background
     /// ([`Docker::settle`]), so the services it depends on can be stopped meanwhile.
-    /// Stopped on purpose, the container is not kept: a start creates it anew.
+    /// Stopped on purpose, the container is not kept (a start creates it anew), unless it
+    /// is stopped for a restart ([`Service::keep_for_restart`]).
     async fn stopped(&mut self) -> Exit {
         let mut exit = self.exit.clone();
         let mut closed = self.output_closed.clone();
@@ -67,8 +73,17 @@ impl Service for RunningContainer {
             _ = exit.wait_for(Option::is_some) => {}
             _ = closed.wait_for(|c| *c) => {}
         }
+        if self.keep {
+            // Reused only once the engine, too, has it stopped (bounded: the supervisor
+            // kills on its stop timeout).
+            let _ = exit.wait_for(Option::is_some).await;
+        }
         self.remove_once_exited();
         exit_of(*self.exit.borrow())
+    }
+
+    fn keep_for_restart(&mut self) {
+        self.keep = true;
     }
 
     async fn kill(&mut self) -> Exit {
@@ -97,15 +112,16 @@ impl RunningContainer {
     }
 
     /// In the background ([`Docker::settle`]): once the engine reports the exit (at most
-    /// 30 s), removes the container.
+    /// 30 s), removes the container, unless it is kept for a restart.
     fn remove_once_exited(&self) {
-        let docker = self.docker.clone();
-        let id = self.id.clone();
+        if self.keep {
+            self.docker.keep(&self.name, &self.id);
+            return;
+        }
         let mut exit = self.exit.clone();
-        self.docker.track(async move {
+        self.docker.remove_once(&self.id, async move {
             let _ =
                 tokio::time::timeout(Duration::from_secs(30), exit.wait_for(Option::is_some)).await;
-            let _ = docker.remove(&id).await;
         });
     }
 }
@@ -164,12 +180,16 @@ pub(crate) async fn start_container(
     gated: Option<Gated>,
 ) -> Result<RunningContainer, String> {
     let docker = cx.docker;
+    let name = container_name(cx.project, &plan.name);
     let id = match gated {
         Some(g) => g.open().await.map_err(|e| e.to_string())?,
-        None => {
-            let spec = container_spec(cx, plan, image, command, log).await?;
-            docker.run(&spec).await.map_err(|e| e.to_string())?
-        }
+        None => match docker.resume_kept(&name).await {
+            Some(id) => id,
+            None => {
+                let spec = container_spec(cx, plan, image, command, log).await?;
+                docker.run(&spec).await.map_err(|e| e.to_string())?
+            }
+        },
     };
     let (tx, rx) = watch::channel(None);
     let d = docker.clone();
@@ -194,10 +214,12 @@ pub(crate) async fn start_container(
     Ok(RunningContainer {
         docker: docker.clone(),
         id,
+        name,
         exit: rx,
         output_closed,
         waiter,
         logs,
+        keep: false,
     })
 }
 
@@ -248,6 +270,7 @@ async fn container_spec(
             tag
         }
     };
+    let image_id = docker.image_id(&reference).await;
     let network = docker
         .ensure_network(cx.project)
         .await
@@ -259,6 +282,7 @@ async fn container_spec(
         run: cx.run.to_string(),
         service: plan.name.clone(),
         image: reference,
+        image_id,
         command,
         env: plan.env.clone(),
         ports: plan.ports.iter().map(|p| (p.host, p.container)).collect(),

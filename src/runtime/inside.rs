@@ -5,8 +5,9 @@
 //!   (exec, same pid). End of input without a line means "not needed": it exits 75. A
 //!   dependent built-in's container is created and started this way while its
 //!   dependencies come up, so its own (slow) container start is off the critical path.
-//! - `stack __probe URL` is an HTTP GET that exits 0 on a 2xx answer: a HEALTHCHECK for
-//!   images that have no shell or curl, such as the built-in one.
+//! - `stack __probe URL` is an HTTP GET that exits 0 on a 2xx answer (`tcp://HOST:PORT`: a
+//!   connection): a HEALTHCHECK for images that have no shell or curl, such as the built-in
+//!   one. `--wait` tries every second until it succeeds (an exported init container).
 
 use std::ffi::OsString;
 use std::io::{BufRead, Read, Write};
@@ -38,23 +39,43 @@ pub(crate) fn gate(args: &[OsString]) -> i32 {
     126
 }
 
-/// `GET url`; 0 on 2xx, 1 otherwise (with the reason on stderr).
+/// `GET url` (or, for `tcp://HOST:PORT`, a connection); 0 on a 2xx answer (or a
+/// connection), 1 otherwise (with the reason on stderr). With `--wait`, tries every second
+/// until it succeeds: an exported stack's init container waiting for a dependency.
 pub(crate) fn probe(args: &[OsString]) -> i32 {
-    let Some(url) = args.first().and_then(|a| a.to_str()) else {
-        eprintln!("usage: stack __probe http://HOST:PORT/PATH");
+    let wait = args.iter().any(|a| a == "--wait");
+    let Some(url) = args
+        .iter()
+        .filter(|a| *a != "--wait")
+        .find_map(|a| a.to_str())
+    else {
+        eprintln!("usage: stack __probe [--wait] http://HOST:PORT/PATH | tcp://HOST:PORT");
         return 2;
     };
-    match get(url, Duration::from_secs(2)) {
-        Ok(status) if (200..300).contains(&status) => 0,
-        Ok(status) => {
-            eprintln!("{url}: HTTP {status}");
-            1
+    loop {
+        let outcome = match url.strip_prefix("tcp://") {
+            Some(authority) => connect(authority, Duration::from_secs(2)).map(|_| 200),
+            None => get(url, Duration::from_secs(2)),
+        };
+        let failure = match outcome {
+            Ok(status) if (200..300).contains(&status) => return 0,
+            Ok(status) => format!("{url}: HTTP {status}"),
+            Err(e) => format!("{url}: {e}"),
+        };
+        eprintln!("{failure}");
+        if !wait {
+            return 1;
         }
-        Err(e) => {
-            eprintln!("{url}: {e}");
-            1
-        }
+        std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// A TCP connection to `authority` (`HOST:PORT`).
+fn connect(authority: &str, timeout: Duration) -> std::io::Result<TcpStream> {
+    let addr = authority.to_socket_addrs()?.next().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "the host has no address")
+    })?;
+    TcpStream::connect_timeout(&addr, timeout)
 }
 
 /// A minimal HTTP/1.0 GET returning the status code.
@@ -68,11 +89,7 @@ fn get(url: &str, timeout: Duration) -> std::io::Result<u16> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let addr = authority
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| invalid("the host has no address"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    let mut stream = connect(authority, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\n\r\n")?;

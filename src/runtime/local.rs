@@ -246,4 +246,10 @@ impl Service for LocalService {
             LocalService::Container(c) => c.kill().await,
         }
     }
+
+    fn keep_for_restart(&mut self) {
+        if let LocalService::Container(c) = self {
+            c.keep_for_restart();
+        }
+    }
 }

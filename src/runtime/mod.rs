@@ -99,6 +99,10 @@ pub(crate) trait Service: Send + 'static {
 
     /// SIGKILLs it and waits for the end.
     fn kill(&mut self) -> impl Future<Output = Exit> + Send;
+
+    /// It is being stopped to be started again: what it can keep for that start (a
+    /// container and the files synced into it), it keeps.
+    fn keep_for_restart(&mut self) {}
 }
 
 /// Runs a service's health checks where it runs.

@@ -66,6 +66,69 @@ pub(crate) fn parse_yaml<T: DeserializeOwned + Default>(
     })
 }
 
+/// A built-in's configuration file: [`parse_yaml`], where its strings may read environment
+/// variables as the stack file's do (`${GATEWAY_KEY}`, `${GATEWAY_KEY:-dev-key}`; `$$` is a
+/// literal `$`). That is how an exported stack hands a built-in its keys without writing
+/// them into the file.
+pub(crate) fn parse_config<T: DeserializeOwned + Default>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
+    if !text.contains('$') || text.trim().is_empty() {
+        return parse_yaml(path, text);
+    }
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(text).map_err(|err| ConfigError {
+        path: path.to_path_buf(),
+        location: err.location().map(|l| (l.line(), l.column())),
+        field: None,
+        message: strip_location(&err.to_string()),
+    })?;
+    let env = |name: &str| std::env::var(name).ok();
+    expand_strings(&mut doc, &crate::config::source::FieldPath::root(), &env).map_err(
+        |(field, message)| located(path, text, crate::config::BuiltinProblem { field, message }),
+    )?;
+    serde_path_to_error::deserialize(doc).map_err(|err| {
+        let field = crate::config::source::FieldPath::root().join_serde(err.path());
+        let message = strip_location(&err.into_inner().to_string());
+        located(path, text, crate::config::BuiltinProblem { field, message })
+    })
+}
+
+/// Substitutes environment variables in every string of `value`.
+fn expand_strings(
+    value: &mut serde_yaml::Value,
+    at: &crate::config::source::FieldPath,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (crate::config::source::FieldPath, String)> {
+    use crate::config::interpolate::{expand_env, resolve_refs};
+    use serde_yaml::Value;
+    match value {
+        Value::String(s) => {
+            let expanded = expand_env(s, env).map_err(|e| (at.clone(), e.message))?;
+            *s = resolve_refs(&expanded.text, &mut |r| {
+                Err(format!(
+                    "`{r}` means something only in a stack file; a configuration file reads environment variables only"
+                ))
+            })
+            .map_err(|e| (at.clone(), e.message))?;
+        }
+        Value::Sequence(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_strings(item, &at.index(i), env)?;
+            }
+        }
+        Value::Mapping(map) => {
+            for (k, v) in map.iter_mut() {
+                let key = k.as_str().unwrap_or("?").to_string();
+                expand_strings(v, &at.key(key), env)?;
+            }
+        }
+        Value::Tagged(t) => expand_strings(&mut t.value, at, env)?,
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+    Ok(())
+}
+
 /// serde_yaml puts the field path before its messages and " at line L column C" after;
 /// both are shown apart.
 fn strip_location(message: &str) -> String {

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::service::{Actor, ActorHandle, Control, Dep, Replacement, Shared};
+use super::service::{Actor, ActorHandle, Control, Dep, Replacement, Reuse, Shared};
 use crate::config::WatchAction;
 use crate::control::server::{self, Answer, Incoming, Numbered};
 use crate::control::{Message, Request};
@@ -515,7 +515,10 @@ impl<R: Runtime> Dispatcher<R> {
                     let _ = reply.send(e);
                     return;
                 }
-                self.send(&services, Control::Restart("restart requested".into()));
+                self.send(
+                    &services,
+                    Control::Restart("restart requested".into(), Reuse::Renew),
+                );
                 let _ = reply.send(Message::Ok.into());
             }
             Request::Reconcile { .. } | Request::Watch { .. } if self.phase != Phase::Up => {
@@ -653,7 +656,10 @@ impl<R: Runtime> Dispatcher<R> {
                 ChangeKind::Added => {
                     self.rollout.push(Step {
                         service: svc.name.clone(),
-                        control: Control::Restart(change.reason().unwrap_or_default()),
+                        control: Control::Restart(
+                            change.reason().unwrap_or_default(),
+                            Reuse::Renew,
+                        ),
                         after,
                     });
                     waited.push(svc.name.clone());
@@ -750,9 +756,15 @@ impl<R: Runtime> Dispatcher<R> {
                         .collect()
                 })
                 .unwrap_or_default();
+            // `sync+restart` restarts the service in its container, with what was synced.
+            let reuse = if action == WatchAction::SyncRestart && name == service {
+                Reuse::Keep
+            } else {
+                Reuse::Renew
+            };
             self.rollout.push(Step {
                 service: name.clone(),
-                control: Control::Restart(why),
+                control: Control::Restart(why, reuse),
                 after,
             });
         }

@@ -28,11 +28,20 @@ pub(crate) enum Control {
     Stop(Option<Duration>),
     /// Stop it and start it again (after its dependencies), for this reason
     /// (`restart requested`, `watch: src/app.py`).
-    Restart(String),
+    Restart(String, Reuse),
     /// Run this definition from now on (reconcile).
     Replace(Arc<Replacement>),
     /// SIGKILL it now.
     Kill,
+}
+
+/// What a restart does with a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reuse {
+    /// A new one, from its image (built again for `build:`).
+    Renew,
+    /// The same one, with what `watch: sync+restart` copied into it.
+    Keep,
 }
 
 /// A service's new definition.
@@ -176,7 +185,7 @@ impl<R: Runtime> Actor<R> {
                     self.lifecycle(again.then(|| "start requested".to_string()))
                         .await;
                 }
-                Control::Restart(why) => {
+                Control::Restart(why, _) => {
                     self.begin(true);
                     self.lifecycle(Some(why)).await;
                 }
@@ -395,7 +404,7 @@ impl<R: Runtime> Actor<R> {
                     false
                 }
                 Some(Control::Start) => true,
-                Some(Control::Restart(_)) => {
+                Some(Control::Restart(..)) => {
                     self.begin(false);
                     true
                 }
@@ -523,7 +532,7 @@ impl<R: Runtime> Actor<R> {
             match control {
                 None | Some(Some(Control::Start)) => {}
                 Some(Some(Control::Stop(_) | Control::Kill) | None) => return DepOutcome::Stop,
-                Some(Some(Control::Restart(_))) => self.begin(false),
+                Some(Some(Control::Restart(..))) => self.begin(false),
                 Some(Some(Control::Replace(r))) => {
                     self.begin(false);
                     self.replace(&r).await;
@@ -627,8 +636,11 @@ impl<R: Runtime> Actor<R> {
                         self.set(|s| s.exit_code = exit.code);
                         return RunEnd::Stopped;
                     }
-                    Some(Control::Restart(why)) => {
+                    Some(Control::Restart(why, reuse)) => {
                         self.begin(true);
+                        if reuse == Reuse::Keep {
+                            svc.keep_for_restart();
+                        }
                         self.stop_service(&mut svc, None).await;
                         return RunEnd::Restart(why);
                     }

@@ -703,3 +703,26 @@ impl Moments {
         max.mul_f64((z >> 11) as f64 / (1u64 << 53) as f64)
     }
 }
+
+/// Whether a Docker engine answers; a skip (a failure in CI) when none does.
+pub(crate) fn engine(test: &str) -> bool {
+    let ok = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        skip_or_fail(
+            test,
+            "no Docker engine answers (`.ci/run` installs and starts one)",
+        );
+    }
+    ok
+}
+
+/// What `docker ARGS…` prints.
+pub(crate) fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("docker");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}

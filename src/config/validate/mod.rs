@@ -48,6 +48,18 @@ pub(crate) struct Loaded {
     pub stack: Stack,
     /// Warnings (unset variables…), rendered like errors.
     pub warnings: ConfigErrors,
+    /// Every string that read an environment variable, as the file writes it
+    /// (`${GATEWAY_KEY:-dev-key}`), by field: an export keeps such secrets references.
+    pub written: HashMap<FieldPath, Written>,
+}
+
+/// A string of the stack file that read environment variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Written {
+    /// Its text before interpolation.
+    pub raw: String,
+    /// The variables it read.
+    pub vars: Vec<String>,
 }
 
 impl Loaded {
@@ -82,8 +94,10 @@ pub(crate) fn parse(
         positions: Positions::default(),
         diagnostics: Vec::new(),
         warned: HashSet::new(),
+        written: HashMap::new(),
     };
     let stack = build(&mut cx, file, &dir, text, opts);
+    let written = cx.written;
     let mut diagnostics = cx.diagnostics;
     diagnostics.sort_by_key(|d| d.location.map(|l| (l.line, l.column)));
     let (errors, warnings): (Vec<_>, Vec<_>) = diagnostics
@@ -98,6 +112,7 @@ pub(crate) fn parse(
         Some(stack) if errors.is_empty() => Ok(Loaded {
             stack,
             warnings: wrap(warnings),
+            written,
         }),
         _ => {
             let mut all = errors;
@@ -112,6 +127,7 @@ struct Cx {
     positions: Positions,
     diagnostics: Vec<Diagnostic>,
     warned: HashSet<String>,
+    written: HashMap<FieldPath, Written>,
 }
 
 impl Cx {
@@ -119,6 +135,12 @@ impl Cx {
     fn error(&mut self, path: FieldPath, message: impl Into<String>) -> &mut Diagnostic {
         let at = self.positions.value(&path);
         self.push(Diagnostic::error(path, message).at(at))
+    }
+
+    /// A warning located at the value of `path`.
+    fn warning(&mut self, path: FieldPath, message: impl Into<String>) -> &mut Diagnostic {
+        let at = self.positions.value(&path);
+        self.push(Diagnostic::warning(path, message).at(at))
     }
 
     /// An error located at the key of `path`.
@@ -544,8 +566,18 @@ fn interpolate(
             if !s.contains('$') {
                 return;
             }
-            match expand_env(s, lookup) {
+            let read = std::cell::RefCell::new(Vec::new());
+            let recording = |name: &str| {
+                read.borrow_mut().push(name.to_string());
+                lookup(name)
+            };
+            match expand_env(s, &recording) {
                 Ok(e) => {
+                    let vars = read.into_inner();
+                    if !vars.is_empty() {
+                        let raw = s.clone();
+                        cx.written.insert(path.clone(), Written { raw, vars });
+                    }
                     for var in e.unset {
                         if cx.warned.insert(var.clone()) {
                             let at = cx.positions.value(path);

@@ -54,6 +54,7 @@ pub(super) fn service(
     let depends_on = depends_on(cx, &path, name, scope.names, raw);
     let profiles = profiles(cx, &path, raw);
     let watch = super::watch::watch(cx, scope.dir, &path, runtime, &kind, raw);
+    let replicas = replicas(cx, &path, raw);
     (cx.error_count() == errors_before).then(|| Service {
         name: name.to_string(),
         kind,
@@ -70,7 +71,29 @@ pub(super) fn service(
         profiles,
         init: raw.init.unwrap_or(true),
         watch,
+        replicas,
     })
+}
+
+/// `replicas:` at least 1; more than one is for `stack export`, which `stack validate` says.
+fn replicas(cx: &mut Cx, path: &FieldPath, raw: &RawService) -> u32 {
+    let field = path.key("replicas");
+    match raw.replicas {
+        None => 1,
+        Some(0) => {
+            cx.error(field, "`replicas` must be at least 1").hint =
+                Some("leave it out for one instance".into());
+            1
+        }
+        Some(1) => 1,
+        Some(n) => {
+            cx.warning(
+                field,
+                format!("{n} replicas are for `stack export`; `stack up` runs one instance"),
+            );
+            n
+        }
+    }
 }
 
 /// What runs: a built-in, a command (perhaps in an image), or an image.

@@ -30,6 +30,10 @@ pub(crate) struct ContainerSpec {
     pub service: String,
     /// The image reference.
     pub image: String,
+    /// The image's id: a rebuilt or newly pulled image under the same name recreates the
+    /// container.
+    #[allow(dead_code, reason = "read through `Debug`, by `config_hash`")]
+    pub image_id: Option<String>,
     /// The command (overrides the image's).
     pub command: Option<Vec<String>>,
     /// Environment.
@@ -218,13 +222,18 @@ impl Docker {
             )
             .await
         {
+            let id = existing.id.clone().unwrap_or_default();
+            if self.removal_pending(&id) {
+                // Stopped and on its way out (see [`Docker::remove_once`]): never reused.
+                self.removed(&id).await;
+                return self.create_new(spec, &name, hash, stdin).await;
+            }
             let same = existing
                 .config
                 .as_ref()
                 .and_then(|c| c.labels.as_ref())
                 .and_then(|l| l.get(HASH_LABEL))
                 .is_some_and(|h| h == &hash);
-            let id = existing.id.clone().unwrap_or_default();
             let running = existing
                 .state
                 .as_ref()
@@ -235,6 +244,17 @@ impl Docker {
             }
             self.remove(&id).await?;
         }
+        self.create_new(spec, &name, hash, stdin).await
+    }
+
+    /// Creates the container `name` (none of that name exists).
+    async fn create_new(
+        &self,
+        spec: &ContainerSpec,
+        name: &str,
+        hash: String,
+        stdin: bool,
+    ) -> Result<String, DockerError> {
         let labels = HashMap::from([
             (PROJECT_LABEL.to_string(), spec.project.clone()),
             (SERVICE_LABEL.to_string(), spec.service.clone()),
@@ -284,7 +304,7 @@ impl Docker {
             }),
             ..Default::default()
         };
-        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
         let created = self
             .api
             .create_container(Some(options), body)
@@ -367,10 +387,78 @@ impl Docker {
         )
     }
 
-    /// Runs `work` (the engine's end of a stopped container) in the background; see
-    /// [`Docker::settle`].
-    pub(crate) fn track(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
-        self.teardown.spawn(work);
+    /// Removes the container `id` in the background once `ended` completes (the engine's
+    /// end of a stopped container); see [`Docker::settle`]. Until it is gone, a `create`
+    /// of its name waits for it rather than reuse it.
+    pub(crate) fn remove_once(
+        &self,
+        id: &str,
+        ended: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let (done, pending) = tokio::sync::watch::channel(false);
+        self.pending_removals().insert(id.to_string(), pending);
+        let docker = self.clone();
+        let id = id.to_string();
+        self.teardown.spawn(async move {
+            ended.await;
+            let _ = docker.remove(&id).await;
+            docker.pending_removals().remove(&id);
+            let _ = done.send(true);
+        });
+    }
+
+    /// Keeps the stopped container `id` (named `name`) for [`Docker::resume_kept`].
+    pub(crate) fn keep(&self, name: &str, id: &str) {
+        self.kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_string(), id.to_string());
+    }
+
+    /// Starts the container kept under `name` again, as it is (no new image, no new
+    /// container); its id, or `None` when none was kept or it cannot start (then it is
+    /// removed, and the caller creates a new one).
+    pub(crate) async fn resume_kept(&self, name: &str) -> Option<String> {
+        let id = self
+            .kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(name)?;
+        match self
+            .api
+            .start_container(
+                &id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await
+        {
+            Ok(()) => Some(id),
+            Err(err) => {
+                tracing::warn!(container = %id, %err, "cannot start the kept container; creating a new one");
+                let _ = self.remove(&id).await;
+                None
+            }
+        }
+    }
+
+    fn pending_removals(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, tokio::sync::watch::Receiver<bool>>> {
+        self.removals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn removal_pending(&self, id: &str) -> bool {
+        self.pending_removals().contains_key(id)
+    }
+
+    /// Waits until the pending removal of `id` (if any) is done.
+    async fn removed(&self, id: &str) {
+        let pending = self.pending_removals().get(id).cloned();
+        if let Some(mut pending) = pending {
+            let _ = pending.wait_for(|done| *done).await;
+        }
     }
 
     /// Waits for every tracked teardown (and takes new ones again after).

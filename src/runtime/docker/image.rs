@@ -19,17 +19,22 @@ impl Docker {
         self.api.inspect_image(reference).await.is_ok()
     }
 
+    /// The id of the image `reference` names now.
+    pub(crate) async fn image_id(&self, reference: &str) -> Option<String> {
+        self.api
+            .inspect_image(reference)
+            .await
+            .ok()
+            .and_then(|i| i.id)
+    }
+
     /// The built-in image for the running executable, built (imported) when missing;
     /// older built-in images are removed. `note` receives progress messages.
     pub(crate) async fn builtin_image(
         &self,
         note: &(dyn Fn(String) + Sync),
     ) -> Result<String, DockerError> {
-        let exe = std::env::current_exe()
-            .map_err(|e| DockerError::Api(format!("cannot find the stack executable: {e}")))?;
-        let hash = exe_hash(&exe)
-            .map_err(|e| DockerError::Api(format!("cannot read `{}`: {e}", exe.display())))?;
-        let tag = format!("{}-{}", env!("CARGO_PKG_VERSION"), &hash[..12]);
+        let (exe, tag) = builtin_tag()?;
         let reference = format!("{BUILTIN_REPO}:{tag}");
         let _one_at_a_time = self.builtin.lock().await;
         if self.has_image(&reference).await {
@@ -191,6 +196,17 @@ impl Docker {
         }
         Ok(())
     }
+}
+
+/// The running executable and the tag of its built-in image: the version and 12 hex of
+/// the executable's sha256 (no engine needed).
+pub(crate) fn builtin_tag() -> Result<(std::path::PathBuf, String), DockerError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| DockerError::Api(format!("cannot find the stack executable: {e}")))?;
+    let hash = exe_hash(&exe)
+        .map_err(|e| DockerError::Api(format!("cannot read `{}`: {e}", exe.display())))?;
+    let tag = format!("{}-{}", env!("CARGO_PKG_VERSION"), &hash[..12]);
+    Ok((exe, tag))
 }
 
 /// sha256 of the executable, cached by (path, size, mtime) under the user's cache folder:

@@ -14,6 +14,7 @@
 //!   127.0.0.1 only; they reach host processes as `host.docker.internal`.
 //! - `down` finds everything by label, so it needs no state and survives a killed supervisor.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Labels on everything `stack` creates.
@@ -99,6 +100,11 @@ pub(crate) struct Docker {
     network: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Removals of stopped containers still under way (see [`Docker::settle`]).
     teardown: tokio_util::task::TaskTracker,
+    /// …by container id: a container being removed is never started again.
+    removals: std::sync::Arc<std::sync::Mutex<HashMap<String, tokio::sync::watch::Receiver<bool>>>>,
+    /// Containers stopped to be started again as they are, by name (see
+    /// [`Docker::resume_kept`]).
+    kept: std::sync::Arc<std::sync::Mutex<HashMap<String, String>>>,
 }
 
 /// A container of a project, as `down` and `doctor` see it.
@@ -121,6 +127,8 @@ impl Docker {
                 builtin: Default::default(),
                 network: Default::default(),
                 teardown: Default::default(),
+                removals: Default::default(),
+                kept: Default::default(),
             }),
             Ok(Err(e)) => Err(DockerError::Unreachable(e.to_string())),
             Err(_) => Err(DockerError::Unreachable("no answer within 3 s".into())),
@@ -130,7 +138,7 @@ impl Docker {
     /// The networks that match `filters` (`label`, `name`…).
     async fn networks(
         &self,
-        filters: &std::collections::HashMap<String, Vec<String>>,
+        filters: &HashMap<String, Vec<String>>,
     ) -> Result<Vec<bollard::models::Network>, DockerError> {
         let options = bollard::query_parameters::ListNetworksOptionsBuilder::default()
             .filters(filters)
@@ -149,4 +157,5 @@ mod cleanup;
 mod containers;
 mod image;
 
-pub(crate) use containers::{ContainerSpec, Gated, Output};
+pub(crate) use containers::{ContainerSpec, Gated, Output, container_name};
+pub(crate) use image::builtin_tag;

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::config::BuiltinProblem;
 use crate::config::source::FieldPath;
-use crate::services::config::{ConfigError, located, parse_yaml};
+use crate::services::config::{ConfigError, located, parse_config};
 
 /// `stack serve context --config FILE`.
 #[derive(Debug, Clone, Deserialize)]
@@ -84,7 +84,7 @@ impl Config {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|err| ConfigError::new(path, format!("cannot read: {err}")))?;
-        let config: Config = parse_yaml(path, &text)?;
+        let config: Config = parse_config(path, &text)?;
         match config.problems().into_iter().next() {
             Some(p) => Err(located(path, &text, p)),
             None => Ok(config),

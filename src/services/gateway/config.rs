@@ -9,7 +9,7 @@ use crate::config::BuiltinProblem as Problem;
 use crate::config::raw::{ShortForm, StringOr};
 use crate::config::source::FieldPath;
 use crate::services::cassette::Mode;
-use crate::services::config::{ConfigError, located, parse_yaml};
+use crate::services::config::{ConfigError, located, parse_config};
 
 /// `stack serve gateway --config FILE`.
 #[derive(Debug, Clone, Deserialize)]
@@ -256,7 +256,7 @@ impl Config {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|err| ConfigError::new(path, format!("cannot read: {err}")))?;
-        let mut config: Config = parse_yaml(path, &text)?;
+        let mut config: Config = parse_config(path, &text)?;
         let mode = config.mode().map_err(|e| ConfigError::new(path, e))?;
         config.llm = Some(mode);
         let mut problems = config.problems(Path::new("."));

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::config::BuiltinProblem;
 use crate::config::source::FieldPath;
-use crate::services::config::{ConfigError, located, parse_yaml};
+use crate::services::config::{ConfigError, located, parse_config, parse_yaml};
 
 /// `stack serve model --config FILE`.
 #[derive(Debug, Clone, Deserialize)]
@@ -283,7 +283,7 @@ impl Config {
 
     /// Parses and checks `text`, read from `file`; a fixtures file resolves against `base`.
     pub(crate) fn from_text(file: &Path, text: &str, base: &Path) -> Result<Config, ConfigError> {
-        let mut config: Config = parse_yaml(file, text)?;
+        let mut config: Config = parse_config(file, text)?;
         if let Some(p) = config.problems().into_iter().next() {
             return Err(located(file, text, p));
         }
