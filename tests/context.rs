@@ -1,16 +1,31 @@
 //! `stack serve context`: the official MCP Python SDK in both protocol eras, the official
 //! conformance suite, raw HTTP checks (Origin, protocol version, REST shapes and errors),
-//! durability across kill -9, and the token budget.
+//! durability across kill -9, and the token budget. On SQLite here, and on PostgreSQL in
+//! `tests/context_postgres.rs`, which runs this same file.
 
-mod support;
-
-use std::path::PathBuf;
+pub(crate) mod support;
 
 use serde_json::{Value, json};
 use support::{Sdk, Served, repo_root, run_python, skip_or_fail};
 
+/// Whether this is the suite's PostgreSQL run (`tests/context_postgres.rs` compiles this
+/// file again as its module `suite`).
+fn on_postgres() -> bool {
+    module_path!().starts_with("context_postgres")
+}
+
+/// Where the server keeps its store: an SQLite file in `dir`, or a new PostgreSQL database.
+fn store(dir: &std::path::Path) -> String {
+    if on_postgres() {
+        support::postgres_db("context_postgres")
+            .expect("this suite runs on PostgreSQL: it needs a server")
+    } else {
+        dir.join("ctx.db").display().to_string()
+    }
+}
+
 fn config(dir: &std::path::Path) -> String {
-    format!("db: {}\n", dir.join("ctx.db").display())
+    format!("db: {}\n", store(dir))
 }
 
 fn served() -> Served {
@@ -331,8 +346,7 @@ async fn raw_http_origin_protocol_version_and_rest_errors() {
 #[tokio::test]
 async fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().expect("tmp");
-    let db: PathBuf = dir.path().join("durable.db");
-    let yaml = format!("db: {}\n", db.display());
+    let yaml = config(dir.path());
     let mut ctx = Served::start_in("context", Some(&yaml), tempfile::tempdir().expect("tmp"));
     let c = http().await;
     for i in 0..2000 {

@@ -58,8 +58,8 @@ fn mask_config(v: &mut Value, n: &mut usize) {
 }
 
 /// Calls `f` with the path (within the configuration) and value of every key field of a
-/// built-in's configuration: `api_key`, `token`, `context_token`, `key`, and the strings
-/// of `keys`, wherever they are.
+/// built-in's configuration: `api_key`, `token`, `context_token`, `key`, a `db` that is a
+/// PostgreSQL URL, and the strings of `keys`, wherever they are.
 pub(crate) fn for_each_key_field(
     v: &mut Value,
     at: &FieldPath,
@@ -71,6 +71,13 @@ pub(crate) fn for_each_key_field(
                 let here = at.key(k.clone());
                 match k.as_str() {
                     "api_key" | "token" | "context_token" | "key" if val.is_string() => {
+                        f(&here, val);
+                    }
+                    // A PostgreSQL URL may hold a password.
+                    "db" if val.as_str().is_some_and(|d| {
+                        d.starts_with("postgres://") || d.starts_with("postgresql://")
+                    }) =>
+                    {
                         f(&here, val);
                     }
                     "keys" => {

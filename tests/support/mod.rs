@@ -726,3 +726,49 @@ pub(crate) fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().expect("docker");
     String::from_utf8_lossy(&out.stdout).to_string()
 }
+
+/// A new, empty PostgreSQL database for one test: its URL (`scripts/postgres.sh` starts
+/// the server on first use; `STACK_TEST_POSTGRES` names another), or `None` after
+/// [`skip_or_fail`] when there is no server.
+pub(crate) fn postgres_db(test: &str) -> Option<String> {
+    let base = std::env::var("STACK_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres:stack@127.0.0.1:5432/postgres".into());
+    if !provision("postgres.sh", &[]) {
+        skip_or_fail(
+            test,
+            "no PostgreSQL server (`scripts/postgres.sh` starts one)",
+        );
+        return None;
+    }
+    let name = format!(
+        "stack_test_{}",
+        uuid_like().chars().take(16).collect::<String>()
+    );
+    let out = Command::new("psql")
+        .arg(&base)
+        .args(["-qtAc", &format!("CREATE DATABASE {name}")])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {}
+        other => {
+            skip_or_fail(
+                test,
+                &format!("cannot create a database at {base}: {other:?}"),
+            );
+            return None;
+        }
+    }
+    let root = base.rsplit_once('/').map_or(base.as_str(), |(r, _)| r);
+    Some(format!("{root}/{name}"))
+}
+
+/// 32 hex digits, different on every call.
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("{:016x}{:08x}{n:08x}", nanos as u64, std::process::id())
+}

@@ -12,7 +12,9 @@ use crate::services::config::{ConfigError, located, parse_config};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Config {
-    /// The SQLite database (created with its folders); relative to the current folder.
+    /// The store: an SQLite file (created with its folders; relative to the current
+    /// folder), or a PostgreSQL URL (`postgres://user:password@host:5432/db`) that several
+    /// replicas share.
     pub db: PathBuf,
     /// When set, every `/v1` and `/mcp` request needs `Authorization: Bearer TOKEN`.
     pub token: Option<String>,
@@ -98,6 +100,14 @@ impl Config {
             out.push(BuiltinProblem {
                 field: FieldPath::root().key("default_max_tokens"),
                 message: "default_max_tokens must be at least 1".into(),
+            });
+        }
+        if let Some(url) = self.db.to_str().filter(|d| super::store::is_postgres(d))
+            && let Err(e) = url.parse::<tokio_postgres::Config>()
+        {
+            out.push(BuiltinProblem {
+                field: FieldPath::root().key("db"),
+                message: format!("not a PostgreSQL URL: {e}"),
             });
         }
         if self.token.as_deref().is_some_and(str::is_empty) {

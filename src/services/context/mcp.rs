@@ -191,6 +191,7 @@ impl ContextMcp {
     ) -> Result<Json<Context>, String> {
         let query = a.query.as_deref().filter(|q| !q.trim().is_empty());
         ops::retrieve(&self.ctx, &a.session_id, query, a.max_tokens)
+            .await
             .map(Json)
             .map_err(|e| e.to_string())
     }
@@ -244,10 +245,9 @@ impl ContextMcp {
         description = "Every conversation stored, with its entry and token counts. Call it to find a session id.",
         annotations(read_only_hint = true, open_world_hint = false)
     )]
-    async fn list_sessions(&self) -> Json<Sessions> {
-        Json(Sessions {
-            sessions: self.ctx.store.list(),
-        })
+    async fn list_sessions(&self) -> Result<Json<Sessions>, String> {
+        let sessions = ops::list(&self.ctx).await.map_err(|e| e.to_string())?;
+        Ok(Json(Sessions { sessions }))
     }
 
     #[tool(
@@ -313,7 +313,10 @@ impl ServerHandler for ContextMcp {
                 .with_description("Every session with its entry and token counts")
                 .with_mime_type("application/json"),
         ];
-        for s in self.ctx.store.list() {
+        let sessions = ops::list(&self.ctx)
+            .await
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        for s in sessions {
             all.push(
                 Resource::new(
                     format!("{SESSION_PREFIX}{}", s.id),
@@ -345,9 +348,12 @@ impl ServerHandler for ContextMcp {
     ) -> Result<ReadResourceResponse, ErrorData> {
         let uri = request.uri;
         let text = if uri == SESSIONS_URI {
-            json!({"sessions": self.ctx.store.list()}).to_string()
+            let sessions = ops::list(&self.ctx)
+                .await
+                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+            json!({"sessions": sessions}).to_string()
         } else if let Some(id) = uri.strip_prefix(SESSION_PREFIX) {
-            match ops::retrieve_existing(&self.ctx, id) {
+            match ops::retrieve_existing(&self.ctx, id).await {
                 Ok(c) => serde_json::to_string(&c).unwrap_or_default(),
                 Err(e) => return Err(not_found(&uri, &e.to_string())),
             }
@@ -417,9 +423,9 @@ impl ServerHandler for ContextMcp {
                 _ => false,
             };
         let values: Vec<String> = if wants_session {
-            self.ctx
-                .store
-                .list()
+            ops::list(&self.ctx)
+                .await
+                .unwrap_or_default()
                 .into_iter()
                 .map(|s| s.id)
                 .filter(|id| id.starts_with(&request.argument.value))
@@ -473,9 +479,11 @@ impl ServerHandler for ContextMcp {
             .and_then(|a| a.get("session_id"))
             .and_then(Value::as_str)
             .ok_or_else(|| ErrorData::invalid_params("argument `session_id` is required", None))?;
-        let c = ops::retrieve_existing(&self.ctx, session).map_err(|e| {
-            ErrorData::invalid_params(e.to_string(), Some(json!({"session_id": session})))
-        })?;
+        let c = ops::retrieve_existing(&self.ctx, session)
+            .await
+            .map_err(|e| {
+                ErrorData::invalid_params(e.to_string(), Some(json!({"session_id": session})))
+            })?;
         let mut transcript = String::new();
         if !c.summary.is_empty() {
             transcript.push_str(&c.summary);

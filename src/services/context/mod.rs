@@ -38,7 +38,7 @@ use super::metrics::HttpMetrics;
 #[derive(Debug)]
 pub(crate) struct Ctx {
     config: Config,
-    store: Arc<store::Store>,
+    store: store::Backend,
     metrics: Arc<HttpMetrics>,
     uptime: Uptime,
     subscribers: subscribers::Subscribers,
@@ -60,7 +60,7 @@ struct SnapshotEntry {
 }
 
 /// Loads the sessions of `file` the store does not have yet.
-fn seed(store: &store::Store, file: &std::path::Path) -> Result<(), String> {
+async fn seed(store: &store::Backend, file: &std::path::Path) -> Result<(), String> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read the snapshot `{}`: {e}", file.display()))?;
     for (i, line) in text.lines().enumerate() {
@@ -71,12 +71,17 @@ fn seed(store: &store::Store, file: &std::path::Path) -> Result<(), String> {
         let s: SnapshotLine = serde_json::from_str(line)
             .map_err(|e| format!("{}: not a session (`{{\"session_id\", \"entries\": [{{\"role\", \"content\"}}…]}}`): {e}", at()))?;
         ops::check_session(&s.session_id).map_err(|e| format!("{}: {e}", at()))?;
-        if store.session(&s.session_id).is_some() {
+        let known = store
+            .session(&s.session_id)
+            .await
+            .map_err(|e| format!("{}: {e}", at()))?;
+        if known.is_some() {
             continue;
         }
         for e in s.entries {
             store
-                .append(&s.session_id, &e.role, &e.content, e.metadata)
+                .append(s.session_id.clone(), e.role, e.content, e.metadata)
+                .await
                 .map_err(|e| format!("{}: {e}", at()))?;
         }
     }
@@ -84,20 +89,20 @@ fn seed(store: &store::Store, file: &std::path::Path) -> Result<(), String> {
 }
 
 /// Opens the store and builds the routes; `shutdown` ends open MCP sessions.
-pub(crate) fn router(config: Config, shutdown: CancellationToken) -> Result<Router, ServeError> {
+pub(crate) async fn router(
+    config: Config,
+    shutdown: CancellationToken,
+) -> Result<Router, ServeError> {
     // Build the tokenizer off the request path.
     std::thread::spawn(tokens::warm_up);
-    let store = store::Store::open(&config.db, config.durability).map_err(|e| {
-        ServeError::Other(format!(
-            "cannot open the context database `{}`: {e}",
-            config.db.display()
-        ))
-    })?;
+    let store = store::Backend::open(&config.db, config.durability)
+        .await
+        .map_err(ServeError::Other)?;
     if let Some(file) = &config.snapshot {
-        seed(&store, file).map_err(ServeError::Other)?;
+        seed(&store, file).await.map_err(ServeError::Other)?;
     }
     let ctx = Arc::new(Ctx {
-        store: Arc::new(store),
+        store,
         metrics: Arc::new(HttpMetrics::new("stack_context")),
         uptime: Uptime::start("context"),
         subscribers: subscribers::Subscribers::default(),
@@ -249,7 +254,7 @@ fn origin_allowed(allowed: &[String], origin: &str) -> bool {
 
 async fn health(State(ctx): State<Arc<Ctx>>) -> Response {
     let mut h = serde_json::to_value(ctx.uptime.health()).unwrap_or_default();
-    let ok = ctx.store.ping();
+    let ok = ctx.store.ping().await;
     h["database"] = serde_json::json!(if ok { "ok" } else { "unavailable" });
     if !ok {
         h["status"] = serde_json::json!("degraded");
@@ -268,6 +273,6 @@ pub(crate) async fn serve(
     config: Config,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let app = router(config, shutdown.clone())?;
+    let app = router(config, shutdown.clone()).await?;
     super::http::serve(listener, app, shutdown).await
 }

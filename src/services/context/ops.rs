@@ -1,11 +1,11 @@
 //! The operations both faces of the server share (REST and MCP tools): validation, the
-//! store's blocking writes off the async threads, retrieval.
+//! store's writes, retrieval.
 
 use serde_json::Value;
 
 use super::Ctx;
 use super::retrieve::{self, Context};
-use super::store::{Pruned, StoreError, Stored, read};
+use super::store::{Pruned, SessionInfo, StoreError, Stored, read};
 
 /// Why an operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +30,9 @@ impl From<StoreError> for OpError {
             StoreError::UnknownSession(_) | StoreError::UnknownEntry { .. } => {
                 OpError::NotFound(e.to_string())
             }
-            StoreError::Db(_) => OpError::Internal(e.to_string()),
+            StoreError::Db(_) | StoreError::Postgres(_) | StoreError::Task(_) => {
+                OpError::Internal(e.to_string())
+            }
         }
     }
 }
@@ -64,15 +66,6 @@ fn check_content(ctx: &Ctx, content: &str) -> Result<(), OpError> {
     Ok(())
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, OpError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| OpError::Internal(format!("the store task failed: {e}")))?
-        .map_err(OpError::from)
-}
-
 /// Stores a turn.
 pub(super) async fn store(
     ctx: &Ctx,
@@ -91,16 +84,17 @@ pub(super) async fn store(
     if metadata.as_ref().is_some_and(|m| !m.is_object()) {
         return Err(OpError::Invalid("`metadata` must be an object".into()));
     }
-    let store = ctx.store.clone();
-    let id = session.clone();
-    let stored = blocking(move || store.append(&session, &role, &content, metadata)).await?;
-    ctx.subscribers.changed(&id).await;
+    let stored = ctx
+        .store
+        .append(session.clone(), role, content, metadata)
+        .await?;
+    ctx.subscribers.changed(&session).await;
     Ok(stored)
 }
 
 /// The context of a session within a budget; a session with no entries (or none at all)
 /// has an empty one.
-pub(super) fn retrieve(
+pub(super) async fn retrieve(
     ctx: &Ctx,
     session: &str,
     query: Option<&str>,
@@ -111,15 +105,15 @@ pub(super) fn retrieve(
     if budget == 0 {
         return Err(OpError::Invalid("`max_tokens` must be at least 1".into()));
     }
-    Ok(match ctx.store.session(session) {
+    Ok(match ctx.store.session(session).await? {
         Some(s) => retrieve::context(session, &read(&s), budget, query),
         None => Context::empty(session, budget),
     })
 }
 
 /// The context of a session that has entries (the resource and the prompt name one).
-pub(super) fn retrieve_existing(ctx: &Ctx, session: &str) -> Result<Context, OpError> {
-    let c = retrieve(ctx, session, None, None)?;
+pub(super) async fn retrieve_existing(ctx: &Ctx, session: &str) -> Result<Context, OpError> {
+    let c = retrieve(ctx, session, None, None).await?;
     if c.entries.is_empty() && c.omitted == 0 {
         return Err(OpError::NotFound(format!("no session `{session}`")));
     }
@@ -135,11 +129,14 @@ pub(super) async fn update(
 ) -> Result<Stored, OpError> {
     check_session(&session)?;
     check_content(ctx, &content)?;
-    let store = ctx.store.clone();
-    let id = session.clone();
-    let stored = blocking(move || store.update(&session, &entry, &content)).await?;
-    ctx.subscribers.changed(&id).await;
+    let stored = ctx.store.update(session.clone(), entry, content).await?;
+    ctx.subscribers.changed(&session).await;
     Ok(stored)
+}
+
+/// Every session with entries.
+pub(super) async fn list(ctx: &Ctx) -> Result<Vec<SessionInfo>, OpError> {
+    Ok(ctx.store.list().await?)
 }
 
 /// Prunes a session by budget or count.
@@ -153,19 +150,18 @@ pub(super) async fn prune(
     if max_tokens.is_none() && keep_last.is_none() {
         return Err(OpError::Invalid("give `max_tokens` or `keep_last`".into()));
     }
-    let store = ctx.store.clone();
-    let id = session.clone();
-    let pruned = blocking(move || store.prune(&session, max_tokens, keep_last)).await?;
-    ctx.subscribers.changed(&id).await;
+    let pruned = ctx
+        .store
+        .prune(session.clone(), max_tokens, keep_last)
+        .await?;
+    ctx.subscribers.changed(&session).await;
     Ok(pruned)
 }
 
 /// Deletes a session.
 pub(super) async fn delete(ctx: &Ctx, session: String) -> Result<usize, OpError> {
     check_session(&session)?;
-    let store = ctx.store.clone();
-    let id = session.clone();
-    let n = blocking(move || store.delete(&session)).await?;
-    ctx.subscribers.changed(&id).await;
+    let n = ctx.store.delete(session.clone()).await?;
+    ctx.subscribers.changed(&session).await;
     Ok(n)
 }

@@ -122,7 +122,7 @@ pub(super) async fn context(
     q: Result<Query<ContextQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, RestError> {
     let Query(q) = q.map_err(|e| RestError(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let c = ops::retrieve(&ctx, &session, q.query.as_deref(), q.max_tokens)?;
+    let c = ops::retrieve(&ctx, &session, q.query.as_deref(), q.max_tokens).await?;
     Ok(axum::Json(c).into_response())
 }
 
@@ -166,7 +166,12 @@ pub(super) async fn session(
     State(ctx): State<Arc<Ctx>>,
     Path(session): Path<String>,
 ) -> Result<Response, RestError> {
-    let Some(s) = ctx.store.session(&session) else {
+    let found = ctx
+        .store
+        .session(&session)
+        .await
+        .map_err(ops::OpError::from)?;
+    let Some(s) = found else {
         return Err(RestError(
             StatusCode::NOT_FOUND,
             format!("no session `{session}`"),
@@ -193,8 +198,9 @@ pub(super) async fn session(
 }
 
 /// `GET /v1/sessions`.
-pub(super) async fn list(State(ctx): State<Arc<Ctx>>) -> Response {
-    axum::Json(json!({"sessions": ctx.store.list()})).into_response()
+pub(super) async fn list(State(ctx): State<Arc<Ctx>>) -> Result<Response, RestError> {
+    let sessions = ops::list(&ctx).await?;
+    Ok(axum::Json(json!({"sessions": sessions})).into_response())
 }
 
 /// `DELETE /v1/sessions/{id}`.

@@ -53,6 +53,10 @@ pub(in crate::services::context) struct Session {
     /// Sum of entry lengths (terms).
     pub total_length: u64,
     next_seq: i64,
+    /// On PostgreSQL: the session row's change count this memory is at.
+    pub(super) version: i64,
+    /// On PostgreSQL: how many of those changes were not appends.
+    pub(super) rewrites: i64,
 }
 
 impl Session {

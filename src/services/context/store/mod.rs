@@ -1,6 +1,7 @@
 //! The context store: SQLite (WAL) for durability ([`db`]), and every session in memory
 //! for fast retrieval ([`index`]: entries with their token counts and term frequencies),
-//! the memory updated after the database on every write.
+//! the memory updated after the database on every write. On PostgreSQL ([`pg`]) several
+//! replicas share one store; [`Backend`] is what the server calls, whichever it is.
 //!
 //! A write is committed (and, with `durability: full`, fsynced) before it is acknowledged,
 //! so it survives kill -9. Writes are serialised on one connection; reads never touch the
@@ -20,6 +21,7 @@ use super::tokens;
 
 mod db;
 mod index;
+mod pg;
 
 use db::{Db, Row};
 pub(super) use index::{Entry, Session, terms};
@@ -41,6 +43,12 @@ pub(super) enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
+    /// PostgreSQL failed.
+    #[error("database error: {0}")]
+    Postgres(String),
+    /// The blocking task of a write failed.
+    #[error("the store task failed: {0}")]
+    Task(String),
 }
 
 /// What a write reports.
@@ -279,6 +287,128 @@ impl Store {
     /// Whether the database answers (for `/health`).
     pub(super) fn ping(&self) -> bool {
         self.db.ping()
+    }
+}
+
+/// The store the server runs on: SQLite (one process), or PostgreSQL (`db: postgres://…`,
+/// shared by replicas). Writes to SQLite run off the async threads.
+#[derive(Debug, Clone)]
+pub(super) enum Backend {
+    /// One process's SQLite file, every session in memory.
+    Sqlite(Arc<Store>),
+    /// A PostgreSQL database, sessions in memory as they are read.
+    Postgres(Arc<pg::PgStore>),
+}
+
+/// Whether `db` names a PostgreSQL database rather than an SQLite file.
+pub(crate) fn is_postgres(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+impl Backend {
+    /// Opens the store `db` names: a PostgreSQL URL, else an SQLite file.
+    pub(super) async fn open(db: &Path, durability: Durability) -> Result<Backend, String> {
+        match db.to_str().filter(|d| is_postgres(d)) {
+            Some(url) => Ok(Backend::Postgres(Arc::new(pg::PgStore::open(url).await?))),
+            None => Store::open(db, durability)
+                .map(|s| Backend::Sqlite(Arc::new(s)))
+                .map_err(|e| format!("cannot open the context database `{}`: {e}", db.display())),
+        }
+    }
+
+    /// Stores a turn; durable when this returns.
+    pub(super) async fn append(
+        &self,
+        session: String,
+        role: String,
+        content: String,
+        metadata: Option<Value>,
+    ) -> Result<Stored, StoreError> {
+        match self {
+            Backend::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.append(&session, &role, &content, metadata)).await
+            }
+            Backend::Postgres(p) => p.append(&session, &role, &content, metadata).await,
+        }
+    }
+
+    /// Replaces an entry's content.
+    pub(super) async fn update(
+        &self,
+        session: String,
+        entry: String,
+        content: String,
+    ) -> Result<Stored, StoreError> {
+        match self {
+            Backend::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.update(&session, &entry, &content)).await
+            }
+            Backend::Postgres(p) => p.update(&session, &entry, &content).await,
+        }
+    }
+
+    /// Removes a session's oldest entries.
+    pub(super) async fn prune(
+        &self,
+        session: String,
+        max_tokens: Option<u64>,
+        keep_last: Option<usize>,
+    ) -> Result<Pruned, StoreError> {
+        match self {
+            Backend::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.prune(&session, max_tokens, keep_last)).await
+            }
+            Backend::Postgres(p) => p.prune(&session, max_tokens, keep_last).await,
+        }
+    }
+
+    /// Deletes a session; how many entries it had.
+    pub(super) async fn delete(&self, session: String) -> Result<usize, StoreError> {
+        match self {
+            Backend::Sqlite(s) => {
+                let s = s.clone();
+                blocking(move || s.delete(&session)).await
+            }
+            Backend::Postgres(p) => p.delete(&session).await,
+        }
+    }
+
+    /// The session as it is now, if it exists.
+    pub(super) async fn session(
+        &self,
+        id: &str,
+    ) -> Result<Option<Arc<RwLock<Session>>>, StoreError> {
+        match self {
+            Backend::Sqlite(s) => Ok(s.session(id)),
+            Backend::Postgres(p) => p.session(id).await,
+        }
+    }
+
+    /// Every session with entries, by id.
+    pub(super) async fn list(&self) -> Result<Vec<SessionInfo>, StoreError> {
+        match self {
+            Backend::Sqlite(s) => Ok(s.list()),
+            Backend::Postgres(p) => p.list().await,
+        }
+    }
+
+    /// Whether the database answers (for `/health`).
+    pub(super) async fn ping(&self) -> bool {
+        match self {
+            Backend::Sqlite(s) => s.ping(),
+            Backend::Postgres(p) => p.ping().await,
+        }
     }
 }
 
