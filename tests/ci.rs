@@ -189,7 +189,12 @@ fn new_makes_a_project_that_runs_unchanged() {
             .expect("spawn"),
         T,
     );
-    for t in ["ai-stack", "ai-stack-containers", "minimal"] {
+    for t in [
+        "ai-stack",
+        "ai-stack-containers",
+        "ai-stack-postgres",
+        "minimal",
+    ] {
         assert!(list.stdout.contains(t), "{}", list.stdout);
     }
     let new = |args: &[&str]| {
@@ -199,7 +204,12 @@ fn new_makes_a_project_that_runs_unchanged() {
             .output()
             .expect("new")
     };
-    for t in ["ai-stack", "ai-stack-containers", "minimal"] {
+    for t in [
+        "ai-stack",
+        "ai-stack-containers",
+        "ai-stack-postgres",
+        "minimal",
+    ] {
         let out = new(&["new", t, t]);
         assert!(out.status.success(), "{out:?}");
         let yaml =

@@ -238,7 +238,12 @@ fn the_schema_accepts_what_the_parser_accepts_and_refuses_what_it_refuses() {
         assert!(errors.is_empty(), "schema refused {yaml}: {errors:?}");
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
-    for template in ["minimal", "ai-stack", "ai-stack-containers"] {
+    for template in [
+        "minimal",
+        "ai-stack",
+        "ai-stack-containers",
+        "ai-stack-postgres",
+    ] {
         let text = std::fs::read_to_string(root.join(template).join("stack.yaml"))
             .expect("template stack file");
         let errors: Vec<String> = validator

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use serde_json::json;
 use support::{Project, Sdk, run_python, skip_or_fail, stack_bin};
 
 const T: Duration = Duration::from_secs(60);
@@ -80,6 +81,8 @@ fn export(dir: &Path, args: &[&str]) -> std::process::Output {
         .arg("--no-build")
         .current_dir(dir)
         .env_remove("GATEWAY_KEY")
+        .env_remove("POSTGRES_PASSWORD")
+        .env_remove("POSTGRES_IMAGE")
         .output()
         .expect("export")
 }
@@ -105,7 +108,12 @@ fn kubectl(test: &str) -> bool {
 fn the_default_stack_and_the_templates_export() {
     let validate = Sdk::Current.python("export_validate");
     let kubectl = kubectl("export_kustomize");
-    for template in [None, Some("ai-stack"), Some("ai-stack-containers")] {
+    for template in [
+        None,
+        Some("ai-stack"),
+        Some("ai-stack-containers"),
+        Some("ai-stack-postgres"),
+    ] {
         let name = template.unwrap_or("default");
         let (_tmp, app) = project_of(template);
         let out = export(&app, &["kubernetes"]);
@@ -433,4 +441,155 @@ services:
     let label = format!("label=com.docker.compose.project={project}");
     assert_eq!(docker(&["network", "ls", "-q", "--filter", &label]), "");
     assert_eq!(docker(&["volume", "ls", "-q", "--filter", &label]), "");
+}
+
+/// The `ai-stack-postgres` template, exported, runs under docker compose with two context
+/// replicas behind the compose name `context` and one PostgreSQL: 1,000 writes to one
+/// session spread over both, with a `kill -9` of one replica midway (its writes then go to
+/// the other), lose no acknowledged write and keep each writer's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_export_runs_two_context_replicas_under_compose() {
+    const TEST: &str = "compose_export_postgres";
+    if !support::engine(TEST) {
+        return;
+    }
+    let Some(cmd) = compose_command(TEST) else {
+        return;
+    };
+    if !support::provision("postgres-image.sh", &[]) {
+        skip_or_fail(
+            TEST,
+            "cannot build the PostgreSQL test image (scripts/postgres-image.sh)",
+        );
+        return;
+    }
+    let (_tmp, app) = project_of(Some("ai-stack-postgres"));
+    let out = Command::new(stack_bin())
+        .args(["export", "compose"])
+        .current_dir(&app)
+        .env("POSTGRES_IMAGE", "stack-test-postgres:15")
+        .env("POSTGRES_PASSWORD", "export-test-pw")
+        .output()
+        .expect("export");
+    assert!(out.status.success(), "{out:?}");
+    let compose_file = std::fs::read_to_string(app.join("docker-compose.yml")).expect("compose");
+    assert!(!compose_file.contains("export-test-pw"), "{compose_file}");
+    let project = format!("pg{}", std::process::id());
+    let compose = Compose {
+        cmd,
+        dir: app.clone(),
+        project: project.clone(),
+        env: vec![("POSTGRES_PASSWORD".into(), "export-test-pw".into())],
+    };
+    let up = compose.run(&["up", "-d", "--scale", "context=2"]);
+    assert!(up.status.success(), "{up:?}");
+    let healthy = support::eventually(Duration::from_secs(120), || {
+        let ids = compose.containers();
+        ids.len() == 5
+            && ids
+                .iter()
+                .all(|id| docker(&["inspect", "-f", "{{.State.Health.Status}}", id]) == "healthy")
+    });
+    assert!(
+        healthy,
+        "not healthy: {}",
+        String::from_utf8_lossy(&compose.run(&["logs"]).stdout)
+    );
+    let replicas: Vec<(String, String)> = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--filter",
+        "label=com.docker.compose.service=context",
+    ])
+    .lines()
+    .map(|id| {
+        let ip = docker(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            id,
+        ]);
+        (id.to_string(), format!("http://{ip}:8080"))
+    })
+    .collect();
+    assert_eq!(replicas.len(), 2, "{replicas:?}");
+
+    let client = reqwest::Client::new();
+    let acknowledged = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let killed = std::sync::Arc::new(tokio::sync::OnceCell::<()>::new());
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (client, replicas) = (client.clone(), replicas.clone());
+        let (acknowledged, killed) = (acknowledged.clone(), killed.clone());
+        writers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for i in 0..250 {
+                let content = format!("w{w} {i}");
+                let mut target = (w + i) % 2;
+                loop {
+                    let sent = client
+                        .post(format!(
+                            "{}/v1/sessions/replicated/entries",
+                            replicas[target].1
+                        ))
+                        // The server answers the names it is reached by.
+                        .header("host", "context:8080")
+                        .header("content-type", "application/json")
+                        .body(json!({"role": "user", "content": content}).to_string())
+                        .timeout(Duration::from_secs(10))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status() == 201 => break,
+                        // Killed under it: the write was not acknowledged; the other
+                        // replica takes it.
+                        _ => target = 0,
+                    }
+                }
+                mine.push(content);
+                if acknowledged.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 500 {
+                    let id = replicas[1].0.clone();
+                    killed
+                        .get_or_init(|| async move {
+                            docker(&["kill", "-s", "KILL", &id]);
+                        })
+                        .await;
+                }
+            }
+            mine
+        }));
+    }
+    let mut written = Vec::new();
+    for w in writers {
+        written.push(w.await.expect("writer"));
+    }
+    assert!(killed.initialized(), "the kill happened");
+    let v: serde_json::Value = client
+        .get(format!("{}/v1/sessions/replicated", replicas[0].1))
+        .header("host", "context:8080")
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let stored: Vec<String> = v["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["content"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(stored.len(), 1000, "every acknowledged write, once");
+    for (w, mine) in written.iter().enumerate() {
+        let order: Vec<&String> = stored
+            .iter()
+            .filter(|c| c.starts_with(&format!("w{w} ")))
+            .collect();
+        assert_eq!(order, mine.iter().collect::<Vec<_>>(), "writer {w}'s order");
+    }
+    let down = compose.run(&["down", "-v", "--timeout", "5"]);
+    assert!(down.status.success(), "{down:?}");
+    assert!(compose.containers().is_empty(), "containers left");
 }

@@ -23,6 +23,10 @@ pub(super) const CATALOG: &[(&str, &str)] = &[
         "ai-stack-containers",
         "the same AI stack as Docker containers (image built locally from `stack`)",
     ),
+    (
+        "ai-stack-postgres",
+        "the AI stack in containers with the context store on PostgreSQL (two replicas once exported)",
+    ),
     ("minimal", "one process with an HTTP health check"),
 ];
 

@@ -208,7 +208,7 @@ fn expand_braced(
 }
 
 /// Reads `PORT` or `services.NAME.FIELD`; other bodies are variables (`None`).
-fn parse_reference(body: &str) -> Result<Option<Reference>, InterpError> {
+pub(crate) fn parse_reference(body: &str) -> Result<Option<Reference>, InterpError> {
     if body == "PORT" {
         return Ok(Some(Reference::OwnPort));
     }

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::config::interpolate::{Reference, ServiceField};
 use crate::config::render::{for_each_key_field, secret_name};
 use crate::config::source::FieldPath;
 use crate::config::{
@@ -272,11 +273,40 @@ pub(crate) fn export(loaded: &Loaded, selected: &[&Service]) -> Result<Exported,
         notes: Vec::new(),
     };
     for (svc, sp) in containers.iter().zip(&plan.services) {
-        let own = ports.get(&svc.name).cloned().unwrap_or_default();
-        let service = exported_service(&mut out, loaded, svc, sp, &own, &completed)?;
+        let service = exported_service(&mut out, loaded, svc, sp, &ports, &completed)?;
         out.services.push(service);
     }
     Ok(out)
+}
+
+/// How `${PORT}` and `${services.…}` resolve for `consumer` on the export's network.
+fn resolver<'a>(
+    consumer: &'a str,
+    ports: &'a PortTable,
+) -> impl Fn(&Reference) -> Option<String> + 'a {
+    move |r| {
+        let main = |name: &str| {
+            let list = ports.get(name)?;
+            list.iter()
+                .find(|p| p.name == "main")
+                .or_else(|| list.first())
+                .map(|p| p.container)
+        };
+        match r {
+            Reference::OwnPort => main(consumer).map(|p| p.to_string()),
+            Reference::Service { service, field } => Some(match field {
+                ServiceField::Url => format!("http://{service}:{}", main(service)?),
+                ServiceField::Host => service.clone(),
+                ServiceField::Port => main(service)?.to_string(),
+                ServiceField::NamedPort(n) => ports
+                    .get(service)?
+                    .iter()
+                    .find(|p| &p.name == n)?
+                    .container
+                    .to_string(),
+            }),
+        }
+    }
 }
 
 /// Container ports for every service: the declared container port, else the fixed number,
@@ -319,16 +349,18 @@ fn exported_service(
     loaded: &Loaded,
     svc: &Service,
     sp: &plan::ServicePlan,
-    own_ports: &[ResolvedPort],
+    ports: &PortTable,
     completed: &[&str],
 ) -> Result<ExportedService, ExportError> {
     let name = &svc.name;
+    let own_ports = ports.get(name).map(Vec::as_slice).unwrap_or_default();
+    let refs = resolver(name, ports);
     let own_env: Vec<&str> = svc.env.iter().map(|(k, _)| k.as_str()).collect();
     let mut env: Vec<(String, EnvValue)> = Vec::new();
     for (k, v) in &sp.env {
         if own_env.contains(&k.as_str()) && secret_name(k) {
             let field = FieldPath::service(name).key("env").key(k.clone());
-            add_secret(out, k, v, loaded.written.get(&field));
+            add_secret(out, k, v, loaded.written.get(&field), &refs);
             env.push((k.clone(), EnvValue::Secret(k.clone())));
         } else {
             env.push((k.clone(), EnvValue::Plain(v.clone())));
@@ -350,7 +382,7 @@ fn exported_service(
                 .as_ref()
                 .and_then(|c| c.yaml.as_deref())
                 .unwrap_or_default();
-            let config = builtin_config(out, loaded, svc, yaml, &mut env)?;
+            let config = builtin_config(out, loaded, svc, yaml, &mut env, &refs)?;
             (ExportImage::Builtin, Some(command), Some(config))
         }
         ServiceKind::Command {
@@ -476,6 +508,7 @@ fn builtin_config(
     svc: &Service,
     yaml: &str,
     env: &mut Vec<(String, EnvValue)>,
+    refs: &dyn Fn(&Reference) -> Option<String>,
 ) -> Result<String, ExportError> {
     let name = &svc.name;
     let mut config: Value = serde_yaml::from_str(yaml).unwrap_or(Value::Null);
@@ -513,7 +546,7 @@ fn builtin_config(
         found.push((var, current, written));
     });
     for (var, current, written) in found {
-        add_secret(out, &var, &current, written.as_ref());
+        add_secret(out, &var, &current, written.as_ref(), refs);
         if !env.iter().any(|(k, _)| k == &var) {
             env.push((var.clone(), EnvValue::Secret(var)));
         }
@@ -576,15 +609,16 @@ fn single_variable(raw: &str) -> Option<String> {
 }
 
 /// Records the secret `var` (its value now, and what compose reads for it).
-fn add_secret(out: &mut Exported, var: &str, value: &str, written: Option<&Written>) {
-    let compose = match written {
-        // The file's own `${VAR…}` text, which compose reads the same way; a lone `$`
-        // (literal for `stack`) is doubled for compose.
-        Some(w) if !w.raw.contains("${services.") && !w.raw.contains("${PORT}") => {
-            compose_literal_dollars(&w.raw)
-        }
-        _ => value.replace('$', "$$"),
-    };
+fn add_secret(
+    out: &mut Exported,
+    var: &str,
+    value: &str,
+    written: Option<&Written>,
+    refs: &dyn Fn(&Reference) -> Option<String>,
+) {
+    let compose = written
+        .and_then(|w| compose_text(&w.raw, refs))
+        .unwrap_or_else(|| value.replace('$', "$$"));
     out.secrets.insert(
         var.to_string(),
         Secret {
@@ -594,25 +628,38 @@ fn add_secret(out: &mut Exported, var: &str, value: &str, written: Option<&Writt
     );
 }
 
-/// Doubles each `$` that is neither `$$` nor the start of `${`.
-fn compose_literal_dollars(raw: &str) -> String {
+/// The stack file's text of a value as compose reads it: its `${VAR…}` kept for compose to
+/// read from the environment, `${services.…}` and `${PORT}` resolved for the compose
+/// network, a lone `$` (literal for `stack`) doubled; `None` when a reference cannot be
+/// resolved.
+fn compose_text(raw: &str, refs: &dyn Fn(&Reference) -> Option<String>) -> Option<String> {
     let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '$' {
-            out.push(c);
-            continue;
-        }
-        match chars.peek() {
-            Some('$') => {
-                out.push_str("$$");
-                chars.next();
+    let mut rest = raw;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push_str("$$");
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix('{') {
+            let close = tail.find('}')?;
+            let body = &tail[..close];
+            match crate::config::interpolate::parse_reference(body).ok()? {
+                Some(r) => out.push_str(&refs(&r)?.replace('$', "$$")),
+                None => {
+                    out.push_str("${");
+                    out.push_str(body);
+                    out.push('}');
+                }
             }
-            Some('{') => out.push('$'),
-            _ => out.push_str("$$"),
+            rest = &tail[close + 1..];
+        } else {
+            out.push_str("$$");
+            rest = after;
         }
     }
-    out
+    out.push_str(rest);
+    Some(out)
 }
 
 /// `yaml` (as serde_yaml writes it: YAML 1.2) with the plain scalars that YAML 1.1 readers
@@ -669,7 +716,22 @@ mod tests {
     }
 
     #[test]
-    fn lone_dollars_are_doubled_for_compose() {
-        assert_eq!(compose_literal_dollars("${A:-x}$5$$"), "${A:-x}$$5$$");
+    fn compose_reads_variables_and_gets_addresses() {
+        let refs = |r: &Reference| match r {
+            Reference::OwnPort => Some("8080".to_string()),
+            Reference::Service { service, .. } => Some(format!("{service}-host")),
+        };
+        assert_eq!(
+            compose_text("${A:-x}$5$$", &refs).as_deref(),
+            Some("${A:-x}$$5$$")
+        );
+        assert_eq!(
+            compose_text(
+                "postgres://u:${PW:-stack}@${services.db.host}:${PORT}/c",
+                &refs
+            )
+            .as_deref(),
+            Some("postgres://u:${PW:-stack}@db-host:8080/c")
+        );
     }
 }

@@ -102,7 +102,11 @@ impl Config {
                 message: "default_max_tokens must be at least 1".into(),
             });
         }
-        if let Some(url) = self.db.to_str().filter(|d| super::store::is_postgres(d))
+        // In a stack file, `${services.…}` is resolved only once ports are known.
+        if let Some(url) = self
+            .db
+            .to_str()
+            .filter(|d| super::store::is_postgres(d) && !d.contains("${"))
             && let Err(e) = url.parse::<tokio_postgres::Config>()
         {
             out.push(BuiltinProblem {
