@@ -261,7 +261,7 @@ fn secrets_stay_references_and_limits_are_per_replica() {
         compose.contains("OPENAI_API_KEY: ${OPENAI_API_KEY}"),
         "{compose}"
     );
-    assert!(compose.contains("- 127.0.0.1:8000:8000"), "{compose}");
+    assert!(compose.contains("- \"127.0.0.1:8000:8000\""), "{compose}");
     assert!(
         !compose.contains("8080:"),
         "only the gateway is published:\n{compose}"

@@ -137,7 +137,7 @@ pub(crate) fn render(x: &Exported, out_dir: &Path, builtin_image: &str) -> Compo
     if !volumes.is_empty() {
         doc.insert("volumes".into(), Value::Object(volumes));
     }
-    let body = super::yaml11_safe(&serde_yaml::to_string(&Value::Object(doc)).unwrap_or_default());
+    let body = super::yaml::to_string(&Value::Object(doc));
     ComposeFiles {
         compose: format!("{}{body}", header(x)),
         configs,

@@ -45,7 +45,7 @@ pub(crate) fn render(
         let docs = cx.service_documents(s);
         let text = docs
             .iter()
-            .map(|d| super::yaml11_safe(&serde_yaml::to_string(d).unwrap_or_default()))
+            .map(super::yaml::to_string)
             .collect::<Vec<_>>()
             .join("---\n");
         let file = format!("{}.yaml", s.name);
@@ -66,10 +66,7 @@ pub(crate) fn render(
             "stringData": data,
         });
         resources.push("secret.yaml".into());
-        files.push((
-            "secret.yaml".into(),
-            serde_yaml::to_string(&secret).unwrap_or_default(),
-        ));
+        files.push(("secret.yaml".into(), super::yaml::to_string(&secret)));
     }
     let mut k = Map::new();
     k.insert(
@@ -81,7 +78,7 @@ pub(crate) fn render(
         k.insert("namespace".into(), json!(ns));
     }
     k.insert("resources".into(), json!(resources));
-    let body = serde_yaml::to_string(&Value::Object(k)).unwrap_or_default();
+    let body = super::yaml::to_string(&Value::Object(k));
     files.insert(
         0,
         (

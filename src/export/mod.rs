@@ -11,6 +11,7 @@
 
 pub(crate) mod compose;
 pub(crate) mod kubernetes;
+mod yaml;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -557,7 +558,7 @@ fn builtin_config(
     if svc.replicas > 1 {
         scale_limits(&mut config, svc.replicas, &mut comments);
     }
-    let text = serde_yaml::to_string(&config).unwrap_or_default();
+    let text = yaml::to_string(&config);
     Ok(format!("{}\n{text}", comments.join("\n")))
 }
 
@@ -662,36 +663,6 @@ fn compose_text(raw: &str, refs: &dyn Fn(&Reference) -> Option<String>) -> Optio
     Some(out)
 }
 
-/// `yaml` (as serde_yaml writes it: YAML 1.2) with the plain scalars that YAML 1.1 readers
-/// (docker-compose 1.x's PyYAML, Kubernetes' go-yaml) take for booleans quoted: `no`,
-/// `on`, `y`… are strings here. serde_yaml writes a real boolean as `true`/`false` only.
-pub(crate) fn yaml11_safe(yaml: &str) -> String {
-    const WORDS: [&str; 8] = ["y", "n", "yes", "no", "on", "off", "true", "false"];
-    let mut out = String::with_capacity(yaml.len() + 16);
-    for line in yaml.split_inclusive('\n') {
-        let body = line.trim_end_matches('\n');
-        let value_at = body.rfind(": ").map(|i| i + 2).or_else(|| {
-            body.trim_start()
-                .starts_with("- ")
-                .then(|| body.find("- ").map_or(0, |i| i + 2))
-        });
-        match value_at {
-            Some(i)
-                if WORDS.contains(&body[i..].to_ascii_lowercase().as_str())
-                    && !["true", "false"].contains(&&body[i..]) =>
-            {
-                out.push_str(&body[..i]);
-                out.push('\'');
-                out.push_str(&body[i..]);
-                out.push('\'');
-                out.push_str(&line[body.len()..]);
-            }
-            _ => out.push_str(line),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -703,16 +674,6 @@ mod tests {
         assert_eq!(single_variable("sk-${KEY}"), None);
         assert_eq!(single_variable("${A}${B}"), None);
         assert_eq!(single_variable("${1X}"), None);
-    }
-
-    #[test]
-    fn yaml_1_1_booleans_are_quoted() {
-        let doc = serde_json::json!({"restart": "no", "init": true, "env": {"A": "on", "B": "On"}, "l": ["off", "x"]});
-        let text = yaml11_safe(&serde_yaml::to_string(&doc).expect("yaml"));
-        assert_eq!(
-            text,
-            "restart: 'no'\ninit: true\nenv:\n  A: 'on'\n  B: 'On'\nl:\n- 'off'\n- x\n"
-        );
     }
 
     #[test]
