@@ -82,7 +82,7 @@ pub(crate) fn render(x: &Exported, out_dir: &Path, builtin_image: &str) -> Compo
                         .map(|s| s.compose.clone())
                         .unwrap_or_default(),
                 };
-                (k.clone(), json!(value))
+                (k.clone(), Value::String(value))
             })
             .collect();
         m.insert("environment".into(), Value::Object(env));

@@ -207,9 +207,9 @@ impl Cx<'_> {
             })
             .collect();
         if !inits.is_empty() {
-            pod.insert("initContainers".into(), json!(inits));
+            pod.insert("initContainers".into(), Value::Array(inits));
         }
-        pod.insert("containers".into(), json!([self.container(s)]));
+        pod.insert("containers".into(), Value::Array(vec![self.container(s)]));
         let mut volumes = Vec::new();
         if s.config.is_some() {
             volumes.push(
@@ -218,7 +218,7 @@ impl Cx<'_> {
             volumes.push(json!({"name": "data", "emptyDir": {}}));
         }
         if !volumes.is_empty() {
-            pod.insert("volumes".into(), json!(volumes));
+            pod.insert("volumes".into(), Value::Array(volumes));
         }
         pod.insert(
             "terminationGracePeriodSeconds".into(),
@@ -233,26 +233,31 @@ impl Cx<'_> {
                     "OnFailure"
                 }),
             );
-            return json!({
+            let mut job = json!({
                 "apiVersion": "batch/v1",
                 "kind": "Job",
                 "metadata": self.metadata(&s.name, s),
                 "spec": {
                     "backoffLimit": s.max_restarts.unwrap_or(if s.restart == RestartPolicy::No { 0 } else { 6 }),
-                    "template": {"metadata": {"labels": self.labels(s)}, "spec": Value::Object(pod)},
+                    "template": {"metadata": {"labels": self.labels(s)}, "spec": null},
                 },
             });
+            // Moved in, not through `json!` (which would copy it).
+            job["spec"]["template"]["spec"] = Value::Object(pod);
+            return job;
         }
-        json!({
+        let mut deployment = json!({
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": self.metadata(&s.name, s),
             "spec": {
                 "replicas": s.replicas,
                 "selector": {"matchLabels": self.labels(s)},
-                "template": {"metadata": {"labels": self.labels(s)}, "spec": Value::Object(pod)},
+                "template": {"metadata": {"labels": self.labels(s)}, "spec": null},
             },
-        })
+        });
+        deployment["spec"]["template"]["spec"] = Value::Object(pod);
+        deployment
     }
 
     fn container(&self, s: &ExportedService) -> Value {
@@ -278,12 +283,12 @@ impl Cx<'_> {
                 }),
             })
             .collect();
-        c.insert("env".into(), json!(env));
+        c.insert("env".into(), Value::Array(env));
         if !s.ports.is_empty() {
             let ports: Vec<Value> = named_ports(s)
                 .map(|(name, port)| json!({"name": name, "containerPort": port, "protocol": "TCP"}))
                 .collect();
-            c.insert("ports".into(), json!(ports));
+            c.insert("ports".into(), Value::Array(ports));
         }
         if let Some(h) = &s.health
             && let Some(handler) = handler(&h.probe)

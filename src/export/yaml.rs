@@ -150,10 +150,13 @@ fn plain(s: &str) -> bool {
     let Some(first) = s.chars().next() else {
         return false;
     };
-    let lower = s.to_ascii_lowercase();
-    let bare = lower.trim_start_matches(['+', '-', '.']);
-    !(WORDS.contains(&lower.as_str())
-        || WORDS.contains(&bare)
+    // The words are short: only a short string can be one.
+    let word = s.len() <= 6 && {
+        let lower = s.to_ascii_lowercase();
+        let bare = lower.trim_start_matches(['+', '-', '.']);
+        WORDS.contains(&lower.as_str()) || WORDS.contains(&bare)
+    };
+    !(word
         || first.is_ascii_digit()
         || (matches!(first, '+' | '-' | '.')
             && s[1..].starts_with(|c: char| c.is_ascii_digit() || c == '.'))
