@@ -33,7 +33,24 @@ pub(crate) fn render(
     let mut files = Vec::new();
     let mut resources = Vec::new();
     // Object names are DNS names: a project's `_` becomes `-`.
-    let secret_name = format!("{}-secrets", x.project.replace('_', "-"));
+    let prefix = x.project.replace('_', "-");
+    let secret_name = format!("{prefix}-secrets");
+    let endpoints_name = format!("{prefix}-endpoints");
+    let shared = shared_env(x);
+    if !shared.is_empty() {
+        let data: Map<String, Value> = shared
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), Value::String((*v).to_string())))
+            .collect();
+        let mut map = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": endpoints_name, "labels": {"app.kubernetes.io/part-of": x.project}},
+        });
+        map["data"] = Value::Object(data);
+        resources.push("endpoints.yaml".to_string());
+        files.push(("endpoints.yaml".to_string(), super::yaml::to_string(&map)));
+    }
     for s in &x.services {
         check_name(&s.name)?;
         let cx = Cx {
@@ -41,6 +58,7 @@ pub(crate) fn render(
             opts,
             builtin_image,
             secret_name: &secret_name,
+            endpoints: (!shared.is_empty()).then_some((endpoints_name.as_str(), &shared)),
         };
         let docs = cx.service_documents(s);
         let text = docs
@@ -136,6 +154,44 @@ struct Cx<'a> {
     opts: &'a Options,
     builtin_image: &'a str,
     secret_name: &'a str,
+    /// The ConfigMap every container reads the shared variables from, and those.
+    endpoints: Option<(&'a str, &'a Shared<'a>)>,
+}
+
+/// Variables every service has with the same value.
+type Shared<'a> = std::collections::BTreeMap<&'a str, &'a str>;
+
+/// The injected variables (`STACK_PROJECT`, `STACK_<X>_URL|HOST|PORT`) that every service
+/// has with the same value: on the cluster's network every service sees the others alike,
+/// so they are one ConfigMap (`envFrom`) instead of a copy in each container.
+fn shared_env(x: &Exported) -> Shared<'_> {
+    let Some(first) = x.services.first() else {
+        return Shared::new();
+    };
+    let mut shared: Shared<'_> = first
+        .env
+        .iter()
+        .filter_map(|(k, v)| match v {
+            EnvValue::Plain(p) if k.starts_with("STACK_") && k != "STACK_SERVICE" => {
+                Some((k.as_str(), p.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    for s in &x.services[1..] {
+        let same: std::collections::HashSet<&str> = s
+            .env
+            .iter()
+            .filter_map(|(k, v)| match v {
+                EnvValue::Plain(p) if shared.get(k.as_str()) == Some(&p.as_str()) => {
+                    Some(k.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        shared.retain(|k, _| same.contains(k));
+    }
+    shared
 }
 
 impl Cx<'_> {
@@ -272,9 +328,18 @@ impl Cx<'_> {
         if s.config.is_some() {
             c.insert("workingDir".into(), json!(DATA_DIR));
         }
+        if let Some((name, _)) = self.endpoints {
+            c.insert("envFrom".into(), json!([{"configMapRef": {"name": name}}]));
+        }
+        let shared = |k: &str, v: &EnvValue| {
+            self.endpoints.is_some_and(
+                |(_, vars)| matches!(v, EnvValue::Plain(p) if vars.get(k) == Some(&p.as_str())),
+            )
+        };
         let env: Vec<Value> = s
             .env
             .iter()
+            .filter(|(k, v)| !shared(k, v))
             .map(|(k, v)| match v {
                 EnvValue::Plain(p) => json!({"name": k, "value": p}),
                 EnvValue::Secret(name) => json!({
