@@ -21,6 +21,7 @@ mod runtime;
 mod services;
 mod state;
 mod supervisor;
+mod telemetry;
 mod ui;
 mod watch;
 

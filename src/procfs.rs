@@ -201,6 +201,20 @@ pub(crate) fn pgid(pid: u32) -> Option<u32> {
     stat_fields(pid)?.get(2)?.parse().ok()
 }
 
+/// The resident set size of `pid`, in bytes (`VmRSS` of `/proc/<pid>/status`).
+pub(crate) fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kb * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

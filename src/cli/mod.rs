@@ -14,6 +14,7 @@ mod new;
 mod ps;
 mod run;
 mod serve;
+mod traces;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,7 @@ pub(crate) use new::NewArgs;
 pub(crate) use ps::PsArgs;
 pub(crate) use run::{CompletionsArgs, EnvArgs, EnvFormat, RunArgs};
 pub(crate) use serve::{LogFormat, ServeArgs};
+pub(crate) use traces::{DashboardArgs, TracesArgs};
 pub(crate) use up::{SuperviseArgs, UpArgs, parse_duration};
 
 /// Run a local stack of services (an MCP context server, a mock model, an AI gateway and
@@ -79,6 +81,10 @@ pub(crate) enum Command {
     /// MCP server on stdio for coding agents to operate the stack (`--config AGENT`:
     /// the snippet that registers it)
     Mcp(McpArgs),
+    /// List recent traces (`TRACE_ID`: one as a waterfall); `--json` for scripts
+    Traces(TracesArgs),
+    /// Print the live dashboard's URL (`--open`: open it in a browser)
+    Dashboard(DashboardArgs),
     /// Translate the stack for docker compose or Kubernetes (a kustomization)
     Export(ExportArgs),
     /// Print a shell completion script (bash, zsh, fish, …)

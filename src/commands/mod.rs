@@ -15,6 +15,7 @@ mod ps;
 mod reconcile;
 mod run;
 mod serve;
+mod traces;
 mod up;
 mod watching;
 
@@ -32,6 +33,8 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Up(args) => up::run(&cli.global, args),
         Command::Down(args) => down::run(&cli.global, args),
         Command::Ps(args) => ps::run(&cli.global, args),
+        Command::Traces(args) => traces::run(&cli.global, &args),
+        Command::Dashboard(args) => traces::dashboard(&cli.global, &args),
         Command::Logs(args) => logs::run(&cli.global, args),
         Command::Restart(args) => control::run(&cli.global, args, control::Action::Restart),
         Command::Stop(args) => control::run(&cli.global, args, control::Action::Stop),

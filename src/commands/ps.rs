@@ -78,6 +78,8 @@ fn from_state(project: &str, state: Option<State>, running: &[String]) -> PsDocu
             supervisor_pid: None,
             services: Vec::new(),
             llm: None,
+            dashboard: None,
+            telemetry_port: None,
         };
     };
     let services = state
@@ -121,5 +123,7 @@ fn from_state(project: &str, state: Option<State>, running: &[String]) -> PsDocu
         supervisor_pid: state.supervisor.alive().then_some(state.supervisor.pid),
         services,
         llm: None,
+        dashboard: None,
+        telemetry_port: None,
     }
 }

@@ -180,14 +180,19 @@ fn in_file(loaded: &Loaded) -> Vec<String> {
 
 /// Each running service's ports, which its new plan keeps.
 fn held(doc: &PsDocument) -> Remembered {
-    doc.services
+    let mut held: Remembered = doc
+        .services
         .iter()
         .flat_map(|s| {
             s.ports
                 .iter()
                 .map(|(name, p)| ((s.name.clone(), name.clone()), p.port))
         })
-        .collect()
+        .collect();
+    if let Some(port) = doc.telemetry_port {
+        held.insert(crate::plan::Telemetry::port_key(), port);
+    }
+    held
 }
 
 async fn ask(socket: &std::path::Path, request: &Request) -> Result<(Vec<Change>, Vec<String>)> {

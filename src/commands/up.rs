@@ -96,9 +96,17 @@ pub(crate) fn plan_for(
     let selected = plan::select(stack, &args.services, &args.profiles)
         .map_err(|e| Error::input(e.to_string(), Some(&e.hint())))?;
     let dir = plan::state_dir(stack);
-    let ports = plan::ports::assign(&selected, &state::read_ports(&dir), held)
-        .map_err(Error::PortsInUse)?;
-    if let Err(err) = state::write_ports(&dir, &crate::plan::ports::remembered(&ports)) {
+    let last = state::read_ports(&dir);
+    let ports = plan::ports::assign(&selected, &last, held).map_err(Error::PortsInUse)?;
+    let key = plan::Telemetry::port_key();
+    let telemetry = plan::Telemetry::new(
+        held.get(&key).copied(),
+        last.get(&key).copied(),
+        stack.otlp_forward.clone(),
+    );
+    let mut remembered = crate::plan::ports::remembered(&ports);
+    remembered.insert(key, telemetry.port);
+    if let Err(err) = state::write_ports(&dir, &remembered) {
         tracing::warn!(%err, "cannot remember the ports");
     }
     let mode = args
@@ -120,6 +128,8 @@ pub(crate) fn plan_for(
     let exe = std::env::current_exe()?;
     let mut plan = plan::build(stack, &selected, &ports, &exe, &overrides)
         .map_err(|e| Error::input(e.to_string(), None))?;
+    telemetry.inject(&mut plan);
+    plan.telemetry = Some(telemetry);
     plan.watch = !args.no_watch;
     plan.selection = plan::Selection {
         services: args.services.clone(),

@@ -28,6 +28,9 @@ pub(crate) struct Stack {
     pub watch_debounce: Duration,
     /// The `env_file:` files (absolute), watched with the stack file while it runs.
     pub env_files: Vec<PathBuf>,
+    /// Where telemetry is forwarded too (`otlp_forward:`), an `http(s)://` base URL.
+    #[serde(default)]
+    pub otlp_forward: Option<String>,
 }
 
 impl Stack {

@@ -33,6 +33,9 @@ pub(crate) struct RawStack {
     pub env_file: Option<OneOrMany>,
     /// How long file changes gather into one `watch:` action (default `100ms`).
     pub watch_debounce: Option<RawDuration>,
+    /// Send every span, metric and log the stack's services report to this OTLP/HTTP
+    /// collector too (`http://collector:4318`), besides the supervisor's own window.
+    pub otlp_forward: Option<String>,
     /// The services, by name.
     #[serde(default)]
     pub services: IndexMap<String, RawService>,

@@ -21,6 +21,12 @@ pub(crate) struct PsDocument {
     /// Where model calls go (SPEC §4.4), when the stack has a gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm: Option<crate::services::cassette::Mode>,
+    /// The dashboard's URL (with its token), when the supervisor serves one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboard: Option<String>,
+    /// The port of the supervisor's OTLP receiver and dashboard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry_port: Option<u16>,
 }
 
 /// One service of [`PsDocument`].
@@ -116,6 +122,11 @@ impl PsDocument {
             supervisor_pid,
             services,
             llm: plan.llm,
+            dashboard: plan
+                .telemetry
+                .as_ref()
+                .map(crate::plan::Telemetry::dashboard_url),
+            telemetry_port: plan.telemetry.as_ref().map(|t| t.port),
         }
     }
 }

@@ -45,6 +45,71 @@ pub(crate) struct Plan {
     /// What `up` was asked for, to plan the stack file again when it changes.
     #[serde(default)]
     pub selection: Selection,
+    /// The supervisor's OTLP receiver and dashboard (SPEC §6).
+    #[serde(default)]
+    pub telemetry: Option<Telemetry>,
+}
+
+/// Where the supervisor receives OTLP and serves the dashboard: one loopback port.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Telemetry {
+    /// The port, on 127.0.0.1.
+    pub port: u16,
+    /// The dashboard's token (its URL's path), unique to this run of the stack.
+    pub token: String,
+    /// `otlp_forward:`.
+    pub forward: Option<String>,
+}
+
+impl Telemetry {
+    /// The key the port has in `ports.json` (no service has an empty name).
+    pub(crate) fn port_key() -> (String, String) {
+        (String::new(), "telemetry".to_string())
+    }
+
+    /// A port (the remembered one when it is free) and a fresh token.
+    pub(crate) fn new(
+        held: Option<u16>,
+        remembered: Option<u16>,
+        forward: Option<String>,
+    ) -> Telemetry {
+        Telemetry {
+            port: held.unwrap_or_else(|| ports::pick(remembered)),
+            token: uuid::Uuid::new_v4().simple().to_string(),
+            forward,
+        }
+    }
+
+    /// The dashboard's URL.
+    pub(crate) fn dashboard_url(&self) -> String {
+        format!("http://127.0.0.1:{}/d/{}/", self.port, self.token)
+    }
+
+    /// The OTLP endpoint as `runtime` reaches it.
+    fn endpoint(&self, runtime: crate::config::RuntimeKind) -> String {
+        let host = match runtime {
+            crate::config::RuntimeKind::Process => resolve::LOOPBACK,
+            crate::config::RuntimeKind::Container => resolve::HOST_GATEWAY,
+        };
+        format!("http://{host}:{}", self.port)
+    }
+
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, `…_PROTOCOL` and `OTEL_SERVICE_NAME` for every service
+    /// of `plan` (a service's own `env` wins).
+    pub(crate) fn inject(&self, plan: &mut Plan) {
+        for svc in &mut plan.services {
+            let vars = [
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", self.endpoint(svc.runtime)),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_string()),
+                ("OTEL_SERVICE_NAME", svc.name.clone()),
+            ];
+            for (k, v) in vars {
+                if !svc.env.iter().any(|(existing, _)| existing == k) {
+                    svc.env.push((k.to_string(), v));
+                }
+            }
+        }
+    }
 }
 
 /// What `stack up` was asked to start.
@@ -211,6 +276,7 @@ pub(crate) fn build(
         env_files: stack.env_files.clone(),
         watch: false,
         selection: Selection::default(),
+        telemetry: None,
     })
 }
 

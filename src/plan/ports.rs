@@ -122,6 +122,15 @@ pub(crate) fn assign(
     Ok(table)
 }
 
+/// A free loopback port: `remembered` when it is free, else one the OS picks (0 if none).
+pub(crate) fn pick(remembered: Option<u16>) -> u16 {
+    remembered
+        .and_then(bind)
+        .or_else(|| free(&HashSet::new()))
+        .and_then(|l| l.local_addr().ok())
+        .map_or(0, |a| a.port())
+}
+
 fn bind(port: u16) -> Option<TcpListener> {
     TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).ok()
 }

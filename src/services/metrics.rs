@@ -1,5 +1,7 @@
 //! Prometheus metrics shared by the built-in services: request counts by route and status,
-//! a latency histogram, and the `/metrics` text endpoint.
+//! a latency histogram, the GenAI metrics (OpenTelemetry's semantic conventions, under
+//! their Prometheus names), and the `/metrics` text endpoint. The middleware [`track`]
+//! also opens each request's server span when traces are exported.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -36,8 +38,11 @@ pub(crate) struct RouteLabels {
 /// Request counters and latency histograms; add service-specific metrics to `registry`.
 #[derive(Debug)]
 pub(crate) struct HttpMetrics {
-    /// The registry rendered by `/metrics`.
+    /// The registry rendered by `/metrics` (its names prefixed with the service's).
     pub registry: Registry,
+    /// The GenAI metrics, under their conventional names (no prefix).
+    pub genai: GenAiMetrics,
+    genai_registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
 }
@@ -66,8 +71,13 @@ impl HttpMetrics {
             "Time to the response head, by route",
             latency.clone(),
         );
+        let genai = GenAiMetrics::default();
+        let mut genai_registry = Registry::default();
+        genai.register(&mut genai_registry);
         Self {
             registry,
+            genai,
+            genai_registry,
             requests,
             latency,
         }
@@ -124,7 +134,7 @@ impl HttpMetrics {
     /// unless it asks only for the classic Prometheus text format (0.0.4).
     pub(crate) fn render(&self, headers: &axum::http::HeaderMap) -> Response {
         let mut body = String::new();
-        if let Err(err) = prometheus_client::encoding::text::encode(&mut body, &self.registry) {
+        if let Err(err) = self.encode(&mut body) {
             return (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response();
         }
         let accept = headers
@@ -151,6 +161,178 @@ impl HttpMetrics {
                 .into_response()
         }
     }
+}
+
+impl HttpMetrics {
+    /// Both registries, as OpenMetrics text.
+    fn encode(&self, out: &mut String) -> std::fmt::Result {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
+        encode_registry(out, &self.registry)?;
+        encode_registry(out, &self.genai_registry)?;
+        encode_eof(out)
+    }
+}
+
+/// The GenAI operation, provider and model of a call.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct GenAiLabels {
+    /// `chat`, `embeddings`, `text_completion`…
+    pub gen_ai_operation_name: &'static str,
+    /// `openai`, `anthropic`.
+    pub gen_ai_provider_name: &'static str,
+    /// The model asked for (see [`ModelNames`]).
+    pub gen_ai_request_model: Arc<str>,
+}
+
+/// [`GenAiLabels`] plus the token type and the caller's key label (`key#N`; empty without
+/// keys).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TokenUsageLabels {
+    /// The call.
+    #[prometheus(flatten)]
+    pub call: GenAiLabels,
+    /// `input` or `output`.
+    pub gen_ai_token_type: &'static str,
+    /// The key's label, never the key.
+    pub key: Arc<str>,
+}
+
+/// Bucket boundaries the GenAI semantic conventions advise.
+const TOKEN_BUCKETS: [f64; 14] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+const DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+const TTFT_BUCKETS: [f64; 16] = [
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// `gen_ai_client_token_usage`, `gen_ai_server_request_duration_seconds`,
+/// `gen_ai_server_time_to_first_token_seconds`.
+#[derive(Debug, Clone)]
+pub(crate) struct GenAiMetrics {
+    token_usage: HistogramFamily<TokenUsageLabels>,
+    duration: HistogramFamily<GenAiLabels>,
+    first_token: HistogramFamily<GenAiLabels>,
+    /// Model names as label values.
+    pub models: Arc<ModelNames>,
+}
+
+impl Default for GenAiMetrics {
+    fn default() -> Self {
+        GenAiMetrics {
+            token_usage: Family::new_with_constructor(|| Histogram::new(TOKEN_BUCKETS)),
+            duration: Family::new_with_constructor(|| Histogram::new(DURATION_BUCKETS)),
+            first_token: Family::new_with_constructor(|| Histogram::new(TTFT_BUCKETS)),
+            models: Arc::default(),
+        }
+    }
+}
+
+impl GenAiMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register_with_unit(
+            "gen_ai_client_token_usage",
+            "Tokens used per call, by operation, provider, model, token type (input, output) and key label",
+            prometheus_client::registry::Unit::Other("tokens".into()),
+            self.token_usage.clone(),
+        );
+        r.register_with_unit(
+            "gen_ai_server_request_duration",
+            "Time to answer a model call, by operation, provider and model",
+            prometheus_client::registry::Unit::Seconds,
+            self.duration.clone(),
+        );
+        r.register_with_unit(
+            "gen_ai_server_time_to_first_token",
+            "Time to the first token of a streamed answer (its head), by operation, provider and model",
+            prometheus_client::registry::Unit::Seconds,
+            self.first_token.clone(),
+        );
+    }
+
+    /// Records the tokens of one call.
+    pub(crate) fn tokens(&self, call: &GenAiLabels, key: &Arc<str>, input: u64, output: u64) {
+        for (kind, n) in [("input", input), ("output", output)] {
+            self.token_usage
+                .get_or_create(&TokenUsageLabels {
+                    call: call.clone(),
+                    gen_ai_token_type: kind,
+                    key: key.clone(),
+                })
+                .observe(n as f64);
+        }
+    }
+
+    /// Records how long one call took to answer (and, streamed, to its first token).
+    pub(crate) fn timing(&self, call: &GenAiLabels, seconds: f64, streamed: bool) {
+        self.duration.get_or_create(call).observe(seconds);
+        if streamed {
+            self.first_token.get_or_create(call).observe(seconds);
+        }
+    }
+}
+
+/// Model names as label values: whitespace and controls become `_`, at most 128 bytes,
+/// and past [`ModelNames::MAX`] distinct names the rest are `other` (a client cannot
+/// grow `/metrics` without bound).
+#[derive(Debug, Default)]
+pub(crate) struct ModelNames {
+    seen: std::sync::RwLock<std::collections::HashMap<Box<str>, Arc<str>>>,
+}
+
+impl ModelNames {
+    /// Distinct names kept.
+    pub(crate) const MAX: usize = 100;
+
+    /// The label value of model `name` (empty: no model named).
+    pub(crate) fn label(&self, name: &str) -> Arc<str> {
+        if let Ok(seen) = self.seen.read()
+            && let Some(v) = seen.get(name)
+        {
+            return v.clone();
+        }
+        let Ok(mut seen) = self.seen.write() else {
+            return Arc::from("other");
+        };
+        if seen.len() >= Self::MAX {
+            return Arc::from("other");
+        }
+        let value: Arc<str> = Arc::from(label_value(name, 128));
+        seen.insert(name.into(), value.clone());
+        value
+    }
+}
+
+/// `text` fit for a label value: no whitespace or control characters, at most `max` bytes.
+pub(crate) fn label_value(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for c in text.chars() {
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(if c.is_whitespace() || c.is_control() {
+            '_'
+        } else {
+            c
+        });
+    }
+    out
+}
+
+tokio::task_local! {
+    /// The model call a request made, for [`track`] to record once it is answered.
+    static CALL: std::cell::RefCell<Option<(GenAiLabels, bool)>>;
+}
+
+/// Tells [`track`] which model call this request is (its labels, and whether it streams),
+/// for the GenAI duration metrics. Outside `track`, nothing happens.
+pub(crate) fn note_call(call: GenAiLabels, streamed: bool) {
+    let _ = CALL.try_with(|c| *c.borrow_mut() = Some((call, streamed)));
 }
 
 /// Whether `accept` asks for the classic text format and not for OpenMetrics.
@@ -222,13 +404,49 @@ pub(crate) async fn track(
         .map_or("unmatched", MatchedPath::as_str)
         .to_string();
     let method = req.method().as_str().to_string();
-    let response = next.run(req).await;
-    metrics.observe(
-        route,
-        method,
-        response.status().as_u16(),
-        start.elapsed().as_secs_f64(),
-    );
+    let traced = match super::otel::tracer() {
+        Some(t) if route != "/health" && route != "/metrics" => Some(super::otel::start(
+            t,
+            format!("{method} {route}"),
+            opentelemetry::trace::SpanKind::Server,
+            &super::otel::parent(req.headers()),
+            vec![
+                opentelemetry::KeyValue::new("http.request.method", method.clone()),
+                opentelemetry::KeyValue::new("http.route", route.clone()),
+            ],
+        )),
+        _ => None,
+    };
+    let run = CALL.scope(std::cell::RefCell::new(None), async {
+        let response = match &traced {
+            Some(cx) => {
+                opentelemetry::trace::FutureExt::with_context(next.run(req), cx.clone()).await
+            }
+            None => next.run(req).await,
+        };
+        let call = CALL.with(|c| c.borrow_mut().take());
+        (response, call)
+    });
+    let (response, call) = run.await;
+    let seconds = start.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    if let Some((call, streamed)) = call {
+        metrics.genai.timing(&call, seconds, streamed);
+    }
+    if let Some(cx) = traced {
+        use opentelemetry::trace::TraceContextExt;
+        let span = cx.span();
+        span.set_attribute(opentelemetry::KeyValue::new(
+            "http.response.status_code",
+            i64::from(status),
+        ));
+        // A server span fails on a 5xx only (the semantic conventions' rule).
+        if status >= 500 {
+            super::otel::fail(&cx, status.to_string(), "the request failed");
+        }
+        span.end();
+    }
+    metrics.observe(route, method, status, seconds);
     response
 }
 

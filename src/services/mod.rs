@@ -13,6 +13,7 @@ pub(crate) mod hosts;
 pub(crate) mod http;
 pub(crate) mod metrics;
 pub(crate) mod model;
+pub(crate) mod otel;
 pub(crate) mod tls;
 
 use std::net::{IpAddr, SocketAddr};
@@ -101,11 +102,19 @@ pub(crate) async fn run(
     let addr = listener.local_addr()?;
     // One line, on stdout (the readiness line); no tracing event repeating it.
     println!("listening on http://{addr}");
-    match service {
+    // Traces when the environment asks (the supervisor sets the OTLP endpoint); the
+    // guard flushes what is queued when the service stops.
+    let traces = otel::init(kind.as_str());
+    let served = match service {
         Loaded::Context(c) => context::serve(listener, c, shutdown).await,
         Loaded::Model(c) => model::serve(listener, c, shutdown).await,
         Loaded::Gateway(c) => gateway::serve(listener, c, shutdown).await,
+    };
+    if let Some(t) = traces {
+        // Flushing blocks; off the runtime's threads.
+        let _ = tokio::task::spawn_blocking(move || drop(t)).await;
     }
+    served
 }
 
 enum Loaded {

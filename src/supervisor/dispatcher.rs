@@ -77,6 +77,22 @@ pub(crate) async fn run<R: Runtime>(
     let (broadcast, _) = broadcast::channel::<Numbered>(1024);
     let stop_server = CancellationToken::new();
     let listener = server::bind(&socket)?;
+    // The OTLP receiver and the dashboard (SPEC §6) ask the supervisor as the socket does.
+    let telemetry_task = match crate::telemetry::bind(&plan).await {
+        Some(l) => match crate::telemetry::Hub::new(plan.clone(), requests_tx.clone()) {
+            Ok(hub) => Some(tokio::spawn(crate::telemetry::serve(
+                l,
+                Arc::new(hub),
+                broadcast.clone(),
+                stop_server.clone(),
+            ))),
+            Err(err) => {
+                tracing::warn!(%err, "cannot keep spans; no telemetry or dashboard");
+                None
+            }
+        },
+        None => None,
+    };
     let server_task = tokio::spawn(server::serve(
         listener,
         requests_tx,
@@ -108,6 +124,9 @@ pub(crate) async fn run<R: Runtime>(
     let code = supervise(plan, Arc::new(runtime), notify, observer, inputs, opts).await;
     stop_server.cancel();
     let _ = server_task.await;
+    if let Some(t) = telemetry_task {
+        let _ = t.await;
+    }
     let _ = std::fs::remove_file(&socket);
     code
 }
@@ -691,6 +710,9 @@ impl<R: Runtime> Dispatcher<R> {
             handles.push(handle);
         }
         self.handles = handles;
+        // The receiver and dashboard keep serving where they are.
+        let mut new = new;
+        new.telemetry.clone_from(&self.plan.telemetry);
         self.plan = Arc::new(new);
         self.write_state();
         self.rollout_waiters.push(RolloutWaiter {

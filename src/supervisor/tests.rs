@@ -451,6 +451,7 @@ async fn supervise_with<F: Future<Output = ()>>(
         env_files: Vec::new(),
         watch: false,
         selection: crate::plan::Selection::default(),
+        telemetry: None,
     });
     let fake = Arc::new(Fake::new(runs));
     let journal = fake.journal.clone();

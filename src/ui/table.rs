@@ -83,6 +83,9 @@ pub(crate) fn render(doc: &PsDocument, color: bool) -> String {
     if let Some(mode) = doc.llm {
         out.push_str(&format!("llm: {mode} ({})\n", mode_note(mode)));
     }
+    if let Some(url) = &doc.dashboard {
+        out.push_str(&format!("dashboard: {url}\n"));
+    }
     out
 }
 

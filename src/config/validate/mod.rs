@@ -281,7 +281,14 @@ fn plain_words(message: &str) -> String {
     out
 }
 
-const TOP_FIELDS: &[&str] = &["name", "runtime", "env_file", "watch_debounce", "services"];
+const TOP_FIELDS: &[&str] = &[
+    "name",
+    "runtime",
+    "env_file",
+    "watch_debounce",
+    "otlp_forward",
+    "services",
+];
 
 fn build(cx: &mut Cx, file: &Path, dir: &Path, text: &str, opts: &LoadOptions) -> Option<Stack> {
     let mut top = read_document(cx, text)?;
@@ -295,6 +302,8 @@ fn build(cx: &mut Cx, file: &Path, dir: &Path, text: &str, opts: &LoadOptions) -
     let raw_runtime = top_field::<RuntimeKind>(cx, &mut top, "runtime", &lookup);
     let watch_debounce = top_field::<RawDuration>(cx, &mut top, "watch_debounce", &lookup)
         .map_or(DEFAULT_WATCH_DEBOUNCE, |d| d.0);
+    let otlp_forward = top_field::<String>(cx, &mut top, "otlp_forward", &lookup)
+        .and_then(|url| otlp_forward(cx, url));
     let services_map = services_map(cx, top.remove("services"));
 
     let default_name = default_project_name(cx, dir, raw_name);
@@ -335,7 +344,28 @@ fn build(cx: &mut Cx, file: &Path, dir: &Path, text: &str, opts: &LoadOptions) -
         services,
         watch_debounce,
         env_files: env_file_paths,
+        otlp_forward,
     })
+}
+
+/// `otlp_forward:` must be an `http(s)://` URL (its `/v1/traces`… are appended).
+fn otlp_forward(cx: &mut Cx, url: String) -> Option<String> {
+    let path = FieldPath::root().key("otlp_forward");
+    let ok = url
+        .parse::<axum::http::Uri>()
+        .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
+    if ok {
+        return Some(url.trim_end_matches('/').to_string());
+    }
+    cx.push(
+        Diagnostic::error(
+            path.clone(),
+            format!("`otlp_forward` must be an http:// or https:// URL, not `{url}`"),
+        )
+        .at(cx.positions.value(&path))
+        .hint("the collector's OTLP/HTTP base URL, e.g. `http://127.0.0.1:4318`"),
+    );
+    None
 }
 
 /// How long file changes gather into one `watch:` action unless `watch_debounce:` says.

@@ -1,6 +1,7 @@
 //! The operations both faces of the server share (REST and MCP tools): validation, the
 //! store's writes, retrieval.
 
+use opentelemetry::KeyValue;
 use serde_json::Value;
 
 use super::Ctx;
@@ -89,6 +90,12 @@ pub(super) async fn store(
         .append(session.clone(), role, content, metadata)
         .await?;
     ctx.subscribers.changed(&session).await;
+    crate::services::otel::annotate_current("store context", || {
+        vec![
+            KeyValue::new("stack.context.session", session.clone()),
+            KeyValue::new("stack.context.tokens", i64::from(stored.tokens)),
+        ]
+    });
     Ok(stored)
 }
 
@@ -105,10 +112,30 @@ pub(super) async fn retrieve(
     if budget == 0 {
         return Err(OpError::Invalid("`max_tokens` must be at least 1".into()));
     }
-    Ok(match ctx.store.session(session).await? {
+    let c = match ctx.store.session(session).await? {
         Some(s) => retrieve::context(session, &read(&s), budget, query),
         None => Context::empty(session, budget),
-    })
+    };
+    crate::services::otel::annotate_current("retrieve context", || {
+        vec![
+            KeyValue::new("stack.context.session", session.to_string()),
+            KeyValue::new("stack.context.entries", c.entries.len() as i64),
+            KeyValue::new("stack.context.omitted", c.omitted as i64),
+            KeyValue::new("stack.context.tokens", i64::from(c.tokens)),
+            KeyValue::new("stack.context.max_tokens", i64::from(c.max_tokens)),
+            KeyValue::new(
+                "stack.context.entry_ids",
+                opentelemetry::Value::Array(
+                    c.entries
+                        .iter()
+                        .map(|e| e.id.clone().into())
+                        .collect::<Vec<opentelemetry::StringValue>>()
+                        .into(),
+                ),
+            ),
+        ]
+    });
+    Ok(c)
 }
 
 /// The context of a session that has entries (the resource and the prompt name one).

@@ -107,11 +107,15 @@ impl ContextClient {
         method: Method,
         path: &str,
         body: Option<Value>,
+        trace: Option<&opentelemetry::Context>,
     ) -> Result<(u16, Value), String> {
         let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let mut headers = self.headers();
+        if let Some(cx) = trace {
+            crate::services::otel::inject(cx, &mut headers);
+        }
         let fut = async {
-            let resp =
-                super::upstream::send(&self.endpoint, &method, path, self.headers(), body).await?;
+            let resp = super::upstream::send(&self.endpoint, &method, path, headers, body).await?;
             let status = resp.status().as_u16();
             let bytes = resp
                 .into_body()
@@ -135,13 +139,14 @@ impl ContextClient {
         session: &str,
         budget: u32,
         query: &str,
+        trace: Option<&opentelemetry::Context>,
     ) -> Result<Option<Value>, String> {
         let q: String = url_encode(query.chars().take(500).collect::<String>().as_str());
         let path = format!(
             "/v1/sessions/{}/context?max_tokens={budget}&query={q}",
             url_encode(session)
         );
-        match self.call(Method::GET, &path, None).await? {
+        match self.call(Method::GET, &path, None, trace).await? {
             (200, v) => Ok(Some(v)),
             (404, _) => Ok(None),
             (s, v) => Err(format!("the context server answered {s}: {v}")),
@@ -154,6 +159,7 @@ impl ContextClient {
         session: &str,
         role: &str,
         content: &str,
+        trace: Option<&opentelemetry::Context>,
     ) -> Result<(), String> {
         let path = format!("/v1/sessions/{}/entries", url_encode(session));
         match self
@@ -161,6 +167,7 @@ impl ContextClient {
                 Method::POST,
                 &path,
                 Some(json!({"role": role, "content": content})),
+                trace,
             )
             .await?
         {

@@ -177,6 +177,18 @@ pub(super) fn api_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
+/// The limits' names as metric label values (no spaces).
+pub(super) const LIMITS: [&str; 2] = ["requests_per_minute", "tokens_per_minute"];
+
+/// The label value of a refusal's `what`.
+pub(super) fn limit_label(what: &str) -> &'static str {
+    if what.starts_with("requests") {
+        LIMITS[0]
+    } else {
+        LIMITS[1]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

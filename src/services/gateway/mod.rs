@@ -43,20 +43,22 @@ use super::ServeError;
 use super::http::Uptime;
 use super::metrics::HttpMetrics;
 
-/// Labels of a gateway request (no allocation on the hot path: static route names and
-/// shared upstream names).
+/// Labels of a gateway request (static route names, shared upstream and model names).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
     route: &'static str,
     status: u16,
     upstream: Arc<str>,
+    model: Arc<str>,
 }
 
-/// A route and a token kind.
+/// A route, a token kind, the model and the key's label (`key#N`, never the key).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct TokenLabels {
     route: &'static str,
     kind: &'static str,
+    model: Arc<str>,
+    key: Arc<str>,
 }
 
 /// What failed.
@@ -65,7 +67,7 @@ pub(crate) struct OpLabel {
     op: &'static str,
 }
 
-/// The gateway's own metrics (besides the HTTP ones).
+/// The gateway's own metrics (besides the HTTP and GenAI ones).
 #[derive(Debug, Default)]
 pub(crate) struct GatewayMetrics {
     requests: Family<RequestLabels, Counter>,
@@ -78,58 +80,20 @@ pub(crate) struct GatewayMetrics {
 
 /// The metrics one model route touches on every request, resolved at start: a request
 /// bumps these directly instead of hashing its labels into a family. Answers other than
-/// 200 and upstreams added later go through the families.
+/// 200 go through the families.
 #[derive(Debug)]
 struct RouteHandles {
-    /// `requests{route, status="200", upstream}`, one per upstream.
-    ok: Vec<(Arc<str>, Counter)>,
     /// `http_requests{route, method="POST", status="200"}`.
     http_ok: Counter,
     latency: Histogram,
-    prompt_tokens: Counter,
-    completion_tokens: Counter,
 }
 
 impl RouteHandles {
-    fn new(
-        route: &'static str,
-        upstreams: &upstream::Upstreams,
-        metrics: &GatewayMetrics,
-        http: &HttpMetrics,
-    ) -> RouteHandles {
-        let tokens = |kind| {
-            metrics
-                .tokens
-                .get_or_create(&TokenLabels { route, kind })
-                .clone()
-        };
+    fn new(route: &'static str, http: &HttpMetrics) -> RouteHandles {
         RouteHandles {
-            ok: upstreams
-                .all()
-                .map(|(name, _)| {
-                    let labels = RequestLabels {
-                        route,
-                        status: 200,
-                        upstream: name.clone(),
-                    };
-                    (
-                        name.clone(),
-                        metrics.requests.get_or_create(&labels).clone(),
-                    )
-                })
-                .collect(),
             http_ok: http.requests_counter(route, "POST", 200),
             latency: http.latency_histogram(route),
-            prompt_tokens: tokens("prompt"),
-            completion_tokens: tokens("completion"),
         }
-    }
-
-    fn ok_counter(&self, upstream: &Arc<str>) -> Option<&Counter> {
-        self.ok
-            .iter()
-            .find(|(name, _)| Arc::ptr_eq(name, upstream))
-            .map(|(_, c)| c)
     }
 }
 
@@ -239,9 +203,19 @@ impl Gateway {
             "Context server calls that failed",
             metrics.context_failures.clone(),
         );
+        // Every family has its samples from the start (a dashboard's query finds them
+        // before the first request).
+        for what in ["retrieve", "store"] {
+            let _ = metrics
+                .context_failures
+                .get_or_create(&OpLabel { op: what });
+        }
+        for what in keys::LIMITS {
+            let _ = metrics.rate_limited.get_or_create(&OpLabel { op: what });
+        }
         let hot = proxy::ROUTES
             .iter()
-            .map(|r| RouteHandles::new(r.path, &upstreams, &metrics, &http))
+            .map(|r| RouteHandles::new(r.path, &http))
             .collect();
         Gateway {
             keys: keys::Keys::new(&config.keys),
@@ -263,23 +237,24 @@ impl Gateway {
         let route = a.route.path;
         let hot = &self.hot[a.route.index];
         let seconds = a.ms / 1000.0;
-        match a.upstream.as_ref().and_then(|u| hot.ok_counter(u)) {
-            Some(ok) if a.status == 200 => {
-                ok.inc();
-                hot.http_ok.inc();
-                hot.latency.observe(seconds);
-            }
-            _ => {
-                self.metrics
-                    .requests
-                    .get_or_create(&RequestLabels {
-                        route,
-                        status: a.status,
-                        upstream: a.upstream.clone().unwrap_or_else(|| Arc::from("")),
-                    })
-                    .inc();
-                self.http.observe(route, "POST", a.status, seconds);
-            }
+        let model = a.meter.model.clone();
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route,
+                status: a.status,
+                upstream: a.upstream.clone().unwrap_or_else(|| Arc::from("")),
+                model: model.clone(),
+            })
+            .inc();
+        if a.status == 200 {
+            hot.http_ok.inc();
+            hot.latency.observe(seconds);
+            self.http
+                .genai
+                .timing(&a.meter.genai(a.route), seconds, a.stream);
+        } else {
+            self.http.observe(route, "POST", a.status, seconds);
         }
         if a.retries > 0 {
             self.metrics.retries.inc_by(u64::from(a.retries));
@@ -287,11 +262,21 @@ impl Gateway {
         if a.fallbacks > 0 {
             self.metrics.fallbacks.inc_by(u64::from(a.fallbacks));
         }
-        hot.prompt_tokens.inc_by(a.prompt_tokens);
+        self.metrics
+            .tokens
+            .get_or_create(&TokenLabels {
+                route,
+                kind: "prompt",
+                model,
+                key: a.meter.key.clone(),
+            })
+            .inc_by(a.prompt_tokens);
         if let Some(what) = a.limited {
             self.metrics
                 .rate_limited
-                .get_or_create(&OpLabel { op: what })
+                .get_or_create(&OpLabel {
+                    op: keys::limit_label(what),
+                })
                 .inc();
         }
         // The JSON line is only built when someone reads it.
@@ -302,13 +287,33 @@ impl Gateway {
         }
     }
 
-    /// Records the completion tokens of an answer (and charges them to the key).
-    fn count_tokens(&self, route: proxy::RouteKind, said: &reply::Said, key: Option<&str>) {
-        self.hot[route.index]
-            .completion_tokens
+    /// Records the completion tokens of an answer (and charges them to the key): the
+    /// counters, the GenAI token usage, and the request's span, which ends here.
+    fn count_tokens(&self, route: proxy::RouteKind, said: &reply::Said, meter: proxy::Meter) {
+        self.metrics
+            .tokens
+            .get_or_create(&TokenLabels {
+                route: route.path,
+                kind: "completion",
+                model: meter.model.clone(),
+                key: meter.key.clone(),
+            })
             .inc_by(said.completion_tokens);
-        if let Some(label) = key {
-            self.keys.charge(label, said.completion_tokens);
+        self.http.genai.tokens(
+            &meter.genai(route),
+            &meter.key,
+            meter.prompt_tokens,
+            said.completion_tokens,
+        );
+        if !meter.key.is_empty() {
+            self.keys.charge(&meter.key, said.completion_tokens);
+        }
+        if let Some(cx) = meter.trace {
+            use opentelemetry::trace::TraceContextExt;
+            cx.span().set_attribute(opentelemetry::KeyValue::new(
+                "gen_ai.usage.output_tokens",
+                said.completion_tokens as i64,
+            ));
         }
     }
 }

@@ -136,6 +136,7 @@ async fn merged_models(gw: &Gateway, headers: &HeaderMap) -> Vec<Value> {
                 "/v1/models",
                 headers,
                 &super::upstream::Outgoing::default(),
+                None,
             )
             .await
         else {

@@ -18,6 +18,9 @@ use super::keys::Refusal;
 use super::reply::{self, Said, Tee};
 use super::upstream::{names, strip_hop_headers};
 use crate::services::api_error::{Api, ApiError};
+use crate::services::otel;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 
 /// Which route, for errors, enrichment and metrics.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +33,34 @@ pub(super) struct RouteKind {
     pub api: Api,
     /// Enrichment shape, when the route carries a conversation.
     pub shape: Option<Shape>,
+    /// The GenAI operation (`gen_ai.operation.name`).
+    pub op: &'static str,
+}
+
+/// What a request's metrics and span need once its head is sent: the model's and the
+/// key's label values, the prompt's tokens, and the span (which ends when the last clone
+/// goes, once the answer's tokens are counted).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Meter {
+    /// The model asked for, as a label value.
+    pub model: Arc<str>,
+    /// The key's label (`key#N`), empty without keys.
+    pub key: Arc<str>,
+    /// Prompt tokens (estimate).
+    pub prompt_tokens: u64,
+    /// The request's span, when traces are exported.
+    pub trace: Option<opentelemetry::Context>,
+}
+
+impl Meter {
+    /// The GenAI metrics' labels of this call.
+    pub(super) fn genai(&self, route: RouteKind) -> crate::services::metrics::GenAiLabels {
+        crate::services::metrics::GenAiLabels {
+            gen_ai_operation_name: route.op,
+            gen_ai_provider_name: crate::services::otel::provider_name(route.api),
+            gen_ai_request_model: self.model.clone(),
+        }
+    }
 }
 
 /// The fields routing needs; the body is forwarded as it came.
@@ -53,7 +84,24 @@ pub(super) async fn handle(
         .get(names::REQUEST_ID)
         .cloned()
         .unwrap_or_else(next_request_id);
+    let trace = otel::tracer().map(|t| {
+        otel::start(
+            t,
+            route.op,
+            SpanKind::Server,
+            &otel::parent(&headers),
+            vec![
+                KeyValue::new("gen_ai.operation.name", route.op),
+                KeyValue::new("gen_ai.provider.name", otel::provider_name(route.api)),
+                KeyValue::new("http.route", route.path),
+            ],
+        )
+    });
     let mut log = Access {
+        meter: Meter {
+            trace,
+            ..Meter::default()
+        },
         request_id,
         route,
         status: 0,
@@ -80,8 +128,41 @@ pub(super) async fn handle(
         .insert(names::REQUEST_ID, log.request_id.clone());
     log.status = resp.status().as_u16();
     log.ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Some(cx) = &log.meter.trace {
+        annotate(cx, &log);
+    }
     gw.observe(&log);
     resp
+}
+
+/// The request's span, once its head is known: `chat {model}` and the GenAI attributes.
+fn annotate(cx: &opentelemetry::Context, log: &Access) {
+    use opentelemetry::trace::TraceContextExt;
+    let span = cx.span();
+    let model = log.model.as_deref().unwrap_or_default();
+    span.update_name(format!("{} {model}", log.route.op));
+    let mut attrs = vec![
+        KeyValue::new("http.response.status_code", i64::from(log.status)),
+        KeyValue::new("gen_ai.usage.input_tokens", log.prompt_tokens as i64),
+        KeyValue::new("stack.retries", i64::from(log.retries)),
+        KeyValue::new("stack.fallbacks", i64::from(log.fallbacks)),
+        KeyValue::new("stack.context.entries", log.context_entries as i64),
+    ];
+    if !model.is_empty() {
+        attrs.push(KeyValue::new("gen_ai.request.model", model.to_string()));
+        attrs.push(KeyValue::new("gen_ai.response.model", model.to_string()));
+    }
+    if let Some(u) = &log.upstream {
+        attrs.push(KeyValue::new("stack.upstream", u.to_string()));
+    }
+    if !log.meter.key.is_empty() {
+        attrs.push(KeyValue::new("stack.key", log.meter.key.to_string()));
+    }
+    span.set_attributes(attrs);
+    if log.status >= 400 {
+        let message = log.error.as_deref().unwrap_or("the request failed");
+        otel::fail(cx, log.status.to_string(), message);
+    }
 }
 
 /// A request id unique to this process: its start time and a counter, in hex (cheaper
@@ -151,6 +232,9 @@ pub(super) struct Access {
     pub limited: Option<&'static str>,
     /// Time to the response head.
     pub ms: f64,
+    /// Labels and span, for the metrics.
+    #[serde(skip)]
+    pub meter: Meter,
 }
 
 fn route_path<S: serde::Serializer>(r: &RouteKind, s: S) -> Result<S::Ok, S::Error> {
@@ -177,8 +261,13 @@ async fn forward(
         ApiError::bad_request(api, format!("malformed JSON in the request body: {e}"))
     })?;
     log.model = peek.model.as_deref().map(str::to_string);
+    log.meter.model = gw
+        .http
+        .genai
+        .models
+        .label(peek.model.as_deref().unwrap_or(""));
     log.stream = peek.stream == Some(true);
-    let key_label = admit(gw, api, headers, &bytes, &peek, log)?;
+    admit(gw, api, headers, &bytes, &peek, log)?;
     let stream = peek.stream == Some(true);
     let alias = peek.model.as_deref().and_then(|m| {
         gw.upstreams
@@ -191,7 +280,7 @@ async fn forward(
         None => (pick_upstream(gw, api, &peek)?, bytes.clone()),
     };
     log.upstream = Some(upstream.clone());
-    let mut enriched = enrich(gw, route, headers, bytes).await?;
+    let mut enriched = enrich(gw, route, headers, bytes, log.meter.trace.as_ref()).await?;
     log.context_entries = enriched.prepended.entries;
     let outgoing = outgoing(gw, route, &upstream, std::mem::take(&mut enriched.body))?;
     let recording = gw
@@ -200,6 +289,7 @@ async fn forward(
         .and_then(|r| r.begin(route.path, &outgoing.body.plain, started));
 
     let sent = send_upstream(gw, route, headers, &upstream, &outgoing.body, log).await;
+    log.meter.prompt_tokens = log.prompt_tokens;
     drop(outgoing.body);
     let (upstream_resp, translated) = sent?;
     let status = upstream_resp.status();
@@ -208,7 +298,7 @@ async fn forward(
     let is_sse = content_is_sse(&parts.headers);
     let answer = Answer {
         route,
-        key_label,
+        meter: log.meter.clone(),
         status,
         streamed: stream && is_sse,
         upstream,
@@ -458,7 +548,14 @@ async fn send_upstream(
 > {
     let result = gw
         .upstreams
-        .forward(upstream, &Method::POST, route.path, headers, body)
+        .forward(
+            upstream,
+            &Method::POST,
+            route.path,
+            headers,
+            body,
+            log.meter.trace.as_ref(),
+        )
         .await;
     let attempts = match &result {
         Ok((_, a, _)) => a,
@@ -483,7 +580,7 @@ async fn send_upstream(
 /// What the answer's delivery needs to know.
 struct Answer {
     route: RouteKind,
-    key_label: Option<String>,
+    meter: Meter,
     status: StatusCode,
     /// A stream asked for and answered.
     streamed: bool,
@@ -508,7 +605,7 @@ where
 {
     let Answer {
         route,
-        key_label,
+        meter,
         status,
         streamed,
         upstream,
@@ -523,7 +620,7 @@ where
                 text: String::new(),
                 completion_tokens: tokens,
             };
-            gw.count_tokens(route, &said, key_label.as_deref());
+            gw.count_tokens(route, &said, meter);
         });
         return Ok(Response::from_parts(parts, Body::new(counted)));
     }
@@ -533,7 +630,7 @@ where
         let gw2 = gw.clone();
         gw.tasks.spawn(async move {
             if let Ok(said) = rx.await {
-                store_turns(&gw2, route, key_label, status, enriched, said).await;
+                store_turns(&gw2, route, meter, status, enriched, said).await;
             }
         });
         return Ok(Response::from_parts(parts, Body::from_stream(tee)));
@@ -552,7 +649,7 @@ where
     let said = reply::from_json(&body);
     let gw2 = gw.clone();
     gw.tasks.spawn(async move {
-        store_turns(&gw2, route, key_label, status, enriched, said).await;
+        store_turns(&gw2, route, meter, status, enriched, said).await;
     });
     Ok(Response::from_parts(parts, Body::from(body)))
 }
@@ -593,13 +690,16 @@ fn admit(
     bytes: &Bytes,
     peek: &Peek<'_>,
     log: &mut Access,
-) -> Result<Option<String>, ApiError> {
+) -> Result<(), ApiError> {
     log.prompt_tokens = bytes.len() as u64 / 4;
     let estimate = log.prompt_tokens + peek.max_tokens.unwrap_or(0).min(4096);
     match gw.keys.admit(headers, estimate) {
         Ok(key) => {
-            log.key = key.map(|k| k.label.clone());
-            Ok(log.key.clone())
+            if let Some(k) = key {
+                log.key = Some(k.label.clone());
+                log.meter.key = Arc::from(k.label.as_str());
+            }
+            Ok(())
         }
         Err(Refusal::Unauthorized(m)) => Err(ApiError::new(api, 401, m)),
         Err(Refusal::Limited { what, retry_after }) => {
@@ -650,6 +750,7 @@ async fn enrich(
     route: RouteKind,
     headers: &HeaderMap,
     bytes: Bytes,
+    trace: Option<&opentelemetry::Context>,
 ) -> Result<Enriched, ApiError> {
     let session = headers
         .get(names::SESSION_ID)
@@ -666,7 +767,7 @@ async fn enrich(
     match (&enriched.session, route.shape, &gw.context) {
         // Boxed: the retrieval's state would otherwise grow every request's future.
         (Some(_), Some(shape), Some(_)) => {
-            Box::pin(retrieve_into(gw, route, shape, enriched)).await
+            Box::pin(retrieve_into(gw, route, shape, enriched, trace)).await
         }
         _ => Ok(enriched),
     }
@@ -678,6 +779,7 @@ async fn retrieve_into(
     route: RouteKind,
     shape: Shape,
     mut enriched: Enriched,
+    trace: Option<&opentelemetry::Context>,
 ) -> Result<Enriched, ApiError> {
     let (Some(sid), Some(ctx)) = (enriched.session.clone(), &gw.context) else {
         return Ok(enriched);
@@ -687,7 +789,12 @@ async fn retrieve_into(
         .map_err(|e| ApiError::bad_request(route.api, e.to_string()))?;
     enriched.user_turn = enrich::last_user_text(shape, &v);
     match ctx
-        .retrieve(&sid, gw.config.context_max_tokens, &enriched.user_turn)
+        .retrieve(
+            &sid,
+            gw.config.context_max_tokens,
+            &enriched.user_turn,
+            trace,
+        )
         .await
     {
         Ok(Some(context)) => {
@@ -732,12 +839,13 @@ fn answer_headers(headers: &mut HeaderMap, status: StatusCode, enriched: &Enrich
 async fn store_turns(
     gw: &Gateway,
     route: RouteKind,
-    key_label: Option<String>,
+    meter: Meter,
     status: StatusCode,
     enriched: Enriched,
     said: Said,
 ) {
-    gw.count_tokens(route, &said, key_label.as_deref());
+    let trace = meter.trace.clone();
+    gw.count_tokens(route, &said, meter);
     if let (Some(sid), Some(ctx), true) = (&enriched.session, &gw.context, status.is_success()) {
         for (role, text) in [
             ("user", enriched.user_turn.as_str()),
@@ -746,7 +854,7 @@ async fn store_turns(
             if text.is_empty() {
                 continue;
             }
-            if let Err(e) = ctx.store(sid, role, text).await {
+            if let Err(e) = ctx.store(sid, role, text, trace.as_ref()).await {
                 tracing::warn!(session = %sid, error = %e, "cannot store the turn in the context server");
                 gw.metrics
                     .context_failures
@@ -773,29 +881,34 @@ pub(super) const ROUTES: [RouteKind; 5] = [
         path: "/v1/chat/completions",
         api: Api::OpenAi,
         shape: Some(Shape::Chat),
+        op: "chat",
     },
     RouteKind {
         index: 1,
         path: "/v1/messages",
         api: Api::Anthropic,
         shape: Some(Shape::Messages),
+        op: "chat",
     },
     RouteKind {
         index: 2,
         path: "/v1/messages/count_tokens",
         api: Api::Anthropic,
         shape: None,
+        op: "count_tokens",
     },
     RouteKind {
         index: 3,
         path: "/v1/embeddings",
         api: Api::OpenAi,
         shape: None,
+        op: "embeddings",
     },
     RouteKind {
         index: 4,
         path: "/v1/responses",
         api: Api::OpenAi,
         shape: Some(Shape::Responses),
+        op: "chat",
     },
 ];

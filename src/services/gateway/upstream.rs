@@ -237,6 +237,7 @@ impl Upstreams {
         path: &'static str,
         headers: &HeaderMap,
         body: &Outgoing,
+        trace: Option<&opentelemetry::Context>,
     ) -> Result<(Response<PooledBody>, Attempts, Option<Direction>), Unreachable> {
         let mut attempts = Attempts::default();
         let urls: &[Hop] = self.table.get(upstream).map_or(&[], Vec::as_slice);
@@ -263,14 +264,23 @@ impl Upstreams {
                     attempts.retries += 1;
                     tokio::time::sleep(self.backoff * 2u32.saturating_pow(attempt - 1)).await;
                 }
-                let req = request(
+                let mut req = request(
                     base,
                     method,
                     target_static(base.uri(), path),
                     hop.headers(headers, self.byok),
                     Body::from(bytes.clone()),
                 );
-                match tokio::time::timeout(self.timeout, base.send(req)).await {
+                // Each attempt is a child span of the request's; the upstream continues it.
+                let span = trace.map(|cx| attempt_span(cx, base, path, i, attempt));
+                if let Some(cx) = &span {
+                    crate::services::otel::inject(cx, req.headers_mut());
+                }
+                let outcome = tokio::time::timeout(self.timeout, base.send(req)).await;
+                if let Some(cx) = &span {
+                    end_attempt(cx, &outcome);
+                }
+                match outcome {
                     Ok(Ok(resp)) => {
                         let s = resp.status();
                         if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS {
@@ -299,6 +309,71 @@ impl Upstreams {
             }),
         }
     }
+}
+
+/// The span of one attempt at an upstream URL (a client span under the request's).
+fn attempt_span(
+    parent: &opentelemetry::Context,
+    base: &Endpoint,
+    path: &str,
+    fallback: usize,
+    attempt: u32,
+) -> opentelemetry::Context {
+    use opentelemetry::KeyValue;
+    let Some(tracer) = crate::services::otel::tracer() else {
+        return parent.clone();
+    };
+    let uri = base.uri();
+    let mut attrs = vec![
+        KeyValue::new("http.request.method", "POST"),
+        KeyValue::new("url.full", format!("{uri}{}", path.trim_start_matches('/'))),
+        KeyValue::new("server.address", uri.host().unwrap_or_default().to_string()),
+        KeyValue::new("stack.fallback", fallback as i64),
+    ];
+    if let Some(port) = uri.port_u16() {
+        attrs.push(KeyValue::new("server.port", i64::from(port)));
+    }
+    if attempt > 0 {
+        attrs.push(KeyValue::new(
+            "http.request.resend_count",
+            i64::from(attempt),
+        ));
+    }
+    let name = match (fallback, attempt) {
+        (0, 0) => format!("POST {path}"),
+        (_, 0) => format!("POST {path} (fallback {fallback})"),
+        _ => format!("POST {path} (retry {attempt})"),
+    };
+    crate::services::otel::start(
+        tracer,
+        name,
+        opentelemetry::trace::SpanKind::Client,
+        parent,
+        attrs,
+    )
+}
+
+/// Ends an attempt's span with its outcome.
+fn end_attempt<T>(
+    cx: &opentelemetry::Context,
+    outcome: &Result<Result<Response<T>, String>, tokio::time::error::Elapsed>,
+) {
+    use opentelemetry::trace::TraceContextExt;
+    match outcome {
+        Ok(Ok(resp)) => {
+            let s = resp.status().as_u16();
+            cx.span().set_attribute(opentelemetry::KeyValue::new(
+                "http.response.status_code",
+                i64::from(s),
+            ));
+            if s >= 500 || s == 429 {
+                crate::services::otel::fail(cx, s.to_string(), "the upstream failed");
+            }
+        }
+        Ok(Err(e)) => crate::services::otel::fail(cx, "connect", e),
+        Err(_) => crate::services::otel::fail(cx, "timeout", "no answer in time"),
+    }
+    cx.span().end();
 }
 
 /// Sends one request to `endpoint` + `path` (no retries): the proxied MCP and session

@@ -17,7 +17,7 @@ use super::answer::{Answer, decide, id, pieces};
 use super::body::{all_text, content_text, json as read_json};
 use super::config::{Fault, Latency};
 use super::memo::Parsed;
-use super::state::{AppState, fault_before_answer, fault_error};
+use super::state::{AppState, Call, fault_before_answer, fault_error};
 use super::stream::{Frames, event, token_delay, total_delay};
 use super::strict::Route;
 use super::text::count_tokens;
@@ -129,7 +129,17 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
     let in_tokens = input_tokens(&req.messages, req.system.as_ref(), tools_text);
     let answer = decide(s, API, &turn)?;
     let out_tokens = answer.tokens();
-    s.count_tokens("/v1/messages", out_tokens);
+    s.record_call(
+        "/v1/messages",
+        Call {
+            api: API,
+            operation: "chat",
+            model: &req.model,
+            input: in_tokens,
+            output: out_tokens,
+            streamed: req.stream == Some(true),
+        },
+    );
     let out = Message {
         model: &req.model,
         id: id("msg_"),

@@ -15,7 +15,7 @@ use super::answer::{Answer, decide, id, now, pieces};
 use super::body::{all_text, json as read_json};
 use super::config::{Fault, Latency};
 use super::memo::Parsed;
-use super::state::{AppState, fault_before_answer, fault_error};
+use super::state::{AppState, Call, fault_before_answer, fault_error};
 use super::stream::{Frames, data, token_delay, total_delay};
 use super::strict::Route;
 use super::text::{count_tokens, embedding, embedding_base64};
@@ -114,7 +114,17 @@ async fn chat_inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
         + req.tools.as_ref().map_or(0, |t| count_tokens(t.get()));
     let answer = decide(s, API, &turn).map_err(IntoResponse::into_response)?;
     let completion_tokens = answer.tokens();
-    s.count_tokens("/v1/chat/completions", completion_tokens);
+    s.record_call(
+        "/v1/chat/completions",
+        Call {
+            api: API,
+            operation: "chat",
+            model: &req.model,
+            input: prompt_tokens,
+            output: completion_tokens,
+            streamed: req.stream == Some(true),
+        },
+    );
     let usage = json!({
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,

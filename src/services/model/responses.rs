@@ -15,7 +15,7 @@ use super::answer::{Answer, decide, id, now};
 use super::body::{content_text, json as read_json};
 use super::config::{Fault, Latency};
 use super::memo::Parsed;
-use super::state::{AppState, fault_before_answer, fault_error};
+use super::state::{AppState, Call, fault_before_answer, fault_error};
 use super::stream::{Frames, event, token_delay, total_delay};
 use super::strict::Route;
 use super::text::count_tokens;
@@ -96,7 +96,17 @@ async fn inner(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Response
         + req.tools.as_ref().map_or(0, |t| count_tokens(t.get()));
     let answer = decide(s, API, &turn)?;
     let output_tokens = answer.tokens();
-    s.count_tokens("/v1/responses", output_tokens);
+    s.record_call(
+        "/v1/responses",
+        Call {
+            api: API,
+            operation: "chat",
+            model: &req.model,
+            input: input_tokens,
+            output: output_tokens,
+            streamed: req.stream == Some(true),
+        },
+    );
     let resp_id = id("resp_");
     let item_id = id("msg_");
     let created = now();

@@ -20,7 +20,7 @@ use super::turn::Turn;
 use crate::services::api_error::{Api, ApiError};
 use crate::services::config::ConfigError;
 use crate::services::http::Uptime;
-use crate::services::metrics::{HttpMetrics, RouteLabels};
+use crate::services::metrics::{GenAiLabels, HttpMetrics};
 
 /// What a fixture answers.
 #[derive(Debug, Clone)]
@@ -53,8 +53,8 @@ pub(super) struct AppState {
     global: FaultCounter,
     /// HTTP metrics plus the model's own.
     pub metrics: Arc<HttpMetrics>,
-    /// Tokens generated, by route.
-    pub tokens_out: Family<RouteLabels, Counter>,
+    /// Tokens generated, by route and model.
+    pub tokens_out: Family<ModelRouteLabels, Counter>,
     /// Start time for `/health`.
     pub uptime: Uptime,
     /// Strings made for schemas' `pattern`s.
@@ -63,6 +63,30 @@ pub(super) struct AppState {
     pub memo: Memo,
     /// `replay:`: the cassettes answer instead.
     pub replay: Option<super::replay::Replay>,
+}
+
+/// One model call, as [`AppState::record_call`] records it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Call<'a> {
+    /// The API it came in.
+    pub api: Api,
+    /// `chat`, `embeddings`…
+    pub operation: &'static str,
+    /// The model asked for.
+    pub model: &'a str,
+    /// Prompt tokens.
+    pub input: u32,
+    /// Tokens answered.
+    pub output: u32,
+    /// Whether the answer streams.
+    pub streamed: bool,
+}
+
+/// A route and a model.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub(crate) struct ModelRouteLabels {
+    route: &'static str,
+    model: Arc<str>,
 }
 
 #[derive(Debug)]
@@ -111,10 +135,10 @@ impl AppState {
                 .collect()
         });
         let mut metrics = HttpMetrics::new("stack_model");
-        let tokens_out = Family::<RouteLabels, Counter>::default();
+        let tokens_out = Family::<ModelRouteLabels, Counter>::default();
         metrics.registry.register(
             "tokens_out",
-            "Tokens generated, by route",
+            "Tokens generated, by route and model",
             tokens_out.clone(),
         );
         let replay = match &config.replay {
@@ -179,13 +203,42 @@ impl AppState {
         })
     }
 
-    /// Counts generated tokens.
-    pub(super) fn count_tokens(&self, route: &'static str, n: u32) {
+    /// Records one model call: its tokens in the metrics (with the model's name) and on
+    /// the request's span (`chat {model}`, the GenAI attributes), when traces are on.
+    pub(super) fn record_call(&self, route: &'static str, call: Call<'_>) {
+        let model = self.metrics.genai.models.label(call.model);
         self.tokens_out
-            .get_or_create(&RouteLabels {
-                route: route.into(),
+            .get_or_create(&ModelRouteLabels {
+                route,
+                model: model.clone(),
             })
-            .inc_by(u64::from(n));
+            .inc_by(u64::from(call.output));
+        let labels = GenAiLabels {
+            gen_ai_operation_name: call.operation,
+            gen_ai_provider_name: crate::services::otel::provider_name(call.api),
+            gen_ai_request_model: model,
+        };
+        self.metrics.genai.tokens(
+            &labels,
+            &Arc::from(""),
+            u64::from(call.input),
+            u64::from(call.output),
+        );
+        if crate::services::otel::tracer().is_some() {
+            use opentelemetry::KeyValue;
+            opentelemetry::trace::get_active_span(|span| {
+                span.update_name(format!("{} {}", call.operation, call.model));
+                span.set_attributes([
+                    KeyValue::new("gen_ai.operation.name", call.operation),
+                    KeyValue::new("gen_ai.provider.name", labels.gen_ai_provider_name),
+                    KeyValue::new("gen_ai.request.model", call.model.to_string()),
+                    KeyValue::new("gen_ai.response.model", call.model.to_string()),
+                    KeyValue::new("gen_ai.usage.input_tokens", i64::from(call.input)),
+                    KeyValue::new("gen_ai.usage.output_tokens", i64::from(call.output)),
+                ]);
+            });
+        }
+        crate::services::metrics::note_call(labels, call.streamed);
     }
 
     /// Checks the key (when keys are configured) and rolls the fault dice: the fault this
