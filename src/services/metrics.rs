@@ -43,6 +43,8 @@ pub(crate) struct HttpMetrics {
     /// The GenAI metrics, under their conventional names (no prefix).
     pub genai: GenAiMetrics,
     genai_registry: Registry,
+    /// Families with labels, described even before their first sample.
+    declared: Vec<(String, &'static str, &'static str)>,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
 }
@@ -74,13 +76,47 @@ impl HttpMetrics {
         let genai = GenAiMetrics::default();
         let mut genai_registry = Registry::default();
         genai.register(&mut genai_registry);
-        Self {
+        let mut m = Self {
             registry,
             genai,
             genai_registry,
+            declared: Vec::new(),
             requests,
             latency,
+        };
+        m.declare(
+            &format!("{prefix}_http_requests"),
+            "counter",
+            "HTTP requests by route, method and status",
+        );
+        m.declare(
+            &format!("{prefix}_http_request_duration_seconds"),
+            "histogram",
+            "Time to the response head, by route",
+        );
+        for (name, help) in [
+            (
+                "gen_ai_client_token_usage",
+                "Tokens used per call, by operation, provider, model, token type (input, output) and key label",
+            ),
+            (
+                "gen_ai_server_request_duration_seconds",
+                "Time to answer a model call, by operation, provider and model",
+            ),
+            (
+                "gen_ai_server_time_to_first_token_seconds",
+                "Time to the first token of a streamed answer (its head), by operation, provider and model",
+            ),
+        ] {
+            m.declare(name, "histogram", help);
         }
+        m
+    }
+
+    /// Describes the labelled family `name` (with its prefix) of `kind`, so `/metrics`
+    /// names it before its first sample (a dashboard's query finds it from the start).
+    pub(crate) fn declare(&mut self, name: &str, kind: &'static str, help: &'static str) {
+        self.declared.push((name.to_string(), kind, help));
     }
 
     /// Records one request.
@@ -169,6 +205,11 @@ impl HttpMetrics {
         use prometheus_client::encoding::text::{encode_eof, encode_registry};
         encode_registry(out, &self.registry)?;
         encode_registry(out, &self.genai_registry)?;
+        for (name, kind, help) in &self.declared {
+            if !out.contains(&format!("# TYPE {name} {kind}\n")) {
+                out.push_str(&format!("# HELP {name} {help}.\n# TYPE {name} {kind}\n"));
+            }
+        }
         encode_eof(out)
     }
 }
@@ -235,10 +276,9 @@ impl Default for GenAiMetrics {
 
 impl GenAiMetrics {
     fn register(&self, r: &mut Registry) {
-        r.register_with_unit(
+        r.register(
             "gen_ai_client_token_usage",
             "Tokens used per call, by operation, provider, model, token type (input, output) and key label",
-            prometheus_client::registry::Unit::Other("tokens".into()),
             self.token_usage.clone(),
         );
         r.register_with_unit(

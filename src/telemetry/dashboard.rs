@@ -27,10 +27,17 @@ use crate::control::{Message, Request as Ask};
 
 const PAGE: &str = include_str!("dashboard.html");
 
-/// The dashboard's routes (nested under `/d/<token>`).
+/// The page, at `/d/<token>/` (a nested router's `/` would only match without the slash,
+/// and the page's links are relative to the folder).
+pub(super) fn page_route(token: &str) -> Router<Arc<Hub>> {
+    Router::new()
+        .route(&format!("/d/{token}/"), get(page))
+        .layer(axum::middleware::from_fn(loopback_host))
+}
+
+/// The dashboard's API and events (nested under `/d/<token>`).
 pub(super) fn routes() -> Router<Arc<Hub>> {
     Router::new()
-        .route("/", get(page))
         .route("/events", get(events))
         .route("/api/ps", get(ps))
         .route("/api/services/{name}/{action}", post(act))

@@ -176,6 +176,7 @@ pub(crate) async fn serve(
     let app = Router::new()
         .route("/v1/{signal}", post(receive))
         .nest(&format!("/d/{token}"), dashboard::routes())
+        .merge(dashboard::page_route(&token))
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
         .with_state(hub.clone());
     let tails = tokio::spawn(follow_logs(hub.clone(), stop.clone()));

@@ -2,7 +2,7 @@
 formats: the classic text format (0.0.4) when asked for it, OpenMetrics otherwise.
 
 Env: CLASSIC_FILE, OPENMETRICS_FILE (the two bodies), COUNTER (a counter family's name,
-without `_total`).
+without `_total`), HISTOGRAM (optional: a histogram family with a sample).
 """
 import os
 
@@ -20,4 +20,9 @@ for name, parse, path in [("classic", parse_classic, os.environ["CLASSIC_FILE"])
     totals = [s for s in fam.samples if s.name == counter + "_total"]
     assert totals and all(s.value >= 1 for s in totals), (name, fam.samples)
     assert not any(n.startswith(counter + "_created") for n in families), (name, sorted(families))
+    histogram = os.environ.get("HISTOGRAM")
+    if histogram:
+        fam = families.get(histogram)
+        assert fam is not None and fam.type == "histogram", (name, sorted(families))
+        assert any(s.name == histogram + "_count" and s.value >= 1 for s in fam.samples), (name, fam.samples)
     print("ok", name, len(families), "families")

@@ -175,7 +175,7 @@ impl Gateway {
         let r = &mut http.registry;
         r.register(
             "requests",
-            "Model requests by route, status and upstream",
+            "Model requests by route, status, upstream and model",
             metrics.requests.clone(),
         );
         r.register(
@@ -190,7 +190,7 @@ impl Gateway {
         );
         r.register(
             "tokens",
-            "Tokens by route and kind (prompt estimate, completion)",
+            "Tokens by route, kind (prompt estimate, completion), model and key label",
             metrics.tokens.clone(),
         );
         r.register(
@@ -213,6 +213,16 @@ impl Gateway {
         for what in keys::LIMITS {
             let _ = metrics.rate_limited.get_or_create(&OpLabel { op: what });
         }
+        http.declare(
+            "stack_gateway_requests",
+            "counter",
+            "Model requests by route, status, upstream and model",
+        );
+        http.declare(
+            "stack_gateway_tokens",
+            "counter",
+            "Tokens by route, kind (prompt estimate, completion), model and key label",
+        );
         let hot = proxy::ROUTES
             .iter()
             .map(|r| RouteHandles::new(r.path, &http))

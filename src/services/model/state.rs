@@ -141,6 +141,11 @@ impl AppState {
             "Tokens generated, by route and model",
             tokens_out.clone(),
         );
+        metrics.declare(
+            "stack_model_tokens_out",
+            "counter",
+            "Tokens generated, by route and model",
+        );
         let replay = match &config.replay {
             Some(r) => {
                 let replay = super::replay::Replay::load(r)?;

@@ -1,0 +1,440 @@
+//! Telemetry end to end (SPEC §6): the built-ins' traces through the supervisor's OTLP
+//! receiver, a user service's span from the official Python SDK, `stack traces`, the
+//! metrics in both Prometheus formats, and the dashboard in a real headless Chromium.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Project, Sdk, eventually, repo_root, run_python, skip_or_fail};
+
+/// The AI stack, a user service reporting a span with the Python SDK, and `echoer`, which
+/// prints what the test asks for (a line, or a flood of lines).
+fn stack_yaml(python: &std::path::Path) -> String {
+    let script = repo_root().join("tests/python/otel_span.py");
+    format!(
+        r#"
+services:
+  context:
+    builtin: context
+    port: auto
+  model:
+    builtin: model
+    port: auto
+    config:
+      models: [mock-gpt]
+  gateway:
+    builtin: gateway
+    port: auto
+    depends_on: {{context: healthy, model: healthy}}
+    config:
+      keys: [dev-key]
+      upstreams: {{default: "${{services.model.url}}"}}
+      context_url: "${{services.context.url}}"
+  reporter:
+    command: ["{python}", "{script}"]
+    restart: "no"
+  echoer:
+    command:
+      - sh
+      - -c
+      - |
+        echo "echoer up"
+        while true; do
+          if [ -f say ]; then echo "$(cat say)"; rm -f say; fi
+          if [ -f flood ]; then n=$(cat flood); rm -f flood; seq 1 "$n" | sed 's/^/flood /'; fi
+          sleep 0.02
+        done
+"#,
+        python = python.display(),
+        script = script.display(),
+    )
+}
+
+fn ps(p: &Project) -> Value {
+    let out = p.run(&["ps", "--json"], Duration::from_secs(20));
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("ps --json: {e}: {out:?}"))
+}
+
+fn url_of(doc: &Value, service: &str) -> String {
+    doc["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == service))
+        .and_then(|s| s["ports"]["main"]["url"].as_str())
+        .unwrap_or_else(|| panic!("no URL for {service}: {doc}"))
+        .to_string()
+}
+
+fn traces(p: &Project, args: &[&str]) -> Value {
+    let mut all = vec!["traces", "--json"];
+    all.extend_from_slice(args);
+    let out = p.run(&all, Duration::from_secs(20));
+    if out.code != Some(0) {
+        // Not there yet (the exporters batch): the caller waits and asks again.
+        return Value::Null;
+    }
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("traces --json: {e}: {out:?}"))
+}
+
+struct Down<'a>(&'a Project);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["down"], Duration::from_secs(60));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_request_is_one_trace_across_gateway_context_and_model() {
+    let Some(python) = Sdk::Current.python("telemetry") else {
+        return;
+    };
+    let p = Project::new(&stack_yaml(&python));
+    let up = p.run(&["up", "-d", "--wait"], Duration::from_secs(120));
+    let _down = Down(&p);
+    assert_eq!(up.code, Some(0), "{up:?}");
+    assert!(up.stdout.contains("dashboard: http://127.0.0.1:"), "{up:?}");
+    let doc = ps(&p);
+    let gateway = url_of(&doc, "gateway");
+    let client = reqwest::Client::new();
+    // Every family is there before the first request; the GenAI ones under their
+    // conventional names.
+    let before = client
+        .get(format!("{gateway}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for family in [
+        "# TYPE gen_ai_client_token_usage histogram",
+        "# TYPE gen_ai_server_request_duration_seconds histogram",
+        "# TYPE gen_ai_server_time_to_first_token_seconds histogram",
+        "stack_gateway_rate_limited_total{op=\"requests_per_minute\"} 0",
+        "stack_gateway_context_failures_total{op=\"retrieve\"} 0",
+    ] {
+        assert!(before.contains(family), "{family} missing:\n{before}");
+    }
+    // The caller's trace is continued.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    for text in ["remember the lighthouse", "what did I say?"] {
+        let r = client
+            .post(format!("{gateway}/v1/chat/completions"))
+            .bearer_auth("dev-key")
+            .header("x-session-id", "trace-session")
+            .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+            .json(&json!({"model": "mock-gpt", "messages": [{"role": "user", "content": text}]}))
+            .send()
+            .await
+            .expect("chat");
+        assert_eq!(r.status(), 200);
+    }
+    // The exporters batch (up to 5 s).
+    let mut found = Value::Null;
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            found = traces(&p, &[trace_id]);
+            let spans = found["spans"].as_array().map_or(0, Vec::len);
+            // Per request: gateway, retrieve, attempt, model, two stores.
+            spans >= 12
+        }),
+        "{found:#}"
+    );
+    let spans = found["spans"].as_array().cloned().unwrap_or_default();
+    let by = |service: &str, name: &str| -> Vec<Value> {
+        spans
+            .iter()
+            .filter(|s| s["service"] == service && s["name"] == name)
+            .cloned()
+            .collect()
+    };
+    let chats = by("gateway", "chat mock-gpt");
+    assert_eq!(chats.len(), 2, "{found:#}");
+    let g = &chats[0]["attributes"];
+    assert_eq!(g["gen_ai.operation.name"], "chat");
+    assert_eq!(g["gen_ai.provider.name"], "openai");
+    assert_eq!(g["gen_ai.request.model"], "mock-gpt");
+    assert_eq!(g["gen_ai.response.model"], "mock-gpt");
+    assert!(g["gen_ai.usage.input_tokens"].as_i64() > Some(0), "{g}");
+    assert!(g["gen_ai.usage.output_tokens"].as_i64() > Some(0), "{g}");
+    assert_eq!(g["stack.key"], "key#1");
+    // The caller's span is the gateway span's parent.
+    assert_eq!(chats[0]["parent_span_id"], "00f067aa0ba902b7");
+    // The model's span is a child of the gateway's attempt span.
+    let attempt = &by("gateway", "POST /v1/chat/completions")[0];
+    assert_eq!(attempt["kind"], "client");
+    assert!(
+        attempt["attributes"]["server.address"] == "127.0.0.1",
+        "{attempt}"
+    );
+    let model = by("model", "chat mock-gpt");
+    assert_eq!(model.len(), 2, "{found:#}");
+    assert!(
+        model
+            .iter()
+            .any(|m| m["parent_span_id"] == attempt["span_id"]),
+        "{found:#}"
+    );
+    assert_eq!(model[0]["kind"], "server");
+    assert!(model[0]["attributes"]["gen_ai.usage.output_tokens"].as_i64() > Some(0));
+    // The second turn's retrieval prepended the first.
+    let retrieved = by("context", "retrieve context");
+    assert!(
+        retrieved
+            .iter()
+            .any(|r| r["attributes"]["stack.context.entries"].as_i64() == Some(2)),
+        "{found:#}"
+    );
+    assert_eq!(by("context", "store context").len(), 4, "{found:#}");
+
+    // The user's service reported with the official SDK, to the injected endpoint.
+    let mut user = Value::Null;
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            user = traces(&p, &["--service", "reporter"]);
+            user.as_array().is_some_and(|t| !t.is_empty())
+        }),
+        "{user:#}"
+    );
+    let t = &user[0];
+    assert_eq!(t["root"], "user work");
+    assert_eq!(t["span_count"], 2);
+    assert_eq!(t["spans"][0]["attributes"]["app.items"], 3);
+    // `--errors` lists only failed ones; the text list names the trace.
+    assert_eq!(traces(&p, &["--errors"]), json!([]));
+    let list = p.run(&["traces"], Duration::from_secs(20));
+    assert!(
+        list.stdout.contains("4bf92f3577b3") && list.stdout.contains("mock-gpt"),
+        "{list:?}"
+    );
+
+    // The metrics: a model label, the key's label (never the key), the GenAI histograms,
+    // and both formats read by the official Prometheus client's parsers.
+    let open = client
+        .get(format!("{gateway}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        open.contains(r#"stack_gateway_tokens_total{route="/v1/chat/completions",kind="completion",model="mock-gpt",key="key#1"}"#),
+        "{open}"
+    );
+    assert!(
+        open.contains(r#"gen_ai_client_token_usage_count{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="mock-gpt",gen_ai_token_type="output",key="key#1"} 2"#),
+        "{open}"
+    );
+    assert!(!open.contains("dev-key"), "{open}");
+    let classic = client
+        .get(format!("{gateway}/metrics"))
+        .header("accept", "text/plain;version=0.0.4")
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (c, o) = (dir.path().join("classic"), dir.path().join("open"));
+    std::fs::write(&c, &classic).expect("write");
+    std::fs::write(&o, &open).expect("write");
+    let parsed = run_python(
+        &python,
+        "metrics_parse.py",
+        &[
+            ("CLASSIC_FILE", c.to_str().unwrap_or_default()),
+            ("OPENMETRICS_FILE", o.to_str().unwrap_or_default()),
+            ("COUNTER", "stack_gateway_requests"),
+            ("HISTOGRAM", "gen_ai_client_token_usage"),
+        ],
+    );
+    let text = String::from_utf8_lossy(&parsed.stdout);
+    assert!(
+        text.contains("ok classic") && text.contains("ok openmetrics"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_receiver_takes_otlp_json_and_forwards_to_a_collector() {
+    use std::io::{Read, Write};
+    // A collector of our own on loopback: it records what it is sent.
+    let collector = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = collector.local_addr().expect("addr").port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for stream in collector.incoming().flatten() {
+            let mut stream = stream;
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = vec![0u8; 65536];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            if let Ok(mut g) = seen.lock() {
+                g.push(head);
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: application/json\r\n\r\n{}",
+            );
+        }
+    });
+    let p = Project::new(&format!(
+        "otlp_forward: http://127.0.0.1:{port}\nservices:\n  idle:\n    command: [sleep, '300']\n"
+    ));
+    let up = p.run(&["up", "-d", "--wait"], Duration::from_secs(60));
+    let _down = Down(&p);
+    assert_eq!(up.code, Some(0), "{up:?}");
+    let doc = ps(&p);
+    let otlp = format!(
+        "http://127.0.0.1:{}",
+        doc["telemetry_port"].as_u64().expect("telemetry port")
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64;
+    let body = json!({"resourceSpans": [{"resource": {"attributes": [
+        {"key": "service.name", "value": {"stringValue": "json-app"}}]},
+        "scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c",
+            "spanId": "eee19b7ec3c1b174", "name": "json work", "kind": 1,
+            "startTimeUnixNano": (now - 1_000_000).to_string(), "endTimeUnixNano": now.to_string(),
+            "status": {"code": 2, "message": "it broke"}}]}]}]});
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{otlp}/v1/traces"))
+        .json(&body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 200);
+    // Malformed or of another media type: refused, with why.
+    let bad = client
+        .post(format!("{otlp}/v1/traces"))
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(bad.status(), 400);
+    assert!(
+        bad.text()
+            .await
+            .unwrap_or_default()
+            .contains("not an OTLP JSON document")
+    );
+    let other = client
+        .post(format!("{otlp}/v1/traces"))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(other.status(), 415);
+    let errors = traces(&p, &["--errors"]);
+    assert!(
+        errors
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["root"] == "json work")),
+        "{errors:#}"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || got
+            .lock()
+            .is_ok_and(|g| g.iter().any(|h| h.starts_with("POST /v1/traces")))),
+        "the collector got {:?}",
+        got.lock().map(|g| g.len())
+    );
+    // The spans file is the owner's only.
+    let file = p.path().join(".stack/telemetry/spans.jsonl");
+    let mode = std::fs::metadata(&file).map(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o777
+    });
+    assert_eq!(mode.ok(), Some(0o600), "{}", file.display());
+}
+
+#[test]
+fn a_bad_otlp_forward_is_refused_where_it_is_written() {
+    let p = Project::new("otlp_forward: collector:4318\nservices:\n  a:\n    command: [true]\n");
+    let out = p.run(&["validate"], Duration::from_secs(20));
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("otlp_forward") && out.stderr.contains("stack.yaml:1"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn the_dashboard_works_in_a_real_browser() {
+    let Some(python) = Sdk::Current.python("dashboard") else {
+        return;
+    };
+    if !support::provision("chromium.sh", &[]) {
+        skip_or_fail(
+            "dashboard",
+            "no chromium and chromedriver (scripts/chromium.sh)",
+        );
+        return;
+    }
+    let p = Project::new(&stack_yaml(&python));
+    let up = p.run(&["up", "-d", "--wait"], Duration::from_secs(120));
+    let _down = Down(&p);
+    assert_eq!(up.code, Some(0), "{up:?}");
+    let dash = p.run(&["dashboard"], Duration::from_secs(20));
+    assert_eq!(dash.code, Some(0), "{dash:?}");
+    let url = dash.stdout.trim().to_string();
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.contains("/d/"),
+        "{url}"
+    );
+    let doc = ps(&p);
+    let shots = p.path().join("screenshots");
+    std::fs::create_dir_all(&shots).expect("mkdir");
+    let out = run_python(
+        &python,
+        "dashboard_browser.py",
+        &[
+            ("DASHBOARD_URL", &url),
+            ("GATEWAY_URL", &url_of(&doc, "gateway")),
+            ("PROJECT_DIR", p.path().to_str().unwrap_or_default()),
+            ("SCREENSHOTS", shots.to_str().unwrap_or_default()),
+            ("CHROMEDRIVER", "/usr/bin/chromedriver"),
+            ("CHROMIUM", "/usr/bin/chromium"),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    support::to_terminal(&format!("dashboard timings: {}", text.trim()));
+    // Keep the screenshots where the closing note can point at them.
+    let kept = repo_root().join("target/dashboard-screenshots");
+    let _ = std::fs::create_dir_all(&kept);
+    for e in std::fs::read_dir(&shots).into_iter().flatten().flatten() {
+        let _ = std::fs::copy(e.path(), kept.join(e.file_name()));
+    }
+    assert!(
+        std::fs::read_dir(&shots).map_or(0, |d| d.count()) >= 5,
+        "screenshots missing"
+    );
+    // Without the token, or from another Host: nothing.
+    let base = url.split("/d/").next().unwrap_or_default().to_string();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let r = c
+            .get(format!("{base}/d/wrong-token/api/ps"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 404);
+        let r = c
+            .get(format!("{url}api/ps"))
+            .header("host", "evil.example:80")
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 403);
+    });
+}
