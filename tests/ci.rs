@@ -193,6 +193,7 @@ fn new_makes_a_project_that_runs_unchanged() {
         "ai-stack",
         "ai-stack-containers",
         "ai-stack-postgres",
+        "ai-stack-observability",
         "minimal",
     ] {
         assert!(list.stdout.contains(t), "{}", list.stdout);
@@ -208,6 +209,7 @@ fn new_makes_a_project_that_runs_unchanged() {
         "ai-stack",
         "ai-stack-containers",
         "ai-stack-postgres",
+        "ai-stack-observability",
         "minimal",
     ] {
         let out = new(&["new", t, t]);

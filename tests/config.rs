@@ -243,6 +243,7 @@ fn the_schema_accepts_what_the_parser_accepts_and_refuses_what_it_refuses() {
         "ai-stack",
         "ai-stack-containers",
         "ai-stack-postgres",
+        "ai-stack-observability",
     ] {
         let text = std::fs::read_to_string(root.join(template).join("stack.yaml"))
             .expect("template stack file");

@@ -438,3 +438,88 @@ fn the_dashboard_works_in_a_real_browser() {
         assert_eq!(r.status(), 403);
     });
 }
+
+/// The Grafana dashboard of the `ai-stack-observability` template only asks for metric
+/// families the built-ins expose (from their start, in the format Prometheus asks for).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_grafana_dashboard_asks_only_for_families_the_builtins_expose() {
+    let path = repo_root()
+        .join("templates/ai-stack-observability/observability/grafana/dashboards/stack.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("dashboard"))
+        .expect("dashboard JSON");
+    let exprs: Vec<String> = doc["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .collect();
+    assert!(exprs.len() >= 12, "{exprs:?}");
+    let model = support::Served::start("model", None);
+    let context = support::Served::start("context", None);
+    let gateway = support::Served::start(
+        "gateway",
+        Some(&format!(
+            "upstreams: {{default: \"{}\"}}\ncontext_url: \"{}\"\n",
+            model.url, context.url
+        )),
+    );
+    let prometheus = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+    let client = reqwest::Client::new();
+    let mut exposed = String::new();
+    for base in [&model.url, &context.url, &gateway.url] {
+        let r = client
+            .get(format!("{base}/metrics"))
+            .header("accept", prometheus)
+            .send()
+            .await
+            .expect("metrics");
+        exposed.push_str(&r.text().await.expect("text"));
+    }
+    let families: std::collections::HashSet<&str> = exposed
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let name = metric_names(&exprs);
+    assert!(!name.is_empty());
+    for n in name {
+        if n == "up" {
+            continue; // Prometheus's own
+        }
+        let family = ["_bucket", "_sum", "_count", "_total"]
+            .iter()
+            .find_map(|s| n.strip_suffix(s))
+            .unwrap_or(&n);
+        assert!(
+            families.contains(family) || families.contains(n.as_str()),
+            "the dashboard asks for `{n}`, which no built-in exposes; families: {families:?}"
+        );
+    }
+}
+
+/// The metric names in PromQL expressions: identifiers followed by `{` or `[`.
+fn metric_names(exprs: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in exprs {
+        let b = e.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i].is_ascii_alphabetic() || b[i] == b'_' {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':')
+                {
+                    i += 1;
+                }
+                if matches!(b.get(i), Some(b'{' | b'[')) {
+                    out.push(e[start..i].to_string());
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}

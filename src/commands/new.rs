@@ -27,6 +27,10 @@ pub(super) const CATALOG: &[(&str, &str)] = &[
         "ai-stack-postgres",
         "the AI stack in containers with the context store on PostgreSQL (two replicas once exported)",
     ),
+    (
+        "ai-stack-observability",
+        "the AI stack in containers with Prometheus and Grafana (a provisioned dashboard)",
+    ),
     ("minimal", "one process with an HTTP health check"),
 ];
 
@@ -53,8 +57,10 @@ pub(crate) fn run(global: &GlobalArgs, args: NewArgs) -> Result<ExitCode> {
     let dir = args.dir.unwrap_or_else(|| name.clone().into());
     // Template files are stored without their leading dot (a `.gitignore` in the repository
     // would apply to the repository).
-    let files: Vec<(String, &[u8])> = template
-        .files()
+    let mut every = Vec::new();
+    files_of(template, &mut every);
+    let files: Vec<(String, &[u8])> = every
+        .into_iter()
         .map(|f| {
             let rel = f.path().strip_prefix(template.path()).unwrap_or(f.path());
             let rel = rel.to_string_lossy().to_string();
@@ -93,6 +99,14 @@ pub(crate) fn run(global: &GlobalArgs, args: NewArgs) -> Result<ExitCode> {
         errln!(console, "next: cd {} && stack up", dir.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Every file of `dir`, its subfolders' too.
+fn files_of<'a>(dir: &'a include_dir::Dir<'a>, out: &mut Vec<&'a include_dir::File<'a>>) {
+    out.extend(dir.files());
+    for sub in dir.dirs() {
+        files_of(sub, out);
+    }
 }
 
 fn write(path: &Path, contents: &[u8]) -> Result<()> {
