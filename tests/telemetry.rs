@@ -77,6 +77,19 @@ fn traces(p: &Project, args: &[&str]) -> Value {
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("traces --json: {e}: {out:?}"))
 }
 
+/// `/metrics` of `base`, asked for with `accept`.
+async fn metrics(client: &reqwest::Client, base: &str, accept: &str) -> String {
+    client
+        .get(format!("{base}/metrics"))
+        .header("accept", accept)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
 struct Down<'a>(&'a Project);
 
 impl Drop for Down<'_> {
@@ -100,14 +113,7 @@ async fn one_request_is_one_trace_across_gateway_context_and_model() {
     let client = reqwest::Client::new();
     // Every family is there before the first request; the GenAI ones under their
     // conventional names.
-    let before = client
-        .get(format!("{gateway}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let before = metrics(&client, &gateway, "*/*").await;
     for family in [
         "# TYPE gen_ai_client_token_usage histogram",
         "# TYPE gen_ai_server_request_duration_seconds histogram",
@@ -212,14 +218,7 @@ async fn one_request_is_one_trace_across_gateway_context_and_model() {
 
     // The metrics: a model label, the key's label (never the key), the GenAI histograms,
     // and both formats read by the official Prometheus client's parsers.
-    let open = client
-        .get(format!("{gateway}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let open = metrics(&client, &gateway, "*/*").await;
     assert!(
         open.contains(r#"stack_gateway_tokens_total{route="/v1/chat/completions",kind="completion",model="mock-gpt",key="key#1"}"#),
         "{open}"
@@ -229,15 +228,7 @@ async fn one_request_is_one_trace_across_gateway_context_and_model() {
         "{open}"
     );
     assert!(!open.contains("dev-key"), "{open}");
-    let classic = client
-        .get(format!("{gateway}/metrics"))
-        .header("accept", "text/plain;version=0.0.4")
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let classic = metrics(&client, &gateway, "text/plain;version=0.0.4").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let (c, o) = (dir.path().join("classic"), dir.path().join("open"));
     std::fs::write(&c, &classic).expect("write");
@@ -468,13 +459,7 @@ async fn the_grafana_dashboard_asks_only_for_families_the_builtins_expose() {
     let client = reqwest::Client::new();
     let mut exposed = String::new();
     for base in [&model.url, &context.url, &gateway.url] {
-        let r = client
-            .get(format!("{base}/metrics"))
-            .header("accept", prometheus)
-            .send()
-            .await
-            .expect("metrics");
-        exposed.push_str(&r.text().await.expect("text"));
+        exposed.push_str(&metrics(&client, base, prometheus).await);
     }
     let families: std::collections::HashSet<&str> = exposed
         .lines()

@@ -11,6 +11,7 @@ import urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -25,7 +26,17 @@ opts.binary_location = os.environ["CHROMIUM"]
 for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1800"]:
     opts.add_argument(a)
 driver = webdriver.Chrome(service=Service(os.environ["CHROMEDRIVER"]), options=opts)
-wait = lambda t=10: WebDriverWait(driver, t, poll_frequency=0.01)
+# The page redraws its tables as events arrive: an element found a moment ago may be gone.
+wait = lambda t=10: WebDriverWait(driver, t, poll_frequency=0.01,
+                                  ignored_exceptions=(StaleElementReferenceException,))
+
+
+def click(css):
+    """Clicks what `css` finds, finding it again if the page redrew it meanwhile."""
+    def go(d):
+        d.find_element(By.CSS_SELECTOR, css).click()
+        return True
+    wait().until(go)
 
 
 def shot(name):
@@ -71,7 +82,7 @@ try:
         f'#services tr[data-service="echoer"] td{what}')
     pid_cell = lambda: cell(".pid")
     before = pid_cell()
-    driver.find_element(By.CSS_SELECTOR, 'button[data-act="restart"][data-name="echoer"]').click()
+    click('button[data-act="restart"][data-name="echoer"]')
     wait(20).until(lambda d: pid_cell() not in (before, "–", "") and "running" in cell("[data-state]"))
     timings["restart_pid"] = [before, pid_cell()]
     shot("02-restarted")
@@ -105,9 +116,9 @@ try:
     chat("dash-session", "remember the lighthouse")
     answer = chat("dash-session", "what did I ask?")
     usage = answer["usage"]
-    row = wait(20).until(lambda d: next((r for r in d.find_elements(By.CSS_SELECTOR, "#traces tbody tr")
-                                         if "context" in r.text and "model" in r.text and "gateway" in r.text), None))
-    row.click()
+    trace = wait(20).until(lambda d: next((r.get_attribute("data-trace") for r in d.find_elements(By.CSS_SELECTOR, "#traces tbody tr")
+                                           if "context" in r.text and "model" in r.text and "gateway" in r.text), None))
+    click(f'#traces tr[data-trace="{trace}"]')
     wait().until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#waterfall tr[data-span]")) >= 4)
     waterfall = driver.find_element(By.ID, "waterfall").text
     for svc in ["gateway", "context", "model"]:

@@ -33,8 +33,18 @@ pub(super) struct RouteKind {
     pub api: Api,
     /// Enrichment shape, when the route carries a conversation.
     pub shape: Option<Shape>,
-    /// The GenAI operation (`gen_ai.operation.name`).
-    pub op: &'static str,
+}
+
+impl RouteKind {
+    /// The GenAI operation (`gen_ai.operation.name`). A method, not a field: a route is
+    /// copied into most of a request's futures.
+    pub(super) fn op(self) -> &'static str {
+        match self.path {
+            "/v1/embeddings" => "embeddings",
+            "/v1/messages/count_tokens" => "count_tokens",
+            _ => "chat",
+        }
+    }
 }
 
 /// What a request's metrics and span need once its head is sent: the model's and the
@@ -56,7 +66,7 @@ impl Meter {
     /// The GenAI metrics' labels of this call.
     pub(super) fn genai(&self, route: RouteKind) -> crate::services::metrics::GenAiLabels {
         crate::services::metrics::GenAiLabels {
-            gen_ai_operation_name: route.op,
+            gen_ai_operation_name: route.op(),
             gen_ai_provider_name: crate::services::otel::provider_name(route.api),
             gen_ai_request_model: self.model.clone(),
         }
@@ -87,11 +97,11 @@ pub(super) async fn handle(
     let trace = otel::tracer().map(|t| {
         otel::start(
             t,
-            route.op,
+            route.op(),
             SpanKind::Server,
             &otel::parent(&headers),
             vec![
-                KeyValue::new("gen_ai.operation.name", route.op),
+                KeyValue::new("gen_ai.operation.name", route.op()),
                 KeyValue::new("gen_ai.provider.name", otel::provider_name(route.api)),
                 KeyValue::new("http.route", route.path),
             ],
@@ -107,7 +117,6 @@ pub(super) async fn handle(
         status: 0,
         upstream: None,
         model: None,
-        key: None,
         retries: 0,
         fallbacks: 0,
         stream: false,
@@ -140,7 +149,7 @@ fn annotate(cx: &opentelemetry::Context, log: &Access) {
     use opentelemetry::trace::TraceContextExt;
     let span = cx.span();
     let model = log.model.as_deref().unwrap_or_default();
-    span.update_name(format!("{} {model}", log.route.op));
+    span.update_name(format!("{} {model}", log.route.op()));
     let mut attrs = vec![
         KeyValue::new("http.response.status_code", i64::from(log.status)),
         KeyValue::new("gen_ai.usage.input_tokens", log.prompt_tokens as i64),
@@ -211,9 +220,6 @@ pub(super) struct Access {
     /// The model asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// The key's label (`key#N`), never the key.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
     /// Retries made.
     pub retries: u32,
     /// Fallbacks to a later URL.
@@ -232,9 +238,19 @@ pub(super) struct Access {
     pub limited: Option<&'static str>,
     /// Time to the response head.
     pub ms: f64,
-    /// Labels and span, for the metrics.
-    #[serde(skip)]
+    /// Labels and span (the key's label, `key#N`, is logged as `key`: never the key).
+    #[serde(flatten, serialize_with = "key_only")]
     pub meter: Meter,
+}
+
+/// The access log's `key` (when there is one) from the meter.
+fn key_only<S: serde::Serializer>(m: &Meter, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(None)?;
+    if !m.key.is_empty() {
+        map.serialize_entry("key", &*m.key)?;
+    }
+    map.end()
 }
 
 fn route_path<S: serde::Serializer>(r: &RouteKind, s: S) -> Result<S::Ok, S::Error> {
@@ -696,7 +712,6 @@ fn admit(
     match gw.keys.admit(headers, estimate) {
         Ok(key) => {
             if let Some(k) = key {
-                log.key = Some(k.label.clone());
                 log.meter.key = Arc::from(k.label.as_str());
             }
             Ok(())
@@ -881,34 +896,29 @@ pub(super) const ROUTES: [RouteKind; 5] = [
         path: "/v1/chat/completions",
         api: Api::OpenAi,
         shape: Some(Shape::Chat),
-        op: "chat",
     },
     RouteKind {
         index: 1,
         path: "/v1/messages",
         api: Api::Anthropic,
         shape: Some(Shape::Messages),
-        op: "chat",
     },
     RouteKind {
         index: 2,
         path: "/v1/messages/count_tokens",
         api: Api::Anthropic,
         shape: None,
-        op: "count_tokens",
     },
     RouteKind {
         index: 3,
         path: "/v1/embeddings",
         api: Api::OpenAi,
         shape: None,
-        op: "embeddings",
     },
     RouteKind {
         index: 4,
         path: "/v1/responses",
         api: Api::OpenAi,
         shape: Some(Shape::Responses),
-        op: "chat",
     },
 ];
