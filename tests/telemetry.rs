@@ -24,6 +24,7 @@ services:
     port: auto
     config:
       models: [mock-gpt]
+      faults: [{{status: 500, every: 3}}]   # the third chat is retried
   gateway:
     builtin: gateway
     port: auto
@@ -143,8 +144,8 @@ async fn one_request_is_one_trace_across_gateway_context_and_model() {
         eventually(Duration::from_secs(20), || {
             found = traces(&p, &[trace_id]);
             let spans = found["spans"].as_array().map_or(0, Vec::len);
-            // Per request: gateway, retrieve, attempt, model, two stores.
-            spans >= 12
+            // Per request: gateway, retrieve, model, two stores.
+            spans >= 10
         }),
         "{found:#}"
     );
@@ -168,19 +169,19 @@ async fn one_request_is_one_trace_across_gateway_context_and_model() {
     assert_eq!(g["stack.key"], "key#1");
     // The caller's span is the gateway span's parent.
     assert_eq!(chats[0]["parent_span_id"], "00f067aa0ba902b7");
-    // The model's span is a child of the gateway's attempt span.
-    let attempt = &by("gateway", "POST /v1/chat/completions")[0];
-    assert_eq!(attempt["kind"], "client");
+    // An answered first attempt is the gateway's span itself: the model's span is its
+    // child, and it says where the answer came from.
+    assert_eq!(g["server.address"], "127.0.0.1");
     assert!(
-        attempt["attributes"]["server.address"] == "127.0.0.1",
-        "{attempt}"
+        by("gateway", "POST /v1/chat/completions").is_empty(),
+        "{found:#}"
     );
     let model = by("model", "chat mock-gpt");
     assert_eq!(model.len(), 2, "{found:#}");
     assert!(
         model
             .iter()
-            .any(|m| m["parent_span_id"] == attempt["span_id"]),
+            .any(|m| m["parent_span_id"] == chats[0]["span_id"]),
         "{found:#}"
     );
     assert_eq!(model[0]["kind"], "server");
@@ -194,6 +195,52 @@ async fn one_request_is_one_trace_across_gateway_context_and_model() {
         "{found:#}"
     );
     assert_eq!(by("context", "store context").len(), 4, "{found:#}");
+
+    // A retried request: its failed first attempt and the retry are child spans, each
+    // the parent of the model's span it caused.
+    let retried = "5ce0e9a56015fec5aadfa328ae398115";
+    let r = client
+        .post(format!("{gateway}/v1/chat/completions"))
+        .bearer_auth("dev-key")
+        .header("traceparent", format!("00-{retried}-00f067aa0ba902b7-01"))
+        .json(&json!({"model": "mock-gpt", "messages": [{"role": "user", "content": "again"}]}))
+        .send()
+        .await
+        .expect("chat");
+    assert_eq!(r.status(), 200);
+    let mut t = Value::Null;
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            t = traces(&p, &[retried]);
+            t["spans"].as_array().map_or(0, Vec::len) >= 5
+        }),
+        "{t:#}"
+    );
+    let spans = t["spans"].as_array().cloned().unwrap_or_default();
+    let named = |n: &str| spans.iter().find(|s| s["name"] == n).cloned();
+    let (Some(first), Some(retry)) = (
+        named("POST /v1/chat/completions"),
+        named("POST /v1/chat/completions (retry 1)"),
+    ) else {
+        panic!("no attempt spans: {t:#}");
+    };
+    assert_eq!(first["kind"], "client");
+    assert_eq!(first["error"], true, "{first}");
+    assert_eq!(first["attributes"]["http.response.status_code"], 500);
+    assert!(retry["error"].is_null(), "{retry}");
+    assert_eq!(retry["attributes"]["http.request.resend_count"], 1);
+    let models: Vec<&Value> = spans.iter().filter(|s| s["service"] == "model").collect();
+    assert_eq!(models.len(), 2, "{t:#}");
+    assert!(
+        models
+            .iter()
+            .any(|m| m["parent_span_id"] == retry["span_id"]),
+        "{t:#}"
+    );
+    assert_eq!(
+        t["errors"], 2,
+        "the failed attempt and the model's 500: {t:#}"
+    );
 
     // The user's service reported with the official SDK, to the injected endpoint.
     let mut user = Value::Null;
@@ -209,7 +256,13 @@ async fn one_request_is_one_trace_across_gateway_context_and_model() {
     assert_eq!(t["span_count"], 2);
     assert_eq!(t["spans"][0]["attributes"]["app.items"], 3);
     // `--errors` lists only failed ones; the text list names the trace.
-    assert_eq!(traces(&p, &["--errors"]), json!([]));
+    let errors = traces(&p, &["--errors"]);
+    assert!(
+        errors
+            .as_array()
+            .is_some_and(|e| e.len() == 1 && e[0]["trace_id"] == retried),
+        "{errors:#}"
+    );
     let list = p.run(&["traces"], Duration::from_secs(20));
     assert!(
         list.stdout.contains("4bf92f3577b3") && list.stdout.contains("mock-gpt"),
@@ -224,7 +277,7 @@ async fn one_request_is_one_trace_across_gateway_context_and_model() {
         "{open}"
     );
     assert!(
-        open.contains(r#"gen_ai_client_token_usage_count{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="mock-gpt",gen_ai_token_type="output",key="key#1"} 2"#),
+        open.contains(r#"gen_ai_client_token_usage_count{gen_ai_operation_name="chat",gen_ai_provider_name="openai",gen_ai_request_model="mock-gpt",gen_ai_token_type="output",key="key#1"} 3"#),
         "{open}"
     );
     assert!(!open.contains("dev-key"), "{open}");

@@ -271,14 +271,26 @@ impl Upstreams {
                     hop.headers(headers, self.byok),
                     Body::from(bytes.clone()),
                 );
-                // Each attempt is a child span of the request's; the upstream continues it.
-                let span = trace.map(|cx| attempt_span(cx, base, path, i, attempt));
-                if let Some(cx) = &span {
+                // A retry or a fallback is a child span of the request's, which its
+                // upstream continues. The first attempt is the request's span itself
+                // (one span less per request); when it fails, it gets a span of its own
+                // afterwards, so every failed attempt shows.
+                let first = i == 0 && attempt == 0;
+                let span = trace
+                    .filter(|_| !first)
+                    .map(|cx| attempt_span(cx, base, path, i, attempt, None));
+                if let Some(cx) = span.as_ref().or(trace) {
                     crate::services::otel::inject(cx, req.headers_mut());
                 }
+                let sent_at = trace.map(|_| std::time::SystemTime::now());
                 let outcome = tokio::time::timeout(self.timeout, base.send(req)).await;
-                if let Some(cx) = &span {
-                    end_attempt(cx, &outcome);
+                match (&span, trace) {
+                    (Some(cx), _) => end_attempt(cx, &outcome),
+                    (None, Some(cx)) if !answered(&outcome) => {
+                        end_attempt(&attempt_span(cx, base, path, i, attempt, sent_at), &outcome);
+                    }
+                    (None, Some(cx)) => server_attributes(cx, base),
+                    (None, None) => {}
                 }
                 match outcome {
                     Ok(Ok(resp)) => {
@@ -311,28 +323,54 @@ impl Upstreams {
     }
 }
 
-/// The span of one attempt at an upstream URL (a client span under the request's).
+/// Whether an attempt was answered with something the caller gets (not a 5xx, not a 429,
+/// not a connect failure or a timeout).
+fn answered<T>(outcome: &Result<Result<Response<T>, String>, tokio::time::error::Elapsed>) -> bool {
+    matches!(outcome, Ok(Ok(r)) if !r.status().is_server_error() && r.status() != StatusCode::TOO_MANY_REQUESTS)
+}
+
+/// `server.address` and `server.port` of the upstream URL.
+fn server(base: &Endpoint) -> Vec<opentelemetry::KeyValue> {
+    use opentelemetry::KeyValue;
+    let uri = base.uri();
+    let mut attrs = vec![KeyValue::new(
+        "server.address",
+        uri.host().unwrap_or_default().to_string(),
+    )];
+    if let Some(port) = uri.port_u16() {
+        attrs.push(KeyValue::new("server.port", i64::from(port)));
+    }
+    attrs
+}
+
+/// The request's span answered by its first attempt: where the answer came from.
+fn server_attributes(cx: &opentelemetry::Context, base: &Endpoint) {
+    use opentelemetry::trace::TraceContextExt;
+    cx.span().set_attributes(server(base));
+}
+
+/// The span of one attempt at an upstream URL (a client span under the request's), from
+/// `started` when it is made afterwards.
 fn attempt_span(
     parent: &opentelemetry::Context,
     base: &Endpoint,
     path: &str,
     fallback: usize,
     attempt: u32,
+    started: Option<std::time::SystemTime>,
 ) -> opentelemetry::Context {
     use opentelemetry::KeyValue;
+    use opentelemetry::trace::{TraceContextExt, Tracer};
     let Some(tracer) = crate::services::otel::tracer() else {
         return parent.clone();
     };
     let uri = base.uri();
-    let mut attrs = vec![
+    let mut attrs = server(base);
+    attrs.extend([
         KeyValue::new("http.request.method", "POST"),
         KeyValue::new("url.full", format!("{uri}{}", path.trim_start_matches('/'))),
-        KeyValue::new("server.address", uri.host().unwrap_or_default().to_string()),
         KeyValue::new("stack.fallback", fallback as i64),
-    ];
-    if let Some(port) = uri.port_u16() {
-        attrs.push(KeyValue::new("server.port", i64::from(port)));
-    }
+    ]);
     if attempt > 0 {
         attrs.push(KeyValue::new(
             "http.request.resend_count",
@@ -344,13 +382,14 @@ fn attempt_span(
         (_, 0) => format!("POST {path} (fallback {fallback})"),
         _ => format!("POST {path} (retry {attempt})"),
     };
-    crate::services::otel::start(
-        tracer,
-        name,
-        opentelemetry::trace::SpanKind::Client,
-        parent,
-        attrs,
-    )
+    let mut builder = tracer
+        .span_builder(name)
+        .with_kind(opentelemetry::trace::SpanKind::Client)
+        .with_attributes(attrs);
+    if let Some(t) = started {
+        builder = builder.with_start_time(t);
+    }
+    parent.with_span(builder.start_with_context(tracer, parent))
 }
 
 /// Ends an attempt's span with its outcome.

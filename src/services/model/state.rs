@@ -154,6 +154,11 @@ impl AppState {
                     "Replayed answers by result (hit: from a cassette; miss: no recording) and route",
                     replay.answers.clone(),
                 );
+                metrics.declare(
+                    "stack_model_replay_answers",
+                    "counter",
+                    "Replayed answers by result (hit: from a cassette; miss: no recording) and route",
+                );
                 Some(replay)
             }
             None => None,
