@@ -3,7 +3,8 @@
 
 1. The supervisor's RSS with 10,000 spans in its window and the dashboard open (goal
    <= 40 MB): the AI stack up (release build), 10,000 spans sent as OTLP/JSON in batches
-   of 500, a headless Chromium on the dashboard.
+   of 500, a headless Chromium on the dashboard; and again after the browser session of
+   2., which sends 100,000 log lines through the dashboard's event stream.
 2. From the same browser session (tests/python/dashboard_browser.py): first paint and the
    time for a new log line to appear with 100,000 lines loaded (goals <= 300 ms, <= 200 ms).
 
@@ -16,6 +17,25 @@ import json, os, secrets, subprocess, sys, tempfile, time, urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STACK = os.path.join(ROOT, "target", "release", "stack")
 PYTHON = os.path.join(ROOT, ".venv", "current", "bin", "python")
+
+# Holds the dashboard open (traces, gateway, sessions loaded) until its stdin closes.
+VIEWER = """
+import sys
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+o = webdriver.ChromeOptions(); o.binary_location = "/usr/bin/chromium"
+for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage"]: o.add_argument(a)
+d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
+try:
+    d.get(sys.argv[1])
+    WebDriverWait(d, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#traces tbody tr")) > 0)
+    print("open", flush=True)
+    sys.stdin.read()
+finally:
+    d.quit()
+"""
 
 STACK_YAML = """
 services:
@@ -88,6 +108,14 @@ def main():
             gateway = next(s for s in doc["services"] if s["name"] == "gateway")["ports"]["main"]["url"]
             for _ in range(20):
                 post(otlp + "/v1/traces", spans_batch(500))
+            # The dashboard open in a browser on those spans: the supervisor's RSS then.
+            viewer = subprocess.Popen([PYTHON, "-c", VIEWER, dashboard], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True)
+            assert viewer.stdout.readline().strip() == "open"
+            with urllib.request.urlopen(dashboard + "api/stats") as r:
+                open_stats = json.load(r)
+            viewer.stdin.close()
+            viewer.wait(timeout=60)
             shots = os.path.join(d, "shots")
             os.makedirs(shots)
             env = dict(os.environ, DASHBOARD_URL=dashboard, GATEWAY_URL=gateway, PROJECT_DIR=d,
@@ -102,10 +130,10 @@ def main():
                 stats = json.load(r)
         finally:
             stack(d, "down")
-    rss = stats["rss_bytes"] / 2**20
     print(f"{'figure':<46} {'measured':>10} {'goal':>8}")
-    print(f"{'supervisor RSS, ' + str(stats['spans_held']) + ' spans held, dashboard open':<46} "
-          f"{rss:>8.1f}MB {'40 MB':>8}")
+    print(f"{'supervisor RSS, ' + str(open_stats['spans_held']) + ' spans held, dashboard open':<46} "
+          f"{open_stats['rss_bytes'] / 2**20:>8.1f}MB {'40 MB':>8}")
+    print(f"{'  the same after 100,000 log lines went by':<46} {stats['rss_bytes'] / 2**20:>8.1f}MB {'':>8}")
     print(f"{'first contentful paint':<46} {timings['first_contentful_paint_ms']:>8.0f}ms {'300 ms':>8}")
     print(f"{'services listed (page start to table filled)':<46} {timings['services_listed_ms']:>8.0f}ms {'':>8}")
     print(f"{'new log line, page idle':<46} {timings['log_line_ms']:>8.0f}ms {'1 s':>8}")

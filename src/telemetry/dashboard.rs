@@ -152,18 +152,31 @@ struct LogsQuery {
     limit: Option<usize>,
 }
 
-/// A log line as the page reads it: `[seq, service, time, stream, text]`.
-fn line_json(seq: u64, l: &crate::logs::Line) -> Value {
-    json!([seq, l.service, l.time, l.stream.tag(), l.text])
+/// Log lines as the page reads them: `[[seq, service, time, stream, text], …]`, written
+/// straight to text (no JSON tree for a batch of thousands).
+fn lines_json(lines: &[(u64, crate::logs::Line)]) -> String {
+    let mut out = String::with_capacity(lines.len() * 96 + 2);
+    out.push('[');
+    for (i, (n, l)) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let row = (n, &l.service, &l.time, l.stream.tag(), &l.text);
+        if let Ok(text) = serde_json::to_string(&row) {
+            out.push_str(&text);
+        }
+    }
+    out.push(']');
+    out
 }
 
 async fn logs(State(hub): State<Arc<Hub>>, Query(q): Query<LogsQuery>) -> Response {
-    let lines: Vec<Value> = hub
-        .logs_after(q.after, q.limit.unwrap_or(super::LOG_LINES))
-        .iter()
-        .map(|(n, l)| line_json(*n, l))
-        .collect();
-    axum::Json(lines).into_response()
+    let lines = hub.logs_after(q.after, q.limit.unwrap_or(super::LOG_LINES));
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        lines_json(&lines),
+    )
+        .into_response()
 }
 
 /// Server-sent events: `logs` (new lines), `spans` (new spans), `services` (a state
@@ -172,12 +185,7 @@ async fn events(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
     let rx = tokio_stream::wrappers::BroadcastStream::new(hub.updates.subscribe());
     let stream = rx.map(|u| {
         let event = match u {
-            Ok(Update::Logs(lines)) => {
-                let data: Vec<Value> = lines.iter().map(|(n, l)| line_json(*n, l)).collect();
-                Event::default()
-                    .event("logs")
-                    .data(Value::Array(data).to_string())
-            }
+            Ok(Update::Logs(lines)) => Event::default().event("logs").data(lines_json(&lines)),
             Ok(Update::Spans(n)) => Event::default().event("spans").data(n.to_string()),
             Ok(Update::Services) => Event::default().event("services").data("{}"),
             Err(_) => Event::default().event("resync").data("{}"),

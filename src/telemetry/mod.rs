@@ -30,6 +30,8 @@ use otlp::Encoding;
 
 /// Log lines the supervisor keeps for the dashboard (a browser keeps more).
 const LOG_LINES: usize = 20_000;
+/// Log lines per event to the dashboards.
+const LOG_BATCH: usize = 2_000;
 
 /// What changed, for the dashboard's event stream.
 #[derive(Debug, Clone)]
@@ -107,21 +109,24 @@ impl Hub {
             .collect()
     }
 
+    /// Keeps `lines` and tells the dashboards, in batches of at most [`LOG_BATCH`] lines
+    /// (a burst of a hundred thousand never becomes one event).
     fn add_lines(&self, lines: Vec<Line>) {
-        if lines.is_empty() {
-            return;
-        }
-        let numbered: Vec<(u64, Line)> = lines
-            .into_iter()
-            .map(|l| (self.next_line.fetch_add(1, Ordering::Relaxed), l))
-            .collect();
-        if let Ok(mut logs) = self.logs.lock() {
-            logs.extend(numbered.iter().cloned());
-            while logs.len() > LOG_LINES {
-                logs.pop_front();
+        let mut lines = lines.into_iter().peekable();
+        while lines.peek().is_some() {
+            let numbered: Vec<(u64, Line)> = lines
+                .by_ref()
+                .take(LOG_BATCH)
+                .map(|l| (self.next_line.fetch_add(1, Ordering::Relaxed), l))
+                .collect();
+            if let Ok(mut logs) = self.logs.lock() {
+                logs.extend(numbered.iter().cloned());
+                while logs.len() > LOG_LINES {
+                    logs.pop_front();
+                }
             }
+            let _ = self.updates.send(Update::Logs(Arc::new(numbered)));
         }
-        let _ = self.updates.send(Update::Logs(Arc::new(numbered)));
     }
 
     /// Sends `body` on to the collector of `otlp_forward:`, off the request's path.
